@@ -1,0 +1,156 @@
+//! Typed IOCTL descriptors: one declaration read by the driver's dispatch
+//! table and by the client's `ioctl` call.
+//!
+//! `I` and `O` name the request and reply types: a fixed `#[repr(C)]` type
+//! (checked with zerocopy's traits where it is used), `()` for none, or `[u8]`
+//! for a variable-length byte payload. The size rules ([`Len`]) are what the
+//! driver enforces before any handler runs.
+
+use core::marker::PhantomData;
+
+use crate::ctl::{Access, ControlCode, DeviceType, Method};
+
+/// An inclusive size range for a buffer, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Len {
+    /// Smallest accepted length.
+    pub min: u32,
+    /// Largest accepted length.
+    pub max: u32,
+}
+
+/// Why a buffer length was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LenError {
+    /// Shorter than [`Len::min`].
+    TooSmall {
+        /// What was given.
+        got: u32,
+        /// What is needed at least.
+        min: u32,
+    },
+    /// Longer than [`Len::max`].
+    TooLarge {
+        /// What was given.
+        got: u32,
+        /// The most that is accepted.
+        max: u32,
+    },
+}
+
+impl Len {
+    /// No buffer (length 0 only).
+    pub const NONE: Len = Len { min: 0, max: 0 };
+
+    /// Exactly `n` bytes.
+    pub const fn exact(n: usize) -> Len {
+        Len { min: n as u32, max: n as u32 }
+    }
+    /// Exactly the size of `T`.
+    pub const fn of<T>() -> Len {
+        Len::exact(core::mem::size_of::<T>())
+    }
+    /// From 0 to `max` bytes.
+    pub const fn up_to(max: usize) -> Len {
+        Len { min: 0, max: max as u32 }
+    }
+    /// From `min` to `max` bytes.
+    pub const fn range(min: usize, max: usize) -> Len {
+        assert!(min <= max);
+        Len { min: min as u32, max: max as u32 }
+    }
+
+    /// Checks a length against the range.
+    pub const fn check(self, got: u32) -> Result<(), LenError> {
+        if got < self.min {
+            Err(LenError::TooSmall { got, min: self.min })
+        } else if got > self.max {
+            Err(LenError::TooLarge { got, max: self.max })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One IOCTL: its code, a name for diagnostics, and the size rules of its
+/// input buffer and of the output buffer the caller must supply.
+///
+/// The output rule bounds the *buffer the caller provides*; a longer output
+/// buffer than `output.max` is accepted and only `output.max` bytes of it are
+/// offered to the handler, so a client may pass a generous buffer.
+pub struct Ioctl<I: ?Sized, O: ?Sized> {
+    /// The packed control code.
+    pub code: ControlCode,
+    /// A short name, used in errors and logs.
+    pub name: &'static str,
+    /// Accepted input lengths.
+    pub input: Len,
+    /// Accepted output buffer lengths (see the type's docs for `max`).
+    pub output: Len,
+    _types: PhantomData<(fn(&I), fn(&O))>,
+}
+
+impl<I: ?Sized, O: ?Sized> Clone for Ioctl<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I: ?Sized, O: ?Sized> Copy for Ioctl<I, O> {}
+
+impl<I: ?Sized, O: ?Sized> core::fmt::Debug for Ioctl<I, O> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ioctl")
+            .field("name", &self.name)
+            .field("code", &self.code)
+            .field("input", &self.input)
+            .field("output", &self.output)
+            .finish()
+    }
+}
+
+impl<I: ?Sized, O: ?Sized> Ioctl<I, O> {
+    /// Declares an IOCTL in the customer range of `device`.
+    pub const fn new(
+        name: &'static str,
+        device: DeviceType,
+        function_offset: u16,
+        method: Method,
+        access: Access,
+        input: Len,
+        output: Len,
+    ) -> Self {
+        Ioctl { code: ControlCode::custom(device, function_offset, method, access), name, input, output, _types: PhantomData }
+    }
+
+    /// The buffer method encoded in the code.
+    pub const fn method(&self) -> Method {
+        self.code.method()
+    }
+
+    /// The same descriptor with its types erased, for dispatch tables.
+    pub const fn erase(&self) -> Ioctl<[u8], [u8]> {
+        Ioctl { code: self.code, name: self.name, input: self.input, output: self.output, _types: PhantomData }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn len_rules() {
+        assert_eq!(Len::NONE.check(0), Ok(()));
+        assert_eq!(Len::NONE.check(1), Err(LenError::TooLarge { got: 1, max: 0 }));
+        assert_eq!(Len::of::<u64>().check(7), Err(LenError::TooSmall { got: 7, min: 8 }));
+        assert_eq!(Len::range(4, 10).check(10), Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn check_agrees_with_bounds(min in 0u32..1000, span in 0u32..1000, got: u32) {
+            let l = Len { min, max: min + span };
+            prop_assert_eq!(l.check(got).is_ok(), got >= min && got <= min + span);
+        }
+    }
+}

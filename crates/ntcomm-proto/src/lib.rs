@@ -1,0 +1,20 @@
+//! The contract between an ntcomm driver and its user-mode clients.
+//!
+//! Everything both sides must agree on is declared here once: control codes
+//! (`CTL_CODE`), typed IOCTL descriptors with their size rules, status codes,
+//! and the wire layouts of the reference driver's messages. The crate is
+//! `no_std`, allocation-free and host-testable: the kernel library and the
+//! user-mode library both depend on it, so a mismatch is a compile error
+//! rather than a corrupted buffer.
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ctl;
+pub mod demo;
+pub mod ioctl;
+pub mod status;
+
+pub use ctl::{Access, ControlCode, DeviceType, Method};
+pub use ioctl::{Ioctl, Len, LenError};
+pub use status::NtStatus;
