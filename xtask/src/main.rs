@@ -1,1 +1,656 @@
-fn main(){}
+//! `cargo xtask`: set up the Linux + Wine environment, build the driver and tools for
+//! x86_64-pc-windows-gnu, and run the tests, demo and benchmarks under Wine.
+//!
+//! std only. Every external command is echoed to stderr before it runs.
+
+use std::env;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const WIN_TARGET: &str = "x86_64-pc-windows-gnu";
+const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+const MINGW_DLLTOOL: &str = "x86_64-w64-mingw32-dlltool";
+/// Overrides used whenever xtask starts Wine: no Mono/Gecko installer prompts on a
+/// fresh prefix, no desktop menu entries written to $HOME.
+const WINEDLLOVERRIDES: &str = "mscoree,mshtml=;winemenubuilder.exe=d";
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  setup                      install wine/mingw-w64 (apt-get), the Rust Windows target and
+                             clippy, create the Wine prefix target/wine/prefix and install
+                             the bcryptprimitives.dll shim into it (idempotent)
+  build [--release]          setup, build ntcomm-demo + ntcomm for x86_64-pc-windows-gnu,
+                             copy ntcomm_demo.dll to ntcomm_demo.sys
+  test  [--release] [-- ARGS]
+                             setup + build, then: host tests of ntcomm-proto; Windows tests
+                             of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); clippy
+                             -D warnings on ntcomm-km and ntcomm-demo. ARGS go to both
+                             `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
+                             `-- -- --nocapture`)
+  demo  [--release] [ARGS]   setup + build, then `ntcomm demo --driver <sys> ARGS` under Wine
+  bench [--release] [ARGS]   setup + build, then `ntcomm bench --driver <sys> ARGS` under Wine
+                             (e.g. `cargo xtask bench --json`)
+  wine  [--] EXE [ARGS]      run a Windows executable in the workspace's Wine prefix
+  help                       this text
+
+environment: WINEDEBUG is passed through (default -all), e.g. WINEDEBUG=-all,warn+debugstr
+shows driver DbgPrint output.";
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+struct Error(String);
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Error {
+    fn from(s: String) -> Self {
+        Error(s)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(s: &str) -> Self {
+        Error(s.to_owned())
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, Error>;
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(Error(format!($($arg)*))) };
+}
+
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error(format!("{}: {e}", what())))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry point and argument parsing
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// Splits `[--release] [--] rest...`. With `strict`, unknown `-`-options before `--` are
+/// errors; otherwise the first argument xtask does not know (and everything after it) is
+/// passed through.
+fn parse_profile_args(args: &[String], strict: bool) -> Result<(Profile, Vec<String>)> {
+    let mut profile = Profile::Debug;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--release" | "-r" => profile = Profile::Release,
+            "--" => {
+                rest.extend(it.by_ref().cloned());
+                break;
+            }
+            _ if strict => bail!("unexpected argument `{a}` (extra arguments go after `--`)"),
+            _ => {
+                rest.push(a.clone());
+                rest.extend(it.by_ref().cloned());
+                break;
+            }
+        }
+    }
+    Ok((profile, rest))
+}
+
+fn run(args: Vec<String>) -> Result<ExitCode> {
+    let Some((cmd, rest)) = args.split_first() else {
+        println!("{USAGE}");
+        return Ok(ExitCode::FAILURE);
+    };
+    let ws = Workspace::locate()?;
+    match cmd.as_str() {
+        "setup" => {
+            if !rest.is_empty() {
+                bail!("`setup` takes no arguments");
+            }
+            ws.setup()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "build" => {
+            let (profile, extra) = parse_profile_args(rest, true)?;
+            if !extra.is_empty() {
+                bail!("`build` takes only --release");
+            }
+            ws.setup()?;
+            ws.build(profile)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "test" => {
+            let (profile, extra) = parse_profile_args(rest, true)?;
+            ws.test(profile, &extra)
+        }
+        "demo" | "bench" => {
+            let (profile, extra) = parse_profile_args(rest, false)?;
+            ws.setup()?;
+            let sys = ws.build(profile)?;
+            let exe = ws.win_out(profile).join("ntcomm.exe");
+            let mut tool_args = vec![
+                exe.into_os_string(),
+                cmd.into(),
+                "--driver".into(),
+                windows_path(&sys).into(),
+            ];
+            tool_args.extend(extra.into_iter().map(OsString::from));
+            ws.kill_wineserver();
+            ws.run_in_wine(&tool_args)
+        }
+        "wine" => {
+            let rest = match rest.first().map(String::as_str) {
+                Some("--") => &rest[1..],
+                _ => rest,
+            };
+            if rest.is_empty() {
+                bail!("usage: cargo xtask wine -- EXE [ARGS]");
+            }
+            ws.setup()?;
+            let args: Vec<OsString> = rest.iter().map(OsString::from).collect();
+            ws.run_in_wine(&args)
+        }
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running commands
+
+/// Renders a command line for echoing: the env vars we set, then program and arguments.
+fn render(cmd: &Command) -> String {
+    let mut s = String::from("$ ");
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            s.push_str(&format!("{}={} ", k.to_string_lossy(), quote(&v.to_string_lossy())));
+        }
+    }
+    s.push_str(&quote(&cmd.get_program().to_string_lossy()));
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&quote(&a.to_string_lossy()));
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        s.push_str(&format!("    (in {})", dir.display()));
+    }
+    s
+}
+
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn echo(cmd: &Command) {
+    eprintln!("{}", render(cmd));
+    let _ = io::stderr().flush();
+}
+
+/// Runs a command with inherited stdio; returns its exit status code (-1 if killed by a
+/// signal).
+fn status(cmd: &mut Command) -> Result<i32> {
+    echo(cmd);
+    let st = cmd
+        .status()
+        .context(|| format!("cannot run `{}`", cmd.get_program().to_string_lossy()))?;
+    Ok(st.code().unwrap_or(-1))
+}
+
+/// Runs a command and fails unless it exits 0.
+fn check(cmd: &mut Command) -> Result {
+    match status(cmd)? {
+        0 => Ok(()),
+        code => bail!("`{}` failed (exit code {code})", render(cmd).trim_start_matches("$ ")),
+    }
+}
+
+/// Runs a command quietly (not echoed: used only for read-only probes) and returns stdout.
+fn probe(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Looks a program up on PATH without spawning anything.
+fn which(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).map(|d| d.join(program)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    match code {
+        0 => ExitCode::SUCCESS,
+        1..=255 => ExitCode::from(code as u8),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn is_root() -> bool {
+    // /proc/self/status: "Uid:\treal\teffective\t..."
+    if let Ok(s) = fs::read_to_string("/proc/self/status") {
+        if let Some(line) = s.lines().find(|l| l.starts_with("Uid:")) {
+            return line.split_whitespace().nth(2) == Some("0");
+        }
+    }
+    probe("id", &["-u"]).is_some_and(|s| s.trim() == "0")
+}
+
+/// The Windows view of a Unix path, through Wine's default `Z:` -> `/` mapping.
+fn windows_path(p: &Path) -> String {
+    format!("Z:{}", p.display().to_string().replace('/', "\\"))
+}
+
+fn newer_than(src: &[PathBuf], out: &Path) -> bool {
+    let Ok(out_time) = fs::metadata(out).and_then(|m| m.modified()) else {
+        return true;
+    };
+    src.iter()
+        .any(|s| fs::metadata(s).and_then(|m| m.modified()).map_or(true, |t| t > out_time))
+}
+
+// ---------------------------------------------------------------------------------------
+// The workspace
+
+struct Workspace {
+    root: PathBuf,
+    cargo: OsString,
+}
+
+impl Workspace {
+    fn locate() -> Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or("CARGO_MANIFEST_DIR has no parent")?
+            .to_path_buf();
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        Ok(Workspace { root, cargo })
+    }
+
+    fn wine_dir(&self) -> PathBuf {
+        self.root.join("target/wine")
+    }
+
+    fn prefix(&self) -> PathBuf {
+        self.wine_dir().join("prefix")
+    }
+
+    fn shim_src(&self) -> PathBuf {
+        self.root.join("compat/wine-bcryptprimitives")
+    }
+
+    fn shim_out(&self) -> PathBuf {
+        self.wine_dir().join("bcryptprimitives.dll")
+    }
+
+    fn runner(&self) -> PathBuf {
+        self.root.join("xtask/wine-runner.sh")
+    }
+
+    fn win_out(&self, profile: Profile) -> PathBuf {
+        self.root.join("target").join(WIN_TARGET).join(profile.dir())
+    }
+
+    fn cargo(&self) -> Command {
+        let mut c = Command::new(&self.cargo);
+        c.current_dir(&self.root);
+        c
+    }
+
+    /// A command with this workspace's Wine environment.
+    fn wine_cmd(&self, program: &str, prefix: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env("WINEPREFIX", prefix);
+        if env::var_os("WINEDEBUG").is_none() {
+            c.env("WINEDEBUG", "-all");
+        }
+        if env::var_os("WINEDLLOVERRIDES").is_none() {
+            c.env("WINEDLLOVERRIDES", WINEDLLOVERRIDES);
+        }
+        c
+    }
+
+    // ----- setup -----------------------------------------------------------------------
+
+    fn setup(&self) -> Result {
+        let t0 = Instant::now();
+        eprintln!("xtask setup: checking {}", self.root.display());
+        self.ensure_packages()?;
+        self.ensure_rust()?;
+        self.ensure_shim_built()?;
+        self.ensure_prefix()?;
+        self.ensure_shim_installed()?;
+        eprintln!("xtask setup: ready ({:.2} s)", t0.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn ensure_packages(&self) -> Result {
+        // (what must be found, Debian package providing it)
+        let needed: [(&str, Option<PathBuf>, &str); 6] = [
+            ("wine", which("wine"), "wine"),
+            ("wineserver", which("wineserver"), "wine"),
+            ("wineboot", which("wineboot"), "wine"),
+            ("/usr/lib/wine/wine64", Some(PathBuf::from("/usr/lib/wine/wine64")), "wine64"),
+            (MINGW_GCC, which(MINGW_GCC), "mingw-w64"),
+            (MINGW_DLLTOOL, which(MINGW_DLLTOOL), "mingw-w64"),
+        ];
+        let mut missing: Vec<&str> = Vec::new();
+        for (name, found, pkg) in &needed {
+            match found {
+                Some(p) if is_executable(p) => eprintln!("  found {name}: {}", p.display()),
+                _ => {
+                    eprintln!("  missing {name} (package {pkg})");
+                    if !missing.contains(pkg) {
+                        missing.push(pkg);
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        // `wine` alone pulls wine64 on amd64, but asking for both is explicit and harmless.
+        for pkg in ["wine", "wine64"] {
+            if missing.contains(&"wine") && !missing.contains(&pkg) {
+                missing.push(pkg);
+            }
+        }
+        if which("apt-get").is_none() {
+            bail!(
+                "missing tools and no apt-get to install them: install the packages {} \
+                 (or their equivalents) and re-run",
+                missing.join(" ")
+            );
+        }
+        let sudo: Vec<&str> = if is_root() {
+            vec![]
+        } else if which("sudo").is_none() {
+            bail!("not root and no sudo: install the packages {} and re-run", missing.join(" "));
+        } else if env::var_os("CI").is_some() || !io::stdin().is_terminal() {
+            vec!["sudo", "-n"] // never wait for a password that nobody will type
+        } else {
+            vec!["sudo"]
+        };
+        let apt = |args: &[&str]| {
+            let mut argv: Vec<&str> = sudo.clone();
+            argv.extend(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            argv.extend(args);
+            let mut c = Command::new(argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        check(&mut apt(&["update"]))?;
+        let mut install = vec!["install", "-y"];
+        install.extend(missing.iter().copied());
+        check(&mut apt(&install))?;
+        for (name, _, _) in &needed {
+            let ok = if name.starts_with('/') {
+                is_executable(Path::new(name))
+            } else {
+                which(name).is_some()
+            };
+            if !ok {
+                bail!("`{name}` still missing after apt-get install");
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_rust(&self) -> Result {
+        if which("rustup").is_some() {
+            let targets = probe("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+            if targets.lines().any(|l| l.trim() == WIN_TARGET) {
+                eprintln!("  found rust target {WIN_TARGET}");
+            } else {
+                check(Command::new("rustup").args(["target", "add", WIN_TARGET]))?;
+            }
+            let comps = probe("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+            if comps.lines().any(|l| l.trim().starts_with("clippy")) {
+                eprintln!("  found rust component clippy");
+            } else {
+                check(Command::new("rustup").args(["component", "add", "clippy"]))?;
+            }
+        } else {
+            // No rustup (distribution Rust?): check, cannot install.
+            let sysroot = probe("rustc", &["--print", "sysroot"]).unwrap_or_default();
+            let lib = Path::new(sysroot.trim()).join("lib/rustlib").join(WIN_TARGET);
+            if !lib.is_dir() {
+                bail!("no rustup, and the standard library for {WIN_TARGET} is not in {}", lib.display());
+            }
+            eprintln!("  found rust target {WIN_TARGET} (no rustup): {}", lib.display());
+        }
+        Ok(())
+    }
+
+    fn ensure_shim_built(&self) -> Result {
+        let src = self.shim_src();
+        let (c, def) = (src.join("prng.c"), src.join("bcryptprimitives.def"));
+        let out = self.shim_out();
+        if !newer_than(&[c.clone(), def.clone()], &out) {
+            eprintln!("  found bcryptprimitives shim: {}", out.display());
+            return Ok(());
+        }
+        fs::create_dir_all(self.wine_dir()).context(|| "create target/wine".into())?;
+        let tmp = out.with_extension("dll.tmp");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-nostdlib", "-s"])
+                .arg("-Wl,--entry,DllMainCRTStartup")
+                .arg("-o")
+                .arg(&tmp)
+                .arg(&c)
+                .arg(&def)
+                .args(["-ladvapi32", "-lkernel32"]),
+        )?;
+        fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
+        Ok(())
+    }
+
+    fn ensure_prefix(&self) -> Result {
+        let prefix = self.prefix();
+        if prefix.join("system.reg").is_file() {
+            eprintln!("  found Wine prefix: {}", prefix.display());
+            return Ok(());
+        }
+        if prefix.exists() {
+            // A directory without system.reg is an interrupted or foreign attempt.
+            eprintln!("  incomplete Wine prefix at {}: recreating", prefix.display());
+            fs::remove_dir_all(&prefix).context(|| format!("remove {}", prefix.display()))?;
+        }
+        // Build it beside, then rename: an interrupted setup never leaves a half prefix
+        // that later runs would take for a good one.
+        fs::create_dir_all(self.wine_dir()).context(|| "create target/wine".into())?;
+        let tmp = self.wine_dir().join(format!("prefix.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).context(|| format!("remove {}", tmp.display()))?;
+        }
+        let t0 = Instant::now();
+        check(self.wine_cmd("wineboot", &tmp).arg("--init"))?;
+        check(self.wine_cmd("wineserver", &tmp).arg("-w"))?;
+        if !tmp.join("system.reg").is_file() {
+            bail!("wineboot did not create {}", tmp.join("system.reg").display());
+        }
+        match fs::rename(&tmp, &prefix) {
+            Ok(()) => {}
+            Err(_) if prefix.join("system.reg").is_file() => {
+                // Another setup finished first; use its prefix.
+                let _ = fs::remove_dir_all(&tmp);
+            }
+            Err(e) => bail!("rename {} -> {}: {e}", tmp.display(), prefix.display()),
+        }
+        eprintln!("  created Wine prefix in {:.1} s: {}", t0.elapsed().as_secs_f64(), prefix.display());
+        Ok(())
+    }
+
+    fn ensure_shim_installed(&self) -> Result {
+        let dest = self.prefix().join("drive_c/windows/system32/bcryptprimitives.dll");
+        let built = fs::read(self.shim_out()).context(|| format!("read {}", self.shim_out().display()))?;
+        match fs::read(&dest) {
+            Ok(cur) if cur == built => {
+                eprintln!("  found shim installed: {}", dest.display());
+                return Ok(());
+            }
+            Ok(cur) if contains(&cur, b"Wine builtin DLL") || contains(&cur, b"Wine placeholder DLL") => {
+                // wineboot put a placeholder there: this Wine has its own bcryptprimitives
+                // (Wine >= 9 ships ProcessPrng). Leave it alone.
+                eprintln!("  this Wine has its own bcryptprimitives.dll: shim not installed");
+                return Ok(());
+            }
+            _ => {}
+        }
+        eprintln!("$ cp {} {}", self.shim_out().display(), dest.display());
+        let tmp = dest.with_extension("dll.tmp");
+        fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
+        Ok(())
+    }
+
+    // ----- build -----------------------------------------------------------------------
+
+    fn build(&self, profile: Profile) -> Result<PathBuf> {
+        let mut c = self.cargo();
+        c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-demo", "-p", "ntcomm"]);
+        if profile == Profile::Release {
+            c.arg("--release");
+        }
+        check(&mut c)?;
+        let out = self.win_out(profile);
+        let (dll, sys) = (out.join("ntcomm_demo.dll"), out.join("ntcomm_demo.sys"));
+        eprintln!("$ cp {} {}", dll.display(), sys.display());
+        fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
+        Ok(sys)
+    }
+
+    // ----- test ------------------------------------------------------------------------
+
+    fn test(&self, profile: Profile, extra: &[String]) -> Result<ExitCode> {
+        self.setup()?;
+        let mut failed: Vec<String> = Vec::new();
+        let mut step = |name: &str, r: Result<i32>| match r {
+            Ok(0) => eprintln!("xtask test: {name}: ok"),
+            Ok(code) => {
+                eprintln!("xtask test: {name}: FAILED (exit code {code})");
+                failed.push(name.to_owned());
+            }
+            Err(e) => {
+                eprintln!("xtask test: {name}: FAILED: {e:?}");
+                failed.push(name.to_owned());
+            }
+        };
+
+        // Keep going after a failure: one run should report every broken group.
+        let sys = match self.build(profile) {
+            Ok(sys) => {
+                step("build", Ok(0));
+                sys
+            }
+            Err(e) => {
+                step("build", Err(e));
+                self.win_out(profile).join("ntcomm_demo.sys")
+            }
+        };
+        let release: &[&str] = if profile == Profile::Release { &["--release"] } else { &[] };
+
+        // (a) host
+        let mut c = self.cargo();
+        c.args(["test", "-p", "ntcomm-proto"]).args(release).args(extra);
+        step("host tests (ntcomm-proto)", status(&mut c));
+
+        // (b) Windows, under Wine through the target runner. A clean wineserver before and
+        // after: a winedevice.exe crashed by an earlier run would fail every later test.
+        self.kill_wineserver();
+        let mut c = self.cargo();
+        c.args(["test", "--target", WIN_TARGET, "-p", "ntcomm-um", "-p", "ntcomm"])
+            .args(release)
+            .args(extra)
+            .env("NTCOMM_DRIVER", windows_path(&sys));
+        step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
+        self.kill_wineserver();
+
+        // (c) lints of the kernel-mode crates
+        let mut c = self.cargo();
+        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo"])
+            .args(release)
+            .args(["--", "-D", "warnings"]);
+        step("clippy (ntcomm-km, ntcomm-demo)", status(&mut c));
+
+        if failed.is_empty() {
+            eprintln!("xtask test: all passed");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("xtask test: FAILED: {}", failed.join("; "));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+
+    // ----- Wine ------------------------------------------------------------------------
+
+    fn kill_wineserver(&self) {
+        let prefix = self.prefix();
+        // Exit codes ignored: "no server running" is the usual answer.
+        let _ = status(self.wine_cmd("wineserver", &prefix).arg("-k"));
+        let _ = status(self.wine_cmd("wineserver", &prefix).arg("-w"));
+    }
+
+    fn run_in_wine(&self, args: &[OsString]) -> Result<ExitCode> {
+        let mut c = Command::new(self.runner());
+        c.args(args).env("NTCOMM_WINE_NO_SETUP", "1");
+        Ok(exit_code(status(&mut c)?))
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
