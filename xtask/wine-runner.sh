@@ -6,8 +6,11 @@
 # Environment you may set beforehand (respected, not overwritten):
 #   WINEDEBUG         default "-all" (use e.g. "-all,warn+debugstr" to see driver DbgPrint;
 #                     it only reaches services if set when the wineserver starts)
-#   WINEDLLOVERRIDES  default "mscoree,mshtml=;winemenubuilder.exe=d" (no Mono/Gecko
-#                     installer prompts, no desktop-menu spam)
+#   WINEDLLOVERRIDES  default "mscoree,mshtml=;winemenubuilder.exe=d;winedbg.exe=d"
+#                     (no Mono/Gecko installer prompts, no desktop-menu spam, no winedbg:
+#                     under Wine 8 winedbg crashes and the crashed program then exits 0;
+#                     without it a crash exits with the exception code's low byte, e.g.
+#                     5; setup also disables winedbg in the prefix registry)
 #   NTCOMM_WINE_NO_SETUP=1  fail instead of running `cargo xtask setup` when the prefix
 #                     is missing.
 set -euo pipefail
@@ -17,7 +20,7 @@ prefix="$root/target/wine/prefix"
 
 export WINEPREFIX="$prefix"
 export WINEDEBUG="${WINEDEBUG:--all}"
-export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=;winemenubuilder.exe=d}"
+export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=;winemenubuilder.exe=d;winedbg.exe=d}"
 
 if [[ ! -f "$prefix/system.reg" ]]; then
     if [[ "${NTCOMM_WINE_NO_SETUP:-}" == 1 ]]; then

@@ -16,8 +16,16 @@ const WIN_TARGET: &str = "x86_64-pc-windows-gnu";
 const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
 const MINGW_DLLTOOL: &str = "x86_64-w64-mingw32-dlltool";
 /// Overrides used whenever xtask starts Wine: no Mono/Gecko installer prompts on a
-/// fresh prefix, no desktop menu entries written to $HOME.
-const WINEDLLOVERRIDES: &str = "mscoree,mshtml=;winemenubuilder.exe=d";
+/// fresh prefix, no desktop menu entries written to $HOME, and no winedbg (see
+/// `NO_WINEDBG_REG`). Keep in sync with xtask/wine-runner.sh.
+const WINEDLLOVERRIDES: &str = "mscoree,mshtml=;winemenubuilder.exe=d;winedbg.exe=d";
+/// The prefix's HKCU DllOverrides entry disabling winedbg.exe, as it appears in user.reg.
+/// Measured under Wine 8: on an unhandled exception (e.g. a segfault in a test) Wine
+/// starts `winedbg --auto`, which crashes internally and the process then exits with
+/// code 0, so a crashing test binary would PASS `cargo test`. With winedbg disabled the
+/// process exits with the exception code's low byte (5 for an access violation).
+/// AeDebug registry settings do not stop Wine 8 from starting winedbg; this does.
+const NO_WINEDBG_REG: &str = "\"winedbg.exe\"=\"\"";
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -502,6 +510,12 @@ impl Workspace {
         let prefix = self.prefix();
         if prefix.join("system.reg").is_file() {
             eprintln!("  found Wine prefix: {}", prefix.display());
+            let user_reg = fs::read_to_string(prefix.join("user.reg")).unwrap_or_default();
+            if !user_reg.contains(NO_WINEDBG_REG) {
+                // A prefix made before this setting existed. Goes through a running
+                // wineserver if there is one (not killed: others may be using it).
+                self.disable_winedbg(&prefix)?;
+            }
             return Ok(());
         }
         if prefix.exists() {
@@ -518,6 +532,7 @@ impl Workspace {
         }
         let t0 = Instant::now();
         check(self.wine_cmd("wineboot", &tmp).arg("--init"))?;
+        self.disable_winedbg(&tmp)?;
         check(self.wine_cmd("wineserver", &tmp).arg("-w"))?;
         if !tmp.join("system.reg").is_file() {
             bail!("wineboot did not create {}", tmp.join("system.reg").display());
@@ -532,6 +547,22 @@ impl Workspace {
         }
         eprintln!("  created Wine prefix in {:.1} s: {}", t0.elapsed().as_secs_f64(), prefix.display());
         Ok(())
+    }
+
+    /// See `NO_WINEDBG_REG`.
+    fn disable_winedbg(&self, prefix: &Path) -> Result {
+        check(self.wine_cmd("wine", prefix).args([
+            "reg",
+            "add",
+            r"HKCU\Software\Wine\DllOverrides",
+            "/v",
+            "winedbg.exe",
+            "/t",
+            "REG_SZ",
+            "/d",
+            "",
+            "/f",
+        ]))
     }
 
     fn ensure_shim_installed(&self) -> Result {
