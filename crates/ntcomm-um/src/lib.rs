@@ -1,1 +1,82 @@
+//! User-mode side of ntcomm: open a driver's device, send typed IOCTLs,
+//! run overlapped operations through a completion port, and manage the
+//! driver's service.
+//!
+//! Everything but [`error`] is Windows-only; elsewhere this crate is just its
+//! error type (so host builds of the workspace work and the pure logic is
+//! tested on the host).
+//!
+//! # API
+//!
+//! ```text
+//! error    Error { context, win32, ntstatus }      Result<T> = Result<T, Error>
+//!          Error::new(ctx, win32) / with_ntstatus(ctx, win32, NtStatus)
+//!               / from_ntstatus(ctx, NtStatus) / last(ctx)          [last: Windows]
+//!          .context() .win32() .ntstatus() .kind() .message() .prefixed(p)
+//!          ErrorKind::{NotFound, AccessDenied, InvalidParameter, BufferTooSmall, Busy,
+//!            Cancelled, NotFoundItem, InvalidFunction, Timeout, ServiceExists,
+//!            ServiceNotFound, ServiceNotActive, InvalidData, OutOfResources, Other}
+//!          ErrorKind::from_win32(u32)   status_to_win32(NtStatus)   error::code::*
+//! device   Device::open(path) / open_overlapped(path) / open_with(path, DeviceAccess, overlapped)
+//!          .read(&mut [u8]) .write(&[u8]) -> Result<usize>
+//!          .ioctl(&Ioctl<I,O>, &I, &mut O) -> Result<usize>   (sizes checked first)
+//!          .ioctl_get(&Ioctl<(),O>) -> Result<O>
+//!          .ioctl_raw(code: u32, &[u8], &mut [u8]) -> Result<usize>   (unchecked)
+//!          .cancel_all() .path() .is_overlapped()   AsRawHandle
+//! iocp     CompletionPort::new() .associate(&Device, key) .post(key, tag)
+//!          .wait(Option<Duration>) -> Result<Option<Completion>>
+//!          .wait_many(&mut Vec<Completion>, max, Option<Duration>) -> Result<usize>
+//!          Device::start_read(Vec<u8>, tag) / start_write(Vec<u8>, tag)
+//!                 / start_ioctl(&Ioctl<I,O>, input: Vec<u8>, output_capacity, tag)
+//!                 / start_ioctl_raw(code: u32, input, output_capacity, tag) -> Result<OpId>
+//!          Device::cancel(OpId)
+//!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
+//! service  install(name, display, &Path) / install_with(.., &InstallOptions)
+//!          start(name) / stop(name) / uninstall(name) -> Result<()>
+//!          status(name) -> Result<ServiceState>   TRANSITION_TIMEOUT (10 s)
+//! ```
+//!
+//! ```no_run
+//! # #[cfg(windows)] fn main() -> ntcomm_um::Result<()> {
+//! use ntcomm_proto::demo;
+//! use ntcomm_um::{CompletionPort, Device};
+//!
+//! let dev = Device::open(demo::USER_PATH)?;
+//! let mut out = [0u8; 5];
+//! let n = dev.ioctl(&demo::ECHO_BUFFERED, &b"hello"[..], &mut out[..])?;
+//! assert_eq!(&out[..n], b"hello");
+//! let stats = dev.ioctl_get(&demo::GET_STATS)?;
+//!
+//! let dev = Device::open_overlapped(demo::USER_PATH)?;
+//! let port = CompletionPort::new()?;
+//! port.associate(&dev, 1)?;
+//! dev.start_ioctl(&demo::WAIT_EVENT, Vec::new(), demo::MAX_EVENT, 42)?;
+//! if let Some(done) = port.wait(None)? {
+//!     println!("tag {}: {:?}, {} bytes", done.tag, done.result, done.buffer.len());
+//! }
+//! # let _ = stats; Ok(()) }
+//! # #[cfg(not(windows))] fn main() {}
+//! ```
+#![warn(missing_docs)]
 
+pub mod error;
+mod util;
+
+#[cfg(windows)]
+mod ntdll;
+
+#[cfg(windows)]
+pub mod device;
+#[cfg(windows)]
+pub mod iocp;
+#[cfg(windows)]
+pub mod service;
+
+pub use error::{Error, ErrorKind, Result};
+
+#[cfg(windows)]
+pub use device::{Device, DeviceAccess};
+#[cfg(windows)]
+pub use iocp::{Completion, CompletionPort, OpId, OpKind};
+#[cfg(windows)]
+pub use service::ServiceState;
