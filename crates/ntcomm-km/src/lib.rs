@@ -1,1 +1,52 @@
+//! `ntcomm-km`: safe building blocks for a Windows kernel driver that talks
+//! to user mode.
+//!
+//! - [`device`]: device creation (name, link, DACL, secure open), dispatch
+//!   through the [`DeviceOperations`](device::DeviceOperations) trait, and
+//!   orderly unload; [`driver_entry!`] defines `DriverEntry`.
+//! - [`irp`]: [`Request`](irp::Request), an owned IRP that completing
+//!   consumes, and [`Handled`](irp::Handled), the proof a dispatch routine
+//!   returns.
+//! - [`ioctl`]: a table of handlers keyed by `ntcomm-proto` declarations,
+//!   validated before any handler runs; buffers per method.
+//! - [`queue`]: a cancel-safe queue of pended requests (no `IoCsq*`).
+//! - [`thread`]: system threads, work items, a stop signal.
+//! - [`sync`]: spin lock and events; [`pool`]: the pool allocator.
+//! - [`sys`]: the raw declarations, layouts asserted against the C compiler.
+//!
+//! Everything here works the same on Windows and under Wine; nothing asks
+//! which one it runs on.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
+extern crate alloc;
+
+pub mod debug;
+pub mod device;
+mod error;
+pub mod ioctl;
+pub mod pool;
+pub mod irp;
+pub mod queue;
+pub mod string;
+pub mod sync;
+pub mod sys;
+pub mod thread;
+
+pub use error::Error;
+pub use ntcomm_proto as proto;
+pub use ntcomm_proto::NtStatus;
+
+/// Kernel code has nowhere to unwind to: a panic is a bug check with a code
+/// that names ntcomm ("NTC!"). Kernel crates deny the lints that make panics
+/// reachable; this is the last line.
+#[cfg(all(not(test), target_os = "windows"))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if let Some(loc) = info.location() {
+        kprintln!("panic at {}:{}", loc.file(), loc.line());
+    }
+    // SAFETY: KeBugCheckEx never returns.
+    unsafe { sys::KeBugCheckEx(u32::from_be_bytes(*b"NTC!"), 0, 0, 0, 0) }
+}

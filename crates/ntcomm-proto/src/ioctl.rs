@@ -72,6 +72,9 @@ impl Len {
     }
 }
 
+/// Ties the request and reply types to a descriptor without owning them.
+type Types<I, O> = (fn(&I), fn(&O));
+
 /// One IOCTL: its code, a name for diagnostics, and the size rules of its
 /// input buffer and of the output buffer the caller must supply.
 ///
@@ -87,7 +90,7 @@ pub struct Ioctl<I: ?Sized, O: ?Sized> {
     pub input: Len,
     /// Accepted output buffer lengths (see the type's docs for `max`).
     pub output: Len,
-    _types: PhantomData<(fn(&I), fn(&O))>,
+    _types: PhantomData<Types<I, O>>,
 }
 
 impl<I: ?Sized, O: ?Sized> Clone for Ioctl<I, O> {

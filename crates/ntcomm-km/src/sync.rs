@@ -1,0 +1,132 @@
+//! Kernel synchronisation: a spin lock that owns its data, and events.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::time::Duration;
+
+use crate::sys;
+
+/// Data guarded by a `KSPIN_LOCK` (`KeAcquireSpinLockRaiseToDpc`).
+///
+/// Hold it briefly and never across a wait or a call that may block: code
+/// under the lock runs at `DISPATCH_LEVEL` on Windows.
+pub struct SpinLock<T> {
+    lock: UnsafeCell<sys::KSPIN_LOCK>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: access to `data` is serialised by the spin lock.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: moving the lock moves the data, which is Send.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    /// A new, released lock (`KeInitializeSpinLock` stores zero).
+    pub const fn new(data: T) -> Self {
+        Self { lock: UnsafeCell::new(0), data: UnsafeCell::new(data) }
+    }
+
+    /// Acquires the lock, raising IRQL to `DISPATCH_LEVEL`.
+    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        // SAFETY: the lock word lives as long as `self`.
+        let irql = unsafe { sys::KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
+        SpinLockGuard { owner: self, irql }
+    }
+}
+
+/// Access to a [`SpinLock`]'s data; releases on drop.
+pub struct SpinLockGuard<'a, T> {
+    owner: &'a SpinLock<T>,
+    irql: sys::KIRQL,
+}
+
+impl<T> Deref for SpinLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves the lock is held.
+        unsafe { &*self.owner.data.get() }
+    }
+}
+
+impl<T> DerefMut for SpinLockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves the lock is held, and is borrowed mutably.
+        unsafe { &mut *self.owner.data.get() }
+    }
+}
+
+impl<T> Drop for SpinLockGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: acquired in `lock` with this IRQL.
+        unsafe { sys::KeReleaseSpinLock(self.owner.lock.get(), self.irql) };
+    }
+}
+
+/// How a [`Event`] resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Stays signalled until cleared; wakes every waiter.
+    Notification,
+    /// Wakes one waiter and resets itself.
+    Synchronization,
+}
+
+/// A kernel event (`KEVENT`) in pool memory, so its address never changes.
+pub struct Event {
+    raw: alloc::boxed::Box<UnsafeCell<sys::KEVENT>>,
+}
+
+// SAFETY: KEVENTs are designed for use from any thread.
+unsafe impl Send for Event {}
+// SAFETY: as above; every operation goes through Ke* calls.
+unsafe impl Sync for Event {}
+
+impl Event {
+    /// A new event, initially signalled or not.
+    pub fn new(kind: EventKind, signalled: bool) -> Self {
+        let raw = alloc::boxed::Box::new(UnsafeCell::new(sys::KEVENT { opaque: [0; 24] }));
+        let ty = match kind {
+            EventKind::Notification => sys::NOTIFICATION_EVENT,
+            EventKind::Synchronization => sys::SYNCHRONIZATION_EVENT,
+        };
+        // SAFETY: initialising a KEVENT we own, before sharing it.
+        unsafe { sys::KeInitializeEvent(raw.get(), ty, signalled as u8) };
+        Self { raw }
+    }
+
+    /// Signals the event.
+    pub fn set(&self) {
+        // SAFETY: initialised in `new`.
+        unsafe { sys::KeSetEvent(self.raw.get(), 0, 0) };
+    }
+
+    /// Resets the event.
+    pub fn clear(&self) {
+        // SAFETY: initialised in `new`.
+        unsafe { sys::KeClearEvent(self.raw.get()) };
+    }
+
+    /// Waits until signalled or until `timeout` passes; `true` if signalled.
+    /// Must be called at `PASSIVE_LEVEL` (never under a [`SpinLock`]).
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        // Negative means relative, in 100 ns units.
+        let mut relative: i64 = match timeout {
+            Some(d) => -((d.as_nanos() / 100).min(i64::MAX as u128) as i64),
+            None => 0,
+        };
+        let timeout_ptr = if timeout.is_some() { &mut relative as *mut i64 } else { core::ptr::null_mut() };
+        // SAFETY: initialised in `new`; `timeout_ptr` is NULL or points to a
+        // live local.
+        let status = unsafe {
+            sys::KeWaitForSingleObject(self.raw.get().cast(), sys::EXECUTIVE, sys::KERNEL_MODE, 0, timeout_ptr)
+        };
+        status == 0
+    }
+}
+
+/// Sleeps the current thread (`KeDelayExecutionThread`), at `PASSIVE_LEVEL`.
+pub fn sleep(d: Duration) {
+    let mut relative: i64 = -((d.as_nanos() / 100).min(i64::MAX as u128) as i64);
+    // SAFETY: pointer to a live local.
+    unsafe { sys::KeDelayExecutionThread(sys::KERNEL_MODE, 0, &mut relative) };
+}

@@ -1,0 +1,152 @@
+//! System threads and work items, with orderly shutdown.
+
+use alloc::boxed::Box;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::device::Device;
+use crate::sync::{Event, EventKind};
+use crate::{sys, Error};
+use ntcomm_proto::NtStatus;
+
+/// A kernel thread in the system process running a Rust closure. It is
+/// joined on drop, so a driver cannot unload while its thread still runs.
+pub struct SystemThread {
+    handle: sys::HANDLE,
+}
+
+// SAFETY: a thread handle may be waited on and closed from any thread.
+unsafe impl Send for SystemThread {}
+// SAFETY: `&SystemThread` offers nothing but the handle value.
+unsafe impl Sync for SystemThread {}
+
+unsafe extern "system" fn thread_start<F: FnOnce() + Send + 'static>(ctx: *mut c_void) {
+    // SAFETY: `spawn` leaked exactly this box for us.
+    let f = unsafe { Box::from_raw(ctx as *mut F) };
+    f();
+    // SAFETY: ending the current system thread, as the routine must.
+    unsafe { sys::PsTerminateSystemThread(0) };
+}
+
+impl SystemThread {
+    /// Starts `f` on a new system thread.
+    pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> Result<Self, Error> {
+        let ctx = Box::into_raw(Box::new(f));
+        let mut attrs = sys::OBJECT_ATTRIBUTES {
+            Length: core::mem::size_of::<sys::OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: core::ptr::null_mut(),
+            ObjectName: core::ptr::null_mut(),
+            Attributes: sys::OBJ_KERNEL_HANDLE,
+            SecurityDescriptor: core::ptr::null_mut(),
+            SecurityQualityOfService: core::ptr::null_mut(),
+        };
+        let mut handle = core::ptr::null_mut();
+        // SAFETY: valid out-pointer and attributes; the start routine takes
+        // ownership of `ctx` once the thread runs.
+        let status = unsafe {
+            sys::PsCreateSystemThread(
+                &mut handle,
+                sys::THREAD_ALL_ACCESS,
+                &mut attrs,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+                Some(thread_start::<F>),
+                ctx.cast(),
+            )
+        };
+        if let Err(e) = Error::check(status, "PsCreateSystemThread") {
+            // SAFETY: the thread was not created, so the box is still ours.
+            drop(unsafe { Box::from_raw(ctx) });
+            return Err(e);
+        }
+        Ok(Self { handle })
+    }
+}
+
+impl Drop for SystemThread {
+    fn drop(&mut self) {
+        // SAFETY: our own handle, waited on once and closed once.
+        unsafe {
+            sys::ZwWaitForSingleObject(self.handle, 0, core::ptr::null_mut());
+            sys::ZwClose(self.handle);
+        }
+    }
+}
+
+/// A stop request shared between a driver and its worker threads.
+pub struct StopSignal {
+    stopping: AtomicBool,
+    wake: Event,
+}
+
+impl StopSignal {
+    /// Not stopping yet.
+    pub fn new() -> Self {
+        Self { stopping: AtomicBool::new(false), wake: Event::new(EventKind::Synchronization, false) }
+    }
+    /// Asks workers to stop and wakes one waiting in [`wait`](Self::wait).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.set();
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+    /// Wakes a worker without stopping it (new work arrived).
+    pub fn notify(&self) {
+        self.wake.set();
+    }
+    /// Sleeps until notified, stopped, or `timeout`; returns
+    /// `!is_stopping()`.
+    pub fn wait(&self, timeout: Option<core::time::Duration>) -> bool {
+        if !self.is_stopping() {
+            self.wake.wait(timeout);
+        }
+        !self.is_stopping()
+    }
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static WORK_ITEMS: AtomicUsize = AtomicUsize::new(0);
+
+struct WorkCtx<F> {
+    item: *mut c_void,
+    f: F,
+}
+
+unsafe extern "system" fn work_routine<F: FnOnce() + Send + 'static>(_dev: *mut sys::DEVICE_OBJECT, ctx: *mut c_void) {
+    // SAFETY: `queue_work_item` leaked exactly this box for us.
+    let ctx = unsafe { Box::from_raw(ctx as *mut WorkCtx<F>) };
+    let WorkCtx { item, f } = *ctx;
+    f();
+    // SAFETY: the item is ours and no longer queued.
+    unsafe { sys::IoFreeWorkItem(item) };
+    WORK_ITEMS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Runs `f` once on a system worker thread (`IoQueueWorkItem`). The device
+/// is kept referenced by the I/O manager until it has run; the driver's
+/// unload waits for every queued item (see [`work_items_outstanding`]).
+pub fn queue_work_item<F: FnOnce() + Send + 'static>(device: &Device, f: F) -> Result<(), Error> {
+    // SAFETY: a live device object of this driver.
+    let item = unsafe { sys::IoAllocateWorkItem(device.raw()) };
+    if item.is_null() {
+        return Err(Error::new(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "IoAllocateWorkItem"));
+    }
+    WORK_ITEMS.fetch_add(1, Ordering::AcqRel);
+    let ctx = Box::into_raw(Box::new(WorkCtx { item, f }));
+    // SAFETY: the routine takes ownership of `ctx` and frees `item`.
+    unsafe { sys::IoQueueWorkItem(item, Some(work_routine::<F>), sys::DELAYED_WORK_QUEUE, ctx.cast()) };
+    Ok(())
+}
+
+/// Work items queued and not yet finished.
+pub fn work_items_outstanding() -> usize {
+    WORK_ITEMS.load(Ordering::Acquire)
+}
