@@ -239,7 +239,7 @@ pub fn dispatch<D>(table: &[IoctlHandler<D>], device: &D, req: Request) -> Handl
     let Some(entry) = table.iter().find(|e| e.code == code) else {
         return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST);
     };
-    let (in_len, out_len) = (p.InputBufferLength as usize, p.OutputBufferLength as usize);
+    let out_len = p.OutputBufferLength as usize;
     if let Err(e) = entry.input.check(p.InputBufferLength) {
         return req.fail(len_status(e, true));
     }
@@ -247,7 +247,20 @@ pub fn dispatch<D>(table: &[IoctlHandler<D>], device: &D, req: Request) -> Handl
         return req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL);
     }
     // A longer output buffer is fine; the handler sees the declared maximum.
-    let out_len = out_len.min(entry.output.max as usize);
+    match view(req, out_len.min(entry.output.max as usize), entry.neither_opt_in) {
+        Ok(r) => (entry.handler)(device, r),
+        Err((req, status)) => req.fail(status),
+    }
+}
+
+/// Builds the buffer view of a device-control request.
+fn view(req: Request, out_len: usize, neither_opt_in: bool) -> Result<IoctlRequest, (Request, NtStatus)> {
+    // SAFETY: the current stack location of a DEVICE_CONTROL IRP carries the
+    // DeviceIoControl parameters.
+    let p = unsafe { req.stack().Parameters.DeviceIoControl };
+    let code = ControlCode(p.IoControlCode);
+    let in_len = p.InputBufferLength as usize;
+    let out_len = out_len.min(p.OutputBufferLength as usize);
     let irp = req.raw();
     // SAFETY: reading fields of the IRP we own.
     let (system, mdl, user) = unsafe { ((*irp).SystemBuffer as *mut u8, (*irp).MdlAddress, (*irp).UserBuffer as *mut u8) };
@@ -264,17 +277,17 @@ pub fn dispatch<D>(table: &[IoctlHandler<D>], device: &D, req: Request) -> Handl
             ((system, in_len), (out, out_len))
         }
         Method::Neither => {
-            if !entry.neither_opt_in {
-                return req.fail(NtStatus::STATUS_NOT_SUPPORTED);
+            if !neither_opt_in {
+                return Err((req, NtStatus::STATUS_NOT_SUPPORTED));
             }
             let type3 = p.Type3InputBuffer as *const u8;
             if !in_user_space(type3.cast(), in_len) || !in_user_space(user as *const c_void, out_len) {
-                return req.fail(NtStatus::STATUS_ACCESS_DENIED);
+                return Err((req, NtStatus::STATUS_ACCESS_DENIED));
             }
             let mut cap_in = Vec::new();
             let mut cap_out = Vec::new();
             if cap_in.try_reserve_exact(in_len).is_err() || cap_out.try_reserve_exact(out_len).is_err() {
-                return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+                return Err((req, NtStatus::STATUS_INSUFFICIENT_RESOURCES));
             }
             if in_len > 0 {
                 // SAFETY: range checked to be user space above; the one read
@@ -288,7 +301,16 @@ pub fn dispatch<D>(table: &[IoctlHandler<D>], device: &D, req: Request) -> Handl
         }
     };
     if (input.1 > 0 && input.0.is_null()) || (output.1 > 0 && output.0.is_null()) {
-        return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        return Err((req, NtStatus::STATUS_INVALID_PARAMETER));
     }
-    (entry.handler)(device, IoctlRequest { req, code, input, output, captured })
+    Ok(IoctlRequest { req, code, input, output, captured })
+}
+
+impl IoctlRequest {
+    /// The device-control view of a request taken back from a queue (it
+    /// was validated when it was dispatched). `Err` returns requests whose
+    /// buffers cannot be reached.
+    pub fn from_request(req: Request) -> Result<IoctlRequest, Request> {
+        view(req, usize::MAX, false).map_err(|(req, _)| req)
+    }
 }

@@ -113,17 +113,38 @@ impl Request {
         self.stack().MajorFunction
     }
 
-    /// A driver-defined word carried with the request while it is pended
-    /// (for example a deadline). Stored in the IRP's `DriverContext`.
-    pub fn tag(&self) -> usize {
-        // SAFETY: DriverContext[1] is the driver's while it owns the IRP.
-        unsafe { (*self.irp.as_ptr()).Tail.Overlay.DriverContext[1] as usize }
+    /// Two driver-defined words carried with the request while it is pended
+    /// (for example a deadline and a cookie), kept in the IRP's
+    /// `DriverContext` so pending never allocates.
+    pub fn tag(&self) -> (usize, usize) {
+        // SAFETY: DriverContext[1..3] are the driver's while it owns the IRP.
+        unsafe {
+            let ctx = (*self.irp.as_ptr()).Tail.Overlay.DriverContext;
+            (ctx[1] as usize, ctx[2] as usize)
+        }
     }
 
     /// Sets [`tag`](Self::tag).
-    pub fn set_tag(&mut self, tag: usize) {
+    pub fn set_tag(&mut self, tag: (usize, usize)) {
         // SAFETY: as above; we hold the only reference.
-        unsafe { (*self.irp.as_ptr()).Tail.Overlay.DriverContext[1] = tag as *mut c_void };
+        unsafe {
+            let ctx = &mut (*self.irp.as_ptr()).Tail.Overlay.DriverContext;
+            ctx[1] = tag.0 as *mut c_void;
+            ctx[2] = tag.1 as *mut c_void;
+        }
+    }
+
+    /// Marks the request pending so it may be completed from another thread
+    /// (a work item, a system thread). Returns the request, now completable
+    /// anywhere, and the `STATUS_PENDING` to return from dispatch. It is
+    /// marked *before* it can reach the other thread: the order the seed's
+    /// example gets wrong. Requests pended this way cannot be cancelled;
+    /// use [`IrpQueue`](crate::queue::IrpQueue) for long waits.
+    pub fn into_pending(self) -> (Request, Handled) {
+        // SAFETY: we own the IRP and it has not been shared yet.
+        unsafe { sys::IoMarkIrpPending(self.irp.as_ptr()) };
+        note_pended();
+        (self, Handled::pending())
     }
 
     /// The length asked for by a read, or offered by a write.

@@ -33,6 +33,7 @@ pub mod string;
 pub mod sync;
 pub mod sys;
 pub mod thread;
+pub mod time;
 
 pub use error::Error;
 pub use ntcomm_proto as proto;
@@ -49,4 +50,22 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
     // SAFETY: KeBugCheckEx never returns.
     unsafe { sys::KeBugCheckEx(u32::from_be_bytes(*b"NTC!"), 0, 0, 0, 0) }
+}
+
+/// The precompiled `alloc` crate names an unwinding personality in its
+/// unwind tables. With `panic = "abort"` nothing ever unwinds, so it is
+/// never called; it exists only to satisfy the linker.
+#[cfg(all(not(test), target_os = "windows"))]
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
+/// Landing pads in the precompiled `core`/`alloc` call this to continue
+/// unwinding. Under `panic = "abort"` no unwind ever starts, so it cannot be
+/// reached; defining it keeps libgcc's unwinder (and its user-mode imports
+/// from kernel32/msvcrt) out of the driver image.
+#[cfg(all(not(test), target_os = "windows"))]
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    // SAFETY: KeBugCheckEx never returns.
+    unsafe { sys::KeBugCheckEx(u32::from_be_bytes(*b"NTC!"), 1, 0, 0, 0) }
 }

@@ -185,6 +185,15 @@ impl IrpQueue {
         }
     }
 
+    /// Shows every queued request to `f`, oldest first, without taking any.
+    /// `f` runs under the queue's spin lock: keep it short.
+    pub fn visit(&self, mut f: impl FnMut(&Request)) {
+        let _ = self.pop_if(|r| {
+            f(r);
+            false
+        });
+    }
+
     /// Completes every queued request of `file` with `status` (for close).
     /// Returns how many were completed.
     pub fn drain_file(&self, file: FileId, status: NtStatus) -> usize {

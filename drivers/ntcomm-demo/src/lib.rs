@@ -1,1 +1,332 @@
+//! `ntcomm-demo`: the reference driver. Serves `\\.\NtComm` with
+//! - an echo IOCTL in each of the four buffer methods,
+//! - a stats IOCTL,
+//! - an inverted call: `WAIT_EVENT` pends, `POST_EVENT` completes the oldest
+//!   waiter with its payload,
+//! - `DELAYED_COMPLETE`, completed later by a system thread (or at once by a
+//!   work item for a zero delay),
+//! - read/write as a bounded message queue: a write enqueues one message (or
+//!   hands it straight to a pended read), a read takes the next one or pends;
+//!   a full queue refuses the write with `STATUS_DEVICE_BUSY`.
+//!
+//! Everything the protocol says is declared in `ntcomm_proto::demo`. The
+//! driver has no `unsafe` of its own.
+#![no_std]
+#![forbid(unsafe_code)]
 
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use ntcomm_km::device::{Device, DeviceConfig, DeviceOperations};
+use ntcomm_km::ioctl::{self, Buffers, IoctlHandler, IoctlRequest};
+use ntcomm_km::irp::{self, FileId, Handled, Request};
+use ntcomm_km::pool::PoolAllocator;
+use ntcomm_km::queue::IrpQueue;
+use ntcomm_km::sync::SpinLock;
+use ntcomm_km::thread::{self, StopSignal, SystemThread};
+use ntcomm_km::{time, Error, NtStatus};
+use ntcomm_proto::demo::{self as proto, Delay, Stats};
+
+#[global_allocator]
+static POOL: PoolAllocator = PoolAllocator::new(proto::POOL_TAG.to_le_bytes());
+
+const CONFIG: DeviceConfig = DeviceConfig::new(proto::DEVICE_NAME, proto::DOS_NAME);
+
+ntcomm_km::driver_entry!(Demo, CONFIG, Demo::new);
+
+/// State shared with the delay worker thread.
+struct Delayed {
+    queue: IrpQueue,
+    signal: StopSignal,
+}
+
+struct Demo {
+    device: Device,
+    /// Pended `ReadFile`s, oldest first.
+    reads: IrpQueue,
+    /// Pended `WAIT_EVENT`s.
+    waiters: IrpQueue,
+    /// Messages written and not yet read. Lock order: `messages`, then a
+    /// queue's own lock.
+    messages: SpinLock<VecDeque<Vec<u8>>>,
+    delayed: Arc<Delayed>,
+    worker: SpinLock<Option<SystemThread>>,
+    writes_refused: AtomicU64,
+    events_delivered: AtomicU64,
+    open_handles: AtomicU64,
+}
+
+const TABLE: &[IoctlHandler<Demo>] = &[
+    IoctlHandler::new(&proto::ECHO_BUFFERED, Demo::echo),
+    IoctlHandler::new(&proto::ECHO_IN_DIRECT, Demo::echo),
+    IoctlHandler::new(&proto::ECHO_OUT_DIRECT, Demo::echo),
+    IoctlHandler::neither_captured(&proto::ECHO_NEITHER, Demo::echo),
+    IoctlHandler::new(&proto::GET_STATS, Demo::stats),
+    IoctlHandler::new(&proto::WAIT_EVENT, Demo::wait_event),
+    IoctlHandler::new(&proto::POST_EVENT, Demo::post_event),
+    IoctlHandler::new(&proto::DELAYED_COMPLETE, Demo::delayed_complete),
+];
+
+impl Demo {
+    fn new(device: Device) -> Result<Self, Error> {
+        let mut messages = VecDeque::new();
+        messages
+            .try_reserve_exact(proto::QUEUE_CAPACITY)
+            .map_err(|_| Error::new(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "message queue"))?;
+        let delayed = Arc::new(Delayed { queue: IrpQueue::new(), signal: StopSignal::new() });
+        let worker_state = delayed.clone();
+        let worker = SystemThread::spawn(move || delay_worker(&worker_state))?;
+        Ok(Self {
+            device,
+            reads: IrpQueue::new(),
+            waiters: IrpQueue::new(),
+            messages: SpinLock::new(messages),
+            delayed,
+            worker: SpinLock::new(Some(worker)),
+            writes_refused: AtomicU64::new(0),
+            events_delivered: AtomicU64::new(0),
+            open_handles: AtomicU64::new(0),
+        })
+    }
+
+    fn echo(&self, mut req: IoctlRequest) -> Handled {
+        let n = req.input_len();
+        if req.output_len() < n {
+            return req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL);
+        }
+        match req.buffers() {
+            // The input already sits where the output goes.
+            Buffers::Shared { .. } => {}
+            Buffers::Split { input, output } => match output.get_mut(..n) {
+                Some(out) => out.copy_from_slice(input),
+                None => return req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL),
+            },
+        }
+        req.complete(NtStatus::STATUS_SUCCESS, n)
+    }
+
+    fn stats(&self, req: IoctlRequest) -> Handled {
+        let io = irp::counters();
+        let pool = POOL.usage();
+        let (queued, bytes) = {
+            let m = self.messages.lock();
+            (m.len() as u64, m.iter().map(|v| v.len() as u64).sum())
+        };
+        req.reply(&Stats {
+            irps_in_flight: io.in_flight,
+            irps_completed: io.completed,
+            irps_cancelled: io.cancelled,
+            messages_queued: queued,
+            message_bytes_queued: bytes,
+            writes_refused: self.writes_refused.load(Ordering::Relaxed),
+            events_delivered: self.events_delivered.load(Ordering::Relaxed),
+            pool_bytes_outstanding: pool.bytes,
+            pool_allocations_outstanding: pool.blocks,
+            open_handles: self.open_handles.load(Ordering::Relaxed),
+        })
+    }
+
+    fn wait_event(&self, req: IoctlRequest) -> Handled {
+        if self.waiters.len() >= proto::MAX_WAITERS {
+            return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        }
+        match req.into_request() {
+            Ok(r) => self.waiters.pend(r),
+            Err(req) => req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
+        }
+    }
+
+    fn post_event(&self, req: IoctlRequest) -> Handled {
+        let Some(waiter) = self.waiters.pop() else {
+            return req.fail(NtStatus::STATUS_NOT_FOUND);
+        };
+        let mut waiter = match IoctlRequest::from_request(waiter) {
+            Ok(w) => w,
+            Err(w) => {
+                let _ = w.fail(NtStatus::STATUS_INVALID_PARAMETER);
+                return req.fail(NtStatus::STATUS_NOT_FOUND);
+            }
+        };
+        let payload = req.input();
+        let n = payload.len();
+        // Waiters declare an output of MAX_EVENT and posts at most MAX_EVENT.
+        match waiter.output().get_mut(..n) {
+            Some(out) => {
+                out.copy_from_slice(payload);
+                let _ = waiter.complete(NtStatus::STATUS_SUCCESS, n);
+                self.events_delivered.fetch_add(1, Ordering::Relaxed);
+                req.complete(NtStatus::STATUS_SUCCESS, 0)
+            }
+            None => {
+                let _ = waiter.fail(NtStatus::STATUS_BUFFER_TOO_SMALL);
+                req.fail(NtStatus::STATUS_INVALID_BUFFER_SIZE)
+            }
+        }
+    }
+
+    fn delayed_complete(&self, req: IoctlRequest) -> Handled {
+        let delay: Delay = match req.input_as() {
+            Ok(d) => d,
+            Err(status) => return req.fail(status),
+        };
+        if delay.millis > proto::MAX_DELAY_MS {
+            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        }
+        let mut r = match req.into_request() {
+            Ok(r) => r,
+            Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
+        };
+        if delay.millis == 0 {
+            // Completed by a system worker thread, pended first.
+            let (r, handled) = r.into_pending();
+            let token = delay.token as usize;
+            let mut slot = Some(r);
+            let queued = thread::queue_work_item(&self.device, move || {
+                if let Some(r) = slot.take() {
+                    let _ = r.complete_ok(token);
+                }
+            });
+            return match queued {
+                Ok(()) => handled,
+                // The closure (and the request in it) was dropped: the
+                // request completed with STATUS_INTERNAL_ERROR; still pending.
+                Err(_) => handled,
+            };
+        }
+        let deadline = time::deadline_after(Duration::from_millis(delay.millis.into()));
+        r.set_tag((deadline as usize, delay.token as usize));
+        let handled = self.delayed.queue.pend(r);
+        self.delayed.signal.notify();
+        handled
+    }
+
+    /// Hands `data` to the oldest pended read that can hold it. Reads too
+    /// small for it are failed with `STATUS_BUFFER_TOO_SMALL` on the way.
+    /// Returns `data` back if no read was waiting.
+    fn deliver_to_reader<'a>(&self, data: &'a [u8]) -> Option<&'a [u8]> {
+        while let Some(mut r) = self.reads.pop() {
+            match r.read_buffer().and_then(|b| b.get_mut(..data.len())) {
+                Some(buf) => {
+                    buf.copy_from_slice(data);
+                    let _ = r.complete_ok(data.len());
+                    return None;
+                }
+                None => {
+                    let _ = r.fail(NtStatus::STATUS_BUFFER_TOO_SMALL);
+                }
+            }
+        }
+        Some(data)
+    }
+}
+
+fn delay_worker(d: &Delayed) {
+    loop {
+        let now = time::interrupt_time();
+        while let Some(r) = d.queue.pop_if(|r| r.tag().0 as u64 <= now) {
+            let token = r.tag().1;
+            let _ = r.complete_ok(token);
+        }
+        let mut next: Option<u64> = None;
+        d.queue.visit(|r| {
+            let due = r.tag().0 as u64;
+            next = Some(next.map_or(due, |n| n.min(due)));
+        });
+        if !d.signal.wait(next.map(time::until)) {
+            return;
+        }
+    }
+}
+
+impl DeviceOperations for Demo {
+    fn create(&self, _file: FileId) -> Result<(), NtStatus> {
+        self.open_handles.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn cleanup(&self, file: FileId) {
+        self.reads.drain_file(file, NtStatus::STATUS_CANCELLED);
+        self.waiters.drain_file(file, NtStatus::STATUS_CANCELLED);
+        self.delayed.queue.drain_file(file, NtStatus::STATUS_CANCELLED);
+    }
+
+    fn close(&self, _file: FileId) {
+        self.open_handles.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn read(&self, mut req: Request) -> Handled {
+        let mut messages = self.messages.lock();
+        let Some(front) = messages.front() else {
+            // Pend under the messages lock: a write cannot slip in between
+            // "empty" and "pended" and leave this read waiting.
+            return self.reads.pend(req);
+        };
+        let n = front.len();
+        match req.read_buffer().and_then(|b| b.get_mut(..n)) {
+            Some(buf) => {
+                buf.copy_from_slice(front);
+                messages.pop_front();
+                drop(messages);
+                req.complete_ok(n)
+            }
+            None => {
+                // The message stays queued for a read that can hold it.
+                drop(messages);
+                req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL)
+            }
+        }
+    }
+
+    fn write(&self, req: Request) -> Handled {
+        let Some(data) = req.write_data() else {
+            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        };
+        let n = data.len();
+        if n > proto::MAX_MESSAGE {
+            return req.fail(NtStatus::STATUS_INVALID_BUFFER_SIZE);
+        }
+        let mut messages = self.messages.lock();
+        let Some(data) = (if messages.is_empty() { self.deliver_to_reader(data) } else { Some(data) }) else {
+            drop(messages);
+            return req.complete_ok(n);
+        };
+        if messages.len() >= proto::QUEUE_CAPACITY {
+            drop(messages);
+            self.writes_refused.fetch_add(1, Ordering::Relaxed);
+            return req.fail(NtStatus::STATUS_DEVICE_BUSY);
+        }
+        let mut copy = Vec::new();
+        if copy.try_reserve_exact(n).is_err() {
+            drop(messages);
+            return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        }
+        copy.extend_from_slice(data);
+        messages.push_back(copy);
+        drop(messages);
+        req.complete_ok(n)
+    }
+
+    fn ioctl(&self, req: Request) -> Handled {
+        ioctl::dispatch(TABLE, self, req)
+    }
+
+    fn unload(&self) {
+        self.delayed.signal.stop();
+        drop(self.worker.lock().take());
+        let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
+            + self.waiters.close(NtStatus::STATUS_CANCELLED)
+            + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);
+        let dropped = {
+            let mut m = self.messages.lock();
+            let n = m.len();
+            m.clear();
+            n
+        };
+        ntcomm_km::kprintln!("unload: {} pended requests cancelled, {} unread messages discarded", cancelled, dropped);
+    }
+}
