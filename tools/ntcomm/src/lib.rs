@@ -1,0 +1,6 @@
+//! The `ntcomm` CLI as a library: the driver rig shared by the CLI and the
+//! Wine test suites, the demo and the benchmarks.
+#![warn(missing_docs)]
+
+#[cfg(windows)]
+pub mod rig;
