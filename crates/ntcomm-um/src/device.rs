@@ -195,8 +195,8 @@ impl Device {
     /// `CancelIoEx(handle, NULL)`: asks the driver to cancel every request
     /// this process has in flight on the handle, from any thread. Outcomes
     /// arrive as usual (typically [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled)).
-    /// Fails with [`ErrorKind::NotFoundItem`](crate::ErrorKind::NotFoundItem)
-    /// if nothing was in flight.
+    /// Windows fails with [`ErrorKind::NotFoundItem`](crate::ErrorKind::NotFoundItem)
+    /// if nothing was in flight; Wine 8 returns success then.
     pub fn cancel_all(&self) -> Result<()> {
         // SAFETY: a null OVERLAPPED means "all requests on this handle".
         if unsafe { CancelIoEx(self.handle, ptr::null()) } == FALSE {

@@ -31,7 +31,6 @@ pub mod code {
     pub const ERROR_ALREADY_EXISTS: u32 = 183;
     pub const ERROR_MORE_DATA: u32 = 234;
     pub const WAIT_TIMEOUT: u32 = 258;
-    pub const ERROR_DELETE_PENDING: u32 = 303;
     pub const ERROR_MR_MID_NOT_FOUND: u32 = 317;
     pub const ERROR_OPERATION_ABORTED: u32 = 995;
     pub const ERROR_IO_PENDING: u32 = 997;
@@ -282,7 +281,8 @@ pub(crate) fn fallback_status_to_win32(status: NtStatus) -> u32 {
         NtStatus::STATUS_INTERNAL_ERROR => ERROR_INTERNAL_ERROR,
         NtStatus::STATUS_CANCELLED => ERROR_OPERATION_ABORTED,
         NtStatus::STATUS_NOT_FOUND => ERROR_NOT_FOUND,
-        NtStatus::STATUS_DELETE_PENDING => ERROR_DELETE_PENDING,
+        // Windows reports a file being deleted as plain access denied.
+        NtStatus::STATUS_DELETE_PENDING => ERROR_ACCESS_DENIED,
         NtStatus::STATUS_INVALID_BUFFER_SIZE => ERROR_INVALID_USER_BUFFER,
         NtStatus::STATUS_NOT_SUPPORTED => ERROR_NOT_SUPPORTED,
         NtStatus::STATUS_TIMEOUT => ERROR_TIMEOUT,
@@ -393,6 +393,26 @@ mod tests {
             assert_eq!(e.ntstatus(), Some(status));
         }
         assert_eq!(fallback_status_to_win32(NtStatus(0xC0DE_0001u32 as i32)), ERROR_MR_MID_NOT_FOUND);
+    }
+
+    /// The host table must agree with the system's own mapping.
+    #[cfg(windows)]
+    #[test]
+    fn fallback_table_matches_ntdll() {
+        let all = [
+            NtStatus::STATUS_SUCCESS, NtStatus::STATUS_PENDING, NtStatus::STATUS_BUFFER_OVERFLOW,
+            NtStatus::STATUS_UNSUCCESSFUL, NtStatus::STATUS_NOT_IMPLEMENTED, NtStatus::STATUS_INVALID_PARAMETER,
+            NtStatus::STATUS_INVALID_DEVICE_REQUEST, NtStatus::STATUS_ACCESS_DENIED, NtStatus::STATUS_BUFFER_TOO_SMALL,
+            NtStatus::STATUS_OBJECT_NAME_COLLISION, NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+            NtStatus::STATUS_DEVICE_NOT_READY, NtStatus::STATUS_DEVICE_BUSY, NtStatus::STATUS_INTERNAL_ERROR,
+            NtStatus::STATUS_CANCELLED, NtStatus::STATUS_NOT_FOUND, NtStatus::STATUS_DELETE_PENDING,
+            NtStatus::STATUS_INVALID_BUFFER_SIZE, NtStatus::STATUS_NOT_SUPPORTED, NtStatus::STATUS_TIMEOUT,
+            NtStatus::STATUS_DATA_ERROR,
+        ];
+        for s in all {
+            assert_eq!(crate::ntdll::status_to_win32(s.0), Some(fallback_status_to_win32(s)), "{s}");
+        }
+        assert!(Error::new("x", 5).message().len() > 3);
     }
 
     #[test]

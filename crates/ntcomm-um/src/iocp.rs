@@ -122,7 +122,14 @@ impl Op {
     /// Turns a dequeued op into its completion.
     fn finish(mut self, key: usize, bytes: u32) -> Completion {
         let status = self.overlapped.Internal as u32 as i32;
-        let bytes = bytes as usize;
+        // The request's IOSB (`InternalHigh`) is authoritative; the packet's
+        // count is the same on Windows, but Wine 8 queues 0 for requests its
+        // server answers itself (e.g. FSCTL_PIPE_PEEK). Posted packets have
+        // only the packet's count.
+        let bytes = match self.overlapped.InternalHigh {
+            0 => bytes as usize,
+            n => n,
+        };
         let result = if status >= 0 {
             Ok(bytes)
         } else {
