@@ -1,9 +1,7 @@
 //! Runs the library against real Windows objects (under Wine via the target
 //! runner): named pipes stand in for a device where no driver is needed.
-//!
-//! If `NTCOMM_UM_TEST_DRIVER` names a driver image that creates
-//! `\\.\NtCommUmTest` (see `driver_service_lifecycle`), the service functions
-//! are also exercised with a real start and stop.
+//! The library against a real driver is tested in `tools/ntcomm/tests`,
+//! which load the reference driver.
 #![cfg(windows)]
 
 use std::os::windows::io::AsRawHandle;
@@ -326,79 +324,3 @@ fn service_install_status_uninstall() {
     assert_eq!(service::status(&name).unwrap(), ServiceState::NotInstalled);
 }
 
-/// The IOCTLs of `tests/testdrv/umtest.c`.
-fn test_code(function: u16) -> u32 {
-    ControlCode::new(DeviceType(0x8e7d), 0x800 + function, Method::Buffered, Access::ANY).0
-}
-
-/// With `NTCOMM_UM_TEST_DRIVER` set to a build of `tests/testdrv/umtest.c`:
-/// service start/stop for real, and a device's IOCTLs synchronously and
-/// through a port.
-#[test]
-fn driver_service_lifecycle() {
-    let Ok(image) = std::env::var("NTCOMM_UM_TEST_DRIVER") else {
-        eprintln!("NTCOMM_UM_TEST_DRIVER not set: skipped");
-        return;
-    };
-    let name = "NtCommUmTestDriver";
-    match service::install(name, "ntcomm-um test driver", Path::new(&image)) {
-        Err(e) if e.kind() == ErrorKind::ServiceExists => {}
-        r => r.unwrap(),
-    }
-    service::start(name).unwrap();
-    service::start(name).unwrap();
-    assert_eq!(service::status(name).unwrap(), ServiceState::Running);
-
-    let (echo, overflow, pend) = (test_code(0), test_code(1), test_code(2));
-    let dev = Device::open(r"\\.\NtCommUmTest").unwrap();
-    let mut out = [0u8; 16];
-    assert_eq!(dev.ioctl_raw(echo, b"ping", &mut out).unwrap(), 4);
-    assert_eq!(&out[..4], b"ping");
-    let e = dev.ioctl_raw(echo, b"too long", &mut out[..2]).unwrap_err();
-    assert_eq!((e.kind(), e.ntstatus()), (ErrorKind::BufferTooSmall, Some(NtStatus::STATUS_BUFFER_TOO_SMALL)));
-    let e = dev.ioctl_raw(test_code(9), &[], &mut []).unwrap_err();
-    eprintln!("{e}");
-    assert_eq!(e.kind(), ErrorKind::InvalidFunction);
-    let e = dev.ioctl_raw(overflow, &[], &mut out).unwrap_err();
-    assert_eq!(e.ntstatus(), Some(NtStatus::STATUS_BUFFER_OVERFLOW));
-    assert_eq!(&out[..4], b"abcd");
-
-    let adev = Device::open_overlapped(r"\\.\NtCommUmTest").unwrap();
-    let port = CompletionPort::new().unwrap();
-    port.associate(&adev, 5).unwrap();
-    // Synchronous calls on the overlapped handle, pended or not.
-    assert_eq!(adev.ioctl_raw(echo, b"sync", &mut out).unwrap(), 4);
-    let e = adev.ioctl_raw(overflow, &[], &mut out).unwrap_err();
-    assert_eq!(e.ntstatus(), Some(NtStatus::STATUS_BUFFER_OVERFLOW));
-    // Through the port: success, a warning, an error, a cancel, a drop.
-    adev.start_ioctl_raw(echo, b"async".to_vec(), 16, 1).unwrap();
-    let c = wait(&port);
-    assert_eq!((c.tag, c.key, c.result.unwrap()), (1, 5, 5));
-    assert_eq!(c.buffer, b"async");
-    adev.start_ioctl_raw(overflow, Vec::new(), 16, 2).unwrap();
-    let c = wait(&port);
-    assert_eq!(c.tag, 2);
-    assert_eq!(c.result.unwrap_err().ntstatus(), Some(NtStatus::STATUS_BUFFER_OVERFLOW));
-    assert_eq!(c.buffer, b"abcd");
-    let e = adev.start_ioctl_raw(echo, b"too long".to_vec(), 2, 3).unwrap_err();
-    assert_eq!(e.ntstatus(), Some(NtStatus::STATUS_BUFFER_TOO_SMALL));
-    assert!(port.wait(SHORT).unwrap().is_none(), "an NT_ERROR failure queues nothing");
-    let id = adev.start_ioctl_raw(pend, Vec::new(), 0, 4).unwrap();
-    assert!(port.wait(SHORT).unwrap().is_none(), "still pending");
-    adev.cancel(id).unwrap();
-    let c = wait(&port);
-    assert_eq!((c.tag, c.result.unwrap_err().kind()), (4, ErrorKind::Cancelled));
-    adev.start_ioctl_raw(pend, Vec::new(), 0, 6).unwrap();
-    drop(adev);
-    let c = wait(&port);
-    assert_eq!((c.tag, c.result.unwrap_err().kind()), (6, ErrorKind::Cancelled));
-    drop(dev);
-
-    service::stop(name).unwrap();
-    service::stop(name).unwrap();
-    assert_eq!(service::status(name).unwrap(), ServiceState::Stopped);
-    assert_eq!(Device::open(r"\\.\NtCommUmTest").unwrap_err().kind(), ErrorKind::NotFound);
-    service::start(name).unwrap();
-    service::uninstall(name).unwrap();
-    assert_eq!(service::status(name).unwrap(), ServiceState::NotInstalled);
-}
