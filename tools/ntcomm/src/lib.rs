@@ -4,3 +4,8 @@
 
 #[cfg(windows)]
 pub mod rig;
+
+#[cfg(windows)]
+pub mod bench;
+#[cfg(windows)]
+pub mod demo;

@@ -1,1 +1,172 @@
-fn main(){}
+//! `ntcomm`: control the reference driver's service, demonstrate every
+//! communication channel, and benchmark them.
+//!
+//! ```text
+//! ntcomm driver install [--driver PATH] | start | stop | uninstall | status
+//! ntcomm demo  [--driver PATH]
+//! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N] ...
+//! ```
+//!
+//! Windows only (it runs under Wine: `cargo xtask demo`, `cargo xtask bench`).
+
+#[cfg(not(windows))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "ntcomm runs on Windows, or under Wine from this workspace: `cargo xtask demo`, \
+         `cargo xtask bench [--json]`, `cargo xtask wine -- <ntcomm.exe> ...`"
+    );
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(windows)]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(windows)]
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+
+    use clap::{Parser, Subcommand};
+    use ntcomm::{bench, demo, rig};
+    use ntcomm_proto::demo as proto;
+    use ntcomm_um::service;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "ntcomm", version, about = "Driver <-> user-mode communication: service control, demo, benchmarks")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Command {
+        /// Manage the reference driver's service (`NtCommDemo`).
+        Driver {
+            #[command(subcommand)]
+            action: DriverAction,
+        },
+        /// Exercise every channel once and print a table of the results.
+        Demo {
+            /// Driver image (default: $NTCOMM_DRIVER, else ntcomm_demo.sys beside ntcomm.exe).
+            #[arg(long)]
+            driver: Option<PathBuf>,
+        },
+        /// Round-trip latency and throughput of each channel.
+        Bench(BenchCmd),
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum DriverAction {
+        /// Create the service (demand start) for the driver image.
+        Install {
+            /// Driver image (default: $NTCOMM_DRIVER, else ntcomm_demo.sys beside ntcomm.exe).
+            #[arg(long)]
+            driver: Option<PathBuf>,
+        },
+        /// Start the service and wait until it runs.
+        Start,
+        /// Stop the service and wait until it stopped.
+        Stop,
+        /// Stop (if running) and delete the service.
+        Uninstall,
+        /// Print the service state.
+        Status,
+    }
+
+    #[derive(clap::Args, Debug)]
+    struct BenchCmd {
+        /// Driver image (default: $NTCOMM_DRIVER, else ntcomm_demo.sys beside ntcomm.exe).
+        #[arg(long)]
+        driver: Option<PathBuf>,
+        /// Print one JSON document with every result instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Timed round trips per channel.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: u64,
+        /// Payload bytes per round trip.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Untimed round trips per channel before measuring.
+        #[arg(long, default_value_t = 500)]
+        warmup: u64,
+        /// Requests in flight for the `overlapped-ioctl` channel.
+        #[arg(long, default_value_t = 32)]
+        depth: usize,
+        /// Stop a channel's timed loop after this many seconds even if fewer
+        /// than --iterations were done (keeps a run bounded under slow Wine).
+        #[arg(long, default_value_t = 8.0)]
+        max_seconds: f64,
+        /// Only these channels (comma-separated), e.g. `ioctl-buffered,readwrite`.
+        #[arg(long, value_delimiter = ',')]
+        channels: Vec<String>,
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        match cli.command {
+            Command::Driver { action } => driver(action),
+            Command::Demo { driver } => with_driver(driver.as_deref(), demo::run),
+            Command::Bench(b) => {
+                let opts = bench::Options {
+                    json: b.json,
+                    iterations: b.iterations,
+                    size: b.size,
+                    warmup: b.warmup,
+                    depth: b.depth,
+                    max_seconds: b.max_seconds,
+                    channels: b.channels,
+                };
+                with_driver(b.driver.as_deref(), |image| bench::run(image, &opts))
+            }
+        }
+    }
+
+    /// Resolves the driver image and hands it to `f`, which returns the exit code.
+    fn with_driver(explicit: Option<&Path>, f: impl FnOnce(&Path) -> ExitCode) -> ExitCode {
+        match rig::driver_path(explicit) {
+            Some(image) => f(&image),
+            None => {
+                eprintln!("ntcomm: no driver image: pass --driver PATH, set NTCOMM_DRIVER, or put {} beside ntcomm.exe", proto::DRIVER_FILE);
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn driver(action: DriverAction) -> ExitCode {
+        let name = proto::SERVICE_NAME;
+        let result = match action {
+            DriverAction::Install { driver } => {
+                return with_driver(driver.as_deref(), |image| {
+                    report(
+                        service::install(name, "ntcomm reference driver", image),
+                        &format!("installed service {name} for {}", image.display()),
+                    )
+                })
+            }
+            DriverAction::Start => service::start(name).map(|()| format!("service {name} running")),
+            DriverAction::Stop => service::stop(name).map(|()| format!("service {name} stopped")),
+            DriverAction::Uninstall => service::uninstall(name).map(|()| format!("service {name} uninstalled")),
+            DriverAction::Status => service::status(name).map(|s| format!("{name}: {s}")),
+        };
+        match result {
+            Ok(msg) => report(Ok(()), &msg),
+            Err(e) => report(Err(e), ""),
+        }
+    }
+
+    fn report(result: ntcomm_um::Result<()>, ok: &str) -> ExitCode {
+        match result {
+            Ok(()) => {
+                println!("{ok}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ntcomm: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! `ntcomm demo`: exercises every channel the reference driver has today,
+//! once each, and prints one table row per channel and operation.
+//!
+//! Every row is a real exchange with the driver whose result is checked
+//! (payloads byte for byte, counters before and after). Channels that do
+//! not exist yet are listed as "not yet", never simulated.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ntcomm_proto::demo::{self as proto, Delay, Stats};
+use ntcomm_proto::Ioctl;
+use ntcomm_um::{Completion, CompletionPort, Device, ErrorKind};
+
+use crate::rig;
+
+/// How long a step waits for a completion (or a request to be pended)
+/// before it is declared failed.
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The outcome of one row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The exchange happened and every check passed.
+    Ok,
+    /// The exchange failed or a check did not hold.
+    Fail,
+    /// The channel is not implemented yet.
+    NotYet,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "OK",
+            Outcome::Fail => "FAIL",
+            Outcome::NotYet => "not yet",
+        }
+    }
+}
+
+/// One line of the demo table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// The channel, e.g. "IOCTL".
+    pub channel: &'static str,
+    /// What was done on it.
+    pub operation: &'static str,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Bytes, latency, counters; or why it failed.
+    pub detail: String,
+}
+
+/// A step's result: the detail text either way.
+type Step = Result<String, String>;
+
+/// An echo IOCTL, its row label and the payload length used.
+type EchoCase = (&'static Ioctl<[u8], [u8]>, &'static str, usize);
+
+/// Runs the demo against the driver image `image` and prints the table.
+/// Exit code 1 if any row failed (or the driver could not be reached).
+pub fn run(image: &Path) -> ExitCode {
+    println!("ntcomm demo: driver {}", image.display());
+    if let Err(e) = rig::ensure_running(image) {
+        eprintln!("ntcomm demo: cannot start the driver: {e}");
+        return ExitCode::FAILURE;
+    }
+    let dev = match Device::open(proto::USER_PATH) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ntcomm demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rows = rows(&dev);
+    print!("{}", render(&rows));
+    let failed = rows.iter().filter(|r| r.outcome == Outcome::Fail).count();
+    let ok = rows.iter().filter(|r| r.outcome == Outcome::Ok).count();
+    let not_yet = rows.iter().filter(|r| r.outcome == Outcome::NotYet).count();
+    println!("\n{ok} OK, {failed} FAIL, {not_yet} not yet");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Every row, in order, using `dev` (a synchronous handle) as the main
+/// handle and opening others where a second handle is the point.
+pub fn rows(dev: &Device) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut row = |channel, operation, step: Step| {
+        let (outcome, detail) = match step {
+            Ok(d) => (Outcome::Ok, d),
+            Err(d) => (Outcome::Fail, d),
+        };
+        rows.push(Row { channel, operation, outcome, detail });
+    };
+    let start = stats(dev);
+
+    let echoes: [EchoCase; 4] = [
+        (&proto::ECHO_BUFFERED, "ECHO METHOD_BUFFERED", 1500),
+        (&proto::ECHO_IN_DIRECT, "ECHO METHOD_IN_DIRECT", 4096),
+        (&proto::ECHO_OUT_DIRECT, "ECHO METHOD_OUT_DIRECT", 4097),
+        (&proto::ECHO_NEITHER, "ECHO METHOD_NEITHER", 777),
+    ];
+    for (i, (ioctl, op, len)) in echoes.into_iter().enumerate() {
+        row("IOCTL", op, echo(dev, ioctl, len, i as u8));
+    }
+    row("IOCTL", "GET_STATS", get_stats(dev));
+    row("inverted call", "WAIT_EVENT pended, POST_EVENT from 2nd handle", inverted_call(dev));
+    row("read/write queue", "WriteFile then ReadFile", write_then_read(dev));
+    row("read/write queue", "ReadFile pends, WriteFile from 2nd handle", pended_read(dev));
+    row("pended IOCTL", "DELAYED_COMPLETE 50 ms, synchronous", delayed_sync(dev));
+    row("pended IOCTL", "DELAYED_COMPLETE 50 ms, through IOCP", delayed_iocp());
+    row("cancellation", "pended ReadFile, CancelIoEx", cancel_read(dev));
+    row("driver state", "GET_STATS after all of the above", end_state(dev, start));
+
+    for (channel, why) in [
+        ("shared memory ring", "no section/ring in ntcomm-demo yet"),
+        ("named pipe", "no pipe channel in ntcomm-demo yet"),
+        ("Filter Manager port", "not implemented (Wine 8 has no FltCreateCommunicationPort)"),
+        ("LPC/ALPC port", "not implemented (Wine 8's Nt*Port return STATUS_NOT_IMPLEMENTED)"),
+    ] {
+        rows.push(Row { channel, operation: "-", outcome: Outcome::NotYet, detail: why.to_owned() });
+    }
+    rows
+}
+
+/// The table as text.
+pub fn render(rows: &[Row]) -> String {
+    let head = ["CHANNEL", "OPERATION", "RESULT", "DETAIL"];
+    let w0 = rows.iter().map(|r| r.channel.len()).chain([head[0].len()]).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.operation.len()).chain([head[1].len()]).max().unwrap_or(0);
+    let w2 = rows.iter().map(|r| r.outcome.label().len()).chain([head[2].len()]).max().unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:w0$}  {:w1$}  {:w2$}  {}", head[0], head[1], head[2], head[3]);
+    let _ = writeln!(out, "{:-<w0$}  {:-<w1$}  {:-<w2$}  {:-<6}", "", "", "", "");
+    for r in rows {
+        let _ = writeln!(out, "{:w0$}  {:w1$}  {:w2$}  {}", r.channel, r.operation, r.outcome.label(), r.detail);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Steps
+
+fn echo(dev: &Device, ioctl: &Ioctl<[u8], [u8]>, len: usize, seed: u8) -> Step {
+    let payload = pattern(len, seed);
+    // Poisoned output: bytes the driver did not write show up as 0xEE.
+    let mut out = vec![0xEE; len];
+    let t = Instant::now();
+    let n = dev.ioctl(ioctl, &payload[..], &mut out[..]).map_err(err)?;
+    let lat = t.elapsed();
+    if n != len {
+        return Err(format!("returned {n} bytes, sent {len}"));
+    }
+    verify(&payload, &out)?;
+    Ok(format!("{len} B echoed, verified byte for byte, {}", fmt_dur(lat)))
+}
+
+fn get_stats(dev: &Device) -> Step {
+    let t = Instant::now();
+    let s = dev.ioctl_get(&proto::GET_STATS).map_err(err)?;
+    let lat = t.elapsed();
+    if s.open_handles < 1 {
+        return Err(format!("open_handles is {} with this handle open", s.open_handles));
+    }
+    Ok(format!(
+        "{} B, {}: {} handles open, {} IRPs completed, {} in flight, {} cancelled, pool {} B in {} blocks",
+        core::mem::size_of::<Stats>(),
+        fmt_dur(lat),
+        s.open_handles,
+        s.irps_completed,
+        s.irps_in_flight,
+        s.irps_cancelled,
+        s.pool_bytes_outstanding,
+        s.pool_allocations_outstanding
+    ))
+}
+
+fn inverted_call(dev: &Device) -> Step {
+    let before = stats_checked(dev)?;
+    // Port first: the device drops first, cancelling what is still in flight.
+    let port = CompletionPort::new().map_err(err)?;
+    let waiter = Device::open_overlapped(proto::USER_PATH).map_err(err)?;
+    port.associate(&waiter, 1).map_err(err)?;
+    waiter.start_ioctl(&proto::WAIT_EVENT, Vec::new(), proto::MAX_EVENT, 7).map_err(err)?;
+    wait_pended(dev, before.irps_in_flight + 1)?;
+    if let Some(c) = port.wait(Some(Duration::ZERO)).map_err(err)? {
+        return Err(format!("WAIT_EVENT completed before any post: {:?}", c.result));
+    }
+    let payload = pattern(300, 0x5a);
+    let t = Instant::now();
+    dev.ioctl(&proto::POST_EVENT, &payload[..], &mut ()).map_err(err)?;
+    let c = wait_one(&port)?;
+    let lat = t.elapsed();
+    let n = c.result.map_err(err)?;
+    if c.tag != 7 {
+        return Err(format!("completion tag {} (expected 7)", c.tag));
+    }
+    if n != payload.len() {
+        return Err(format!("waiter got {n} bytes, posted {}", payload.len()));
+    }
+    verify(&payload, &c.buffer)?;
+    let after = stats_checked(dev)?;
+    let delivered = after.events_delivered - before.events_delivered;
+    if delivered != 1 {
+        return Err(format!("events_delivered grew by {delivered}, expected 1"));
+    }
+    Ok(format!("waiter got the {n} B payload, verified; post->completion {}; events_delivered +1", fmt_dur(lat)))
+}
+
+fn write_then_read(dev: &Device) -> Step {
+    let drained = drain_messages(dev)?;
+    let payload = pattern(300, 0x33);
+    let t = Instant::now();
+    let n = dev.write(&payload).map_err(err)?;
+    if n != payload.len() {
+        return Err(format!("WriteFile took {n} of {} bytes", payload.len()));
+    }
+    let queued = stats_checked(dev)?;
+    let mut buf = vec![0xEE; proto::MAX_MESSAGE];
+    let t2 = Instant::now();
+    let n = dev.read(&mut buf).map_err(err)?;
+    let lat_read = t2.elapsed();
+    let lat = t.elapsed();
+    if queued.messages_queued != 1 || queued.message_bytes_queued != payload.len() as u64 {
+        return Err(format!(
+            "after the write the driver holds {} messages / {} B (expected 1 / {})",
+            queued.messages_queued,
+            queued.message_bytes_queued,
+            payload.len()
+        ));
+    }
+    if n != payload.len() {
+        return Err(format!("ReadFile returned {n} bytes, wrote {}", payload.len()));
+    }
+    verify(&payload, &buf[..n])?;
+    let note = if drained > 0 { format!(" ({drained} leftover messages drained first)") } else { String::new() };
+    Ok(format!("{n} B queued (1 msg), read back verified; write+stats+read {}, read {}{note}", fmt_dur(lat), fmt_dur(lat_read)))
+}
+
+fn pended_read(dev: &Device) -> Step {
+    drain_messages(dev)?;
+    let before = stats_checked(dev)?;
+    let port = CompletionPort::new().map_err(err)?;
+    let reader = Device::open_overlapped(proto::USER_PATH).map_err(err)?;
+    port.associate(&reader, 2).map_err(err)?;
+    reader.start_read(vec![0xEE; 4096], 11).map_err(err)?;
+    wait_pended(dev, before.irps_in_flight + 1)?;
+    if let Some(c) = port.wait(Some(Duration::ZERO)).map_err(err)? {
+        return Err(format!("ReadFile completed with the queue empty: {:?}", c.result));
+    }
+    let payload = pattern(1000, 0x77);
+    let t = Instant::now();
+    let w = dev.write(&payload).map_err(err)?;
+    let c = wait_one(&port)?;
+    let lat = t.elapsed();
+    let n = c.result.map_err(err)?;
+    if w != payload.len() || n != payload.len() {
+        return Err(format!("wrote {w} B, pended read got {n} B (expected {})", payload.len()));
+    }
+    verify(&payload, &c.buffer)?;
+    let after = stats_checked(dev)?;
+    if after.messages_queued != 0 {
+        return Err(format!("{} messages queued after a write handed to a waiting read", after.messages_queued));
+    }
+    Ok(format!("read pended (in flight +1); {n} B write completed it, verified; write->read completion {}", fmt_dur(lat)))
+}
+
+const DELAY: Delay = Delay { millis: 50, token: 4242 };
+
+fn delayed_sync(dev: &Device) -> Step {
+    let t = Instant::now();
+    let n = dev.ioctl(&proto::DELAYED_COMPLETE, &DELAY, &mut ()).map_err(err)?;
+    delayed_verdict(n, t.elapsed(), "DeviceIoControl's bytes returned")
+}
+
+fn delayed_iocp() -> Step {
+    let port = CompletionPort::new().map_err(err)?;
+    let d = Device::open_overlapped(proto::USER_PATH).map_err(err)?;
+    port.associate(&d, 3).map_err(err)?;
+    let t = Instant::now();
+    d.start_ioctl(&proto::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&DELAY).to_vec(), 0, 13).map_err(err)?;
+    let c = wait_one(&port)?;
+    let lat = t.elapsed();
+    let n = c.result.map_err(err)?;
+    delayed_verdict(n, lat, "completion's byte count (IOSB Information)")
+}
+
+/// OK when the request took at least the delay and came back with the
+/// token as its byte count (the driver completes it with
+/// `Information = token`; the output buffer is 0 bytes long).
+fn delayed_verdict(n: usize, took: Duration, what: &str) -> Step {
+    let delay = Duration::from_millis(DELAY.millis.into());
+    if took < delay {
+        return Err(format!("completed after {}, before the {} ms delay", fmt_dur(took), DELAY.millis));
+    }
+    if n != DELAY.token as usize {
+        return Err(format!("{what} is {n}, expected the token {} ({})", DELAY.token, fmt_dur(took)));
+    }
+    Ok(format!("completed after {}; {what} = {n} = token", fmt_dur(took)))
+}
+
+fn cancel_read(dev: &Device) -> Step {
+    drain_messages(dev)?;
+    let before = stats_checked(dev)?;
+    let port = CompletionPort::new().map_err(err)?;
+    let reader = Device::open_overlapped(proto::USER_PATH).map_err(err)?;
+    port.associate(&reader, 4).map_err(err)?;
+    let op = reader.start_read(vec![0; 4096], 17).map_err(err)?;
+    wait_pended(dev, before.irps_in_flight + 1)?;
+    let t = Instant::now();
+    reader.cancel(op).map_err(err)?;
+    let c = wait_one(&port)?;
+    let lat = t.elapsed();
+    match c.result {
+        Err(e) if e.kind() == ErrorKind::Cancelled => {}
+        Err(e) => return Err(format!("completed with {e}, expected Cancelled")),
+        Ok(n) => return Err(format!("completed with success ({n} B), expected Cancelled")),
+    }
+    let after = stats_checked(dev)?;
+    let cancelled = after.irps_cancelled - before.irps_cancelled;
+    if cancelled != 1 || after.irps_in_flight != before.irps_in_flight {
+        return Err(format!(
+            "irps_cancelled +{cancelled} (expected +1), in flight {} -> {}",
+            before.irps_in_flight, after.irps_in_flight
+        ));
+    }
+    Ok(format!("Cancelled (error 995) after {}; irps_cancelled {} -> {}", fmt_dur(lat), before.irps_cancelled, after.irps_cancelled))
+}
+
+fn end_state(dev: &Device, start: Option<Stats>) -> Step {
+    let start = start.ok_or("GET_STATS failed at the start")?;
+    let end = stats_checked(dev)?;
+    if end.irps_in_flight != start.irps_in_flight || end.messages_queued != 0 {
+        return Err(format!(
+            "in flight {} -> {}, {} messages still queued",
+            start.irps_in_flight, end.irps_in_flight, end.messages_queued
+        ));
+    }
+    Ok(format!(
+        "nothing left pended ({} in flight) or queued; {} IRPs completed during the demo, {} handles open, pool {} B in {} blocks",
+        end.irps_in_flight,
+        end.irps_completed - start.irps_completed,
+        end.open_handles,
+        end.pool_bytes_outstanding,
+        end.pool_allocations_outstanding
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn err(e: ntcomm_um::Error) -> String {
+    e.to_string()
+}
+
+fn stats(dev: &Device) -> Option<Stats> {
+    dev.ioctl_get(&proto::GET_STATS).ok()
+}
+
+fn stats_checked(dev: &Device) -> Result<Stats, String> {
+    dev.ioctl_get(&proto::GET_STATS).map_err(err)
+}
+
+/// Polls GET_STATS until the driver holds at least `in_flight` pended IRPs:
+/// proof that a request started asynchronously has reached the driver and
+/// pended there.
+fn wait_pended(dev: &Device, in_flight: u64) -> Result<(), String> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let s = stats_checked(dev)?;
+        if s.irps_in_flight >= in_flight {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("request never pended in the driver ({} in flight after {:?})", s.irps_in_flight, STEP_TIMEOUT));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn wait_one(port: &CompletionPort) -> Result<Completion, String> {
+    port.wait(Some(STEP_TIMEOUT))
+        .map_err(err)?
+        .ok_or_else(|| format!("no completion within {:?}", STEP_TIMEOUT))
+}
+
+/// Reads away messages left in the driver's queue (e.g. by an earlier run)
+/// so reads see what this demo writes. Returns how many.
+fn drain_messages(dev: &Device) -> Result<u64, String> {
+    let queued = stats_checked(dev)?.messages_queued;
+    let mut buf = vec![0; proto::MAX_MESSAGE];
+    for _ in 0..queued {
+        dev.read(&mut buf).map_err(err)?;
+    }
+    Ok(queued)
+}
+
+/// `len` bytes that differ from one position (and seed) to the next.
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+}
+
+fn verify(want: &[u8], got: &[u8]) -> Result<(), String> {
+    if got.len() < want.len() {
+        return Err(format!("got {} bytes, expected {}", got.len(), want.len()));
+    }
+    match want.iter().zip(got).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(format!("byte {i} differs: got {:#04x}, expected {:#04x}", got[i], want[i])),
+    }
+}
+
+/// `123 us` or `50.3 ms`.
+pub(crate) fn fmt_dur(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 10_000.0 {
+        format!("{us:.0} us")
+    } else {
+        format!("{:.1} ms", us / 1000.0)
+    }
+}
