@@ -634,6 +634,10 @@ impl Workspace {
         };
         let release: &[&str] = if profile == Profile::Release { &["--release"] } else { &[] };
 
+        // The image must be a native-subsystem PE importing only what Windows'
+        // ntoskrnl.exe and hal.dll export (Wine would accept more).
+        step("driver image (native subsystem, ntoskrnl/hal imports only)", check_driver_image(&sys).map(|()| 0));
+
         // (a) host
         let mut c = self.cargo();
         c.args(["test", "-p", "ntcomm-proto"]).args(release).args(extra);
@@ -680,6 +684,27 @@ impl Workspace {
         c.args(args).env("NTCOMM_WINE_NO_SETUP", "1");
         Ok(exit_code(status(&mut c)?))
     }
+}
+
+/// Reads the PE headers with mingw's objdump and refuses a driver image that
+/// is not native-subsystem or imports from anything but ntoskrnl.exe/hal.dll.
+fn check_driver_image(sys: &Path) -> Result {
+    let mut c = Command::new("x86_64-w64-mingw32-objdump");
+    c.arg("-p").arg(sys);
+    echo(&c);
+    let out = c.output().context(|| format!("objdump -p {}", sys.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.lines().any(|l| l.starts_with("Subsystem") && l.contains("(NT native)")) {
+        return Err(format!("{} is not a native-subsystem image", sys.display()).into());
+    }
+    let dlls: Vec<String> =
+        text.lines().filter_map(|l| l.trim().strip_prefix("DLL Name:")).map(|d| d.trim().to_ascii_lowercase()).collect();
+    let foreign: Vec<&String> = dlls.iter().filter(|d| *d != "ntoskrnl.exe" && *d != "hal.dll").collect();
+    if dlls.is_empty() || !foreign.is_empty() {
+        return Err(format!("{} imports {:?}; only ntoskrnl.exe and hal.dll are allowed", sys.display(), dlls).into());
+    }
+    eprintln!("xtask: {} imports only {:?}", sys.display(), dlls);
+    Ok(())
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
