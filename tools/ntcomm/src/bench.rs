@@ -1,27 +1,791 @@
-//! `ntcomm bench` (in progress).
+//! `ntcomm bench`: round-trip latency and throughput of each channel of the
+//! reference driver.
+//!
+//! Channels (one timed round trip each):
+//! - `ioctl-buffered`: synchronous `ECHO_BUFFERED` of SIZE bytes;
+//! - `ioctl-direct`: synchronous `ECHO_OUT_DIRECT` of SIZE bytes;
+//! - `readwrite`: `WriteFile` of SIZE bytes then `ReadFile` of it, same handle;
+//! - `inverted-call`: a thread keeps one overlapped `WAIT_EVENT` pended
+//!   through a completion port; the timed loop posts SIZE bytes with
+//!   `POST_EVENT` from another handle and measures until the waiter thread
+//!   has dequeued the completion (post -> completion latency);
+//! - `overlapped-ioctl`: DEPTH `ECHO_BUFFERED` requests kept in flight through
+//!   one completion port (throughput; latency is issue -> dequeue, queueing
+//!   included).
+//!
+//! Every reply is checked (byte count and content); a wrong reply fails the
+//! channel. Latencies are recorded in nanoseconds in an HdrHistogram (3
+//! significant digits) and printed in microseconds. MB/s counts the payload
+//! once per round trip (10^6 bytes).
+
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Options.
-#[derive(Debug)]
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ntcomm_proto::demo as proto;
+use ntcomm_um::{CompletionPort, Device, ErrorKind, OpKind};
+use serde::Serialize;
+
+use crate::demo::pattern;
+use crate::rig;
+
+/// Every channel, in run order, with what one round trip is.
+pub const CHANNELS: [(&str, &str); 5] = [
+    ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
+    ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
+    ("readwrite", "WriteFile SIZE bytes then ReadFile them back, same handle"),
+    ("inverted-call", "POST_EVENT of SIZE bytes -> pended WAIT_EVENT completion dequeued by the waiter thread (IOCP)"),
+    ("overlapped-ioctl", "ECHO_BUFFERED of SIZE bytes, DEPTH in flight through one IOCP; latency = issue -> dequeue"),
+];
+
+/// How long any single wait may take before the channel is declared failed.
+const STALL: Duration = Duration::from_secs(5);
+
+/// Options of `ntcomm bench`.
+#[derive(Clone, Debug, Serialize)]
 pub struct Options {
-    /// JSON output.
+    /// One JSON document instead of tables.
+    #[serde(skip)]
     pub json: bool,
-    /// Iterations.
+    /// Timed round trips per channel.
     pub iterations: u64,
-    /// Size.
+    /// Payload bytes per round trip.
     pub size: usize,
-    /// Warmup.
+    /// Untimed round trips per channel first.
     pub warmup: u64,
-    /// Depth.
+    /// Requests in flight for `overlapped-ioctl`.
     pub depth: usize,
-    /// Max seconds per channel.
+    /// Cap on each channel's timed loop, in seconds.
     pub max_seconds: f64,
-    /// Channels.
+    /// Only these channels (empty: all).
     pub channels: Vec<String>,
 }
 
-/// Runs.
-pub fn run(_image: &Path, _o: &Options) -> ExitCode {
-    ExitCode::FAILURE
+/// The whole run, as printed by `--json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The command line, as received.
+    pub command: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// The options in effect.
+    pub options: Options,
+    /// One entry per channel run.
+    pub channels: Vec<ChannelResult>,
+    /// No channel failed.
+    pub ok: bool,
+}
+
+/// The machine the bench ran on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// `std::thread::available_parallelism`.
+    pub logical_cores: usize,
+    /// Windows version as reported by `RtlGetVersion`.
+    pub windows_version: Option<String>,
+    /// Wine version (`wine_get_version`) when running under Wine.
+    pub wine_version: Option<String>,
+    /// Host system under Wine (`wine_get_host_version`), e.g. "Linux 6.1.0".
+    pub wine_host: Option<String>,
+    /// Target architecture.
+    pub arch: &'static str,
+    /// Whether the tool was built with optimisations.
+    pub release_build: bool,
+}
+
+/// Results of one channel.
+#[derive(Debug, Serialize)]
+pub struct ChannelResult {
+    /// Channel name, e.g. `ioctl-buffered`.
+    pub name: &'static str,
+    /// What one round trip is.
+    pub round_trip: &'static str,
+    /// `ok`, `failed` or `skipped`.
+    pub status: &'static str,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+    /// Payload bytes per round trip.
+    pub payload_bytes: usize,
+    /// Requests in flight (1 except `overlapped-ioctl`).
+    pub depth: usize,
+    /// Timed round trips completed.
+    pub iterations: u64,
+    /// Whether the loop stopped at `max_seconds` before `iterations`.
+    pub stopped_at_time_cap: bool,
+    /// Wall time of the timed loop.
+    pub elapsed_s: f64,
+    /// Round trips per second.
+    pub ops_per_s: f64,
+    /// Payload megabytes (10^6 B) per second, counted once per round trip.
+    pub mb_per_s: f64,
+    /// Latency of a round trip.
+    pub latency_us: Option<Latency>,
+    /// Channel-specific observations.
+    pub notes: Vec<String>,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Latency {
+    /// Fastest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Some(Latency {
+            min: us(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: us(h.value_at_quantile(0.5)),
+            p99: us(h.value_at_quantile(0.99)),
+            p99_9: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        })
+    }
+}
+
+/// What a timed loop measured.
+struct Measured {
+    hist: Histogram<u64>,
+    iterations: u64,
+    elapsed: Duration,
+    capped: bool,
+    notes: Vec<String>,
+}
+
+/// Runs the benchmarks against the driver image `image` and prints them.
+pub fn run(image: &Path, opts: &Options) -> ExitCode {
+    for c in &opts.channels {
+        if !CHANNELS.iter().any(|(n, _)| n == c) {
+            let names: Vec<&str> = CHANNELS.iter().map(|(n, _)| *n).collect();
+            eprintln!("ntcomm bench: unknown channel {c:?}; channels: {}", names.join(", "));
+            return ExitCode::from(2);
+        }
+    }
+    if opts.iterations == 0 || opts.depth == 0 || opts.max_seconds.is_nan() || opts.max_seconds <= 0.0 {
+        eprintln!("ntcomm bench: --iterations, --depth and --max-seconds must be positive");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = rig::ensure_running(image) {
+        eprintln!("ntcomm bench: cannot start the driver {}: {e}", image.display());
+        return ExitCode::FAILURE;
+    }
+    let command = command_line();
+    let machine = machine();
+    if !opts.json {
+        println!("ntcomm bench");
+        println!("command: {command}");
+        println!("machine: {}", describe(&machine));
+        println!(
+            "options: {} iterations/channel (each loop capped at {} s), {} B payload, {} warmup, overlapped depth {}",
+            opts.iterations, opts.max_seconds, opts.size, opts.warmup, opts.depth
+        );
+        println!("latency in microseconds (HdrHistogram, ns resolution); MB/s = payload bytes once per round trip / 10^6\n");
+    }
+    let progress = !opts.json && std::io::stderr().is_terminal();
+    let mut results = Vec::new();
+    for (name, round_trip) in CHANNELS {
+        if !opts.channels.is_empty() && !opts.channels.iter().any(|c| c == name) {
+            continue;
+        }
+        let bar = progress_bar(progress, name, opts.iterations);
+        let outcome = match name {
+            "ioctl-buffered" => echo(opts, &bar, &proto::ECHO_BUFFERED),
+            "ioctl-direct" => echo(opts, &bar, &proto::ECHO_OUT_DIRECT),
+            "readwrite" => readwrite(opts, &bar),
+            "inverted-call" => inverted_call(opts, &bar),
+            "overlapped-ioctl" => overlapped(opts, &bar),
+            _ => unreachable!("channel list"),
+        };
+        bar.finish_and_clear();
+        let depth = if name == "overlapped-ioctl" { opts.depth } else { 1 };
+        results.push(result(name, round_trip, opts.size, depth, outcome));
+    }
+    let ok = results.iter().all(|r| r.status != "failed");
+    let report = Report { command, machine, options: opts.clone(), channels: results, ok };
+    if opts.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("ntcomm bench: JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", render(&report));
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A channel's outcome: measured, skipped (reason), or failed (reason).
+enum Outcome {
+    Done(Measured),
+    Skipped(String),
+    Failed(String),
+}
+
+fn result(name: &'static str, round_trip: &'static str, size: usize, depth: usize, outcome: Outcome) -> ChannelResult {
+    let mut r = ChannelResult {
+        name,
+        round_trip,
+        status: "ok",
+        error: None,
+        payload_bytes: size,
+        depth,
+        iterations: 0,
+        stopped_at_time_cap: false,
+        elapsed_s: 0.0,
+        ops_per_s: 0.0,
+        mb_per_s: 0.0,
+        latency_us: None,
+        notes: Vec::new(),
+    };
+    match outcome {
+        Outcome::Done(m) => {
+            let secs = m.elapsed.as_secs_f64();
+            r.iterations = m.iterations;
+            r.stopped_at_time_cap = m.capped;
+            r.elapsed_s = secs;
+            if secs > 0.0 {
+                r.ops_per_s = m.iterations as f64 / secs;
+                r.mb_per_s = r.ops_per_s * size as f64 / 1e6;
+            }
+            r.latency_us = Latency::of(&m.hist);
+            r.notes = m.notes;
+        }
+        Outcome::Skipped(why) => {
+            r.status = "skipped";
+            r.error = Some(why);
+        }
+        Outcome::Failed(why) => {
+            r.status = "failed";
+            r.error = Some(why);
+        }
+    }
+    r
+}
+
+fn render(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<17} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "CHANNEL", "OPS", "p50", "p99", "p99.9", "max", "mean", "ops/s", "MB/s"
+    );
+    for r in &report.channels {
+        match (&r.latency_us, r.status) {
+            (Some(l), "ok") => {
+                let _ = writeln!(
+                    s,
+                    "{:<17} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>8.3}{}",
+                    r.name,
+                    r.iterations,
+                    l.p50,
+                    l.p99,
+                    l.p99_9,
+                    l.max,
+                    l.mean,
+                    r.ops_per_s,
+                    r.mb_per_s,
+                    if r.stopped_at_time_cap { "  (time cap)" } else { "" }
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "{:<17} {}: {}", r.name, r.status.to_uppercase(), r.error.as_deref().unwrap_or("no samples"));
+            }
+        }
+    }
+    let _ = writeln!(s);
+    for r in &report.channels {
+        let _ = writeln!(s, "{:<17} {}", r.name, r.round_trip);
+        for n in &r.notes {
+            let _ = writeln!(s, "{:<17}   {n}", "");
+        }
+    }
+    if !report.ok {
+        let _ = writeln!(s, "\nFAILED: at least one channel returned wrong data or an error");
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Channels
+
+/// Runs `op` `warmup` times, then times it up to `iterations` times (or
+/// until the time cap). `op` checks its own reply.
+fn timed(opts: &Options, bar: &ProgressBar, mut op: impl FnMut() -> Result<(), String>) -> Result<Measured, String> {
+    for i in 0..opts.warmup {
+        op().map_err(|e| format!("warm-up round trip {i}: {e}"))?;
+    }
+    let mut hist = new_hist();
+    let cap = Duration::from_secs_f64(opts.max_seconds);
+    let start = Instant::now();
+    let mut done = 0;
+    let mut capped = false;
+    while done < opts.iterations {
+        let t = Instant::now();
+        op().map_err(|e| format!("round trip {done}: {e}"))?;
+        let end = Instant::now();
+        hist.saturating_record(ns(end - t));
+        done += 1;
+        bar.inc(1);
+        if end - start >= cap && done < opts.iterations {
+            capped = true;
+            break;
+        }
+    }
+    Ok(Measured { hist, iterations: done, elapsed: start.elapsed(), capped, notes: Vec::new() })
+}
+
+fn echo(opts: &Options, bar: &ProgressBar, ioctl: &ntcomm_proto::Ioctl<[u8], [u8]>) -> Outcome {
+    if opts.size > proto::MAX_ECHO {
+        return Outcome::Skipped(format!("SIZE {} exceeds the echo limit {}", opts.size, proto::MAX_ECHO));
+    }
+    let dev = match Device::open(proto::USER_PATH) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let payload = pattern(opts.size, 0x21);
+    let mut out = vec![0u8; opts.size];
+    outcome(timed(opts, bar, || {
+        out.fill(0xEE);
+        let n = dev.ioctl(ioctl, &payload[..], &mut out[..]).map_err(|e| e.to_string())?;
+        check_reply(&payload, n, &out)
+    }))
+}
+
+fn readwrite(opts: &Options, bar: &ProgressBar) -> Outcome {
+    if opts.size > proto::MAX_MESSAGE {
+        return Outcome::Skipped(format!("SIZE {} exceeds the message limit {}", opts.size, proto::MAX_MESSAGE));
+    }
+    let dev = match Device::open(proto::USER_PATH) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    // Messages left by someone else would be read instead of ours.
+    let queued = match dev.ioctl_get(&proto::GET_STATS) {
+        Ok(s) => s.messages_queued,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let mut buf = vec![0u8; proto::MAX_MESSAGE];
+    for _ in 0..queued {
+        if let Err(e) = dev.read(&mut buf) {
+            return Outcome::Failed(format!("draining {queued} leftover messages: {e}"));
+        }
+    }
+    let payload = pattern(opts.size, 0x42);
+    let mut buf = vec![0u8; opts.size];
+    let mut m = timed(opts, bar, || {
+        let w = dev.write(&payload).map_err(|e| e.to_string())?;
+        if w != payload.len() {
+            return Err(format!("WriteFile took {w} of {} bytes", payload.len()));
+        }
+        buf.fill(0xEE);
+        let n = dev.read(&mut buf).map_err(|e| e.to_string())?;
+        check_reply(&payload, n, &buf)
+    });
+    if let (Ok(m), true) = (&mut m, queued > 0) {
+        m.notes.push(format!("{queued} leftover messages drained before the run"));
+    }
+    outcome(m)
+}
+
+/// What the waiter thread reports for each completed `WAIT_EVENT`.
+type WaiterReport = Result<Instant, String>;
+
+/// Tag of the packet that tells the waiter thread to stop.
+const STOP: u64 = u64::MAX;
+
+fn inverted_call(opts: &Options, bar: &ProgressBar) -> Outcome {
+    if opts.size > proto::MAX_EVENT {
+        return Outcome::Skipped(format!("SIZE {} exceeds the event limit {}", opts.size, proto::MAX_EVENT));
+    }
+    let setup = || -> ntcomm_um::Result<(Device, Arc<CompletionPort>, Arc<Device>)> {
+        let poster = Device::open(proto::USER_PATH)?;
+        let port = Arc::new(CompletionPort::new()?);
+        let waiter = Arc::new(Device::open_overlapped(proto::USER_PATH)?);
+        port.associate(&waiter, 1)?;
+        Ok((poster, port, waiter))
+    };
+    let (poster, port, waiter) = match setup() {
+        Ok(x) => x,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let payload = pattern(opts.size, 0x63);
+    let (tx, rx) = mpsc::channel::<WaiterReport>();
+    let thread = {
+        let (port, waiter, payload) = (port.clone(), waiter.clone(), payload.clone());
+        std::thread::spawn(move || waiter_thread(&port, &waiter, &payload, &tx))
+    };
+
+    let mut retries = 0u64;
+    let mut post_hist = new_hist();
+    let mut one = |record: bool| -> Result<Duration, String> {
+        // The waiter re-arms before reporting, but its WAIT_EVENT could in
+        // principle reach the driver after our post: STATUS_NOT_FOUND then
+        // means "nobody waits yet", and the post is retried (counted).
+        let (t0, post_took) = loop {
+            let t0 = Instant::now();
+            match poster.ioctl(&proto::POST_EVENT, &payload[..], &mut ()) {
+                Ok(_) => break (t0, t0.elapsed()),
+                Err(e) if e.kind() == ErrorKind::NotFoundItem => {
+                    retries += 1;
+                    if retries > 10_000 {
+                        return Err("POST_EVENT found no waiter 10000 times".into());
+                    }
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        if record {
+            post_hist.saturating_record(ns(post_took));
+        }
+        match rx.recv_timeout(STALL) {
+            Ok(Ok(t1)) => Ok(t1.saturating_duration_since(t0)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("the waiter saw no completion within {STALL:?} of the post")),
+        }
+    };
+    let measured = (|| {
+        for i in 0..opts.warmup {
+            one(false).map_err(|e| format!("warm-up round trip {i}: {e}"))?;
+        }
+        let mut hist = new_hist();
+        let cap = Duration::from_secs_f64(opts.max_seconds);
+        let start = Instant::now();
+        let (mut done, mut capped) = (0, false);
+        while done < opts.iterations {
+            let lat = one(true).map_err(|e| format!("round trip {done}: {e}"))?;
+            hist.saturating_record(ns(lat));
+            done += 1;
+            bar.inc(1);
+            if start.elapsed() >= cap && done < opts.iterations {
+                capped = true;
+                break;
+            }
+        }
+        Ok::<_, String>(Measured { hist, iterations: done, elapsed: start.elapsed(), capped, notes: Vec::new() })
+    })();
+
+    // Stop the waiter: it cancels its outstanding WAIT_EVENT and reaps it.
+    let stop = port.post(0, STOP).map_err(|e| e.to_string());
+    let joined = match stop {
+        Ok(()) => thread.join().map_err(|_| "waiter thread panicked".to_string()),
+        Err(e) => Err(format!("stopping the waiter thread: {e}")),
+    };
+    let mut measured = match (measured, joined) {
+        (Err(e), _) => return Outcome::Failed(e),
+        (Ok(_), Err(e)) => return Outcome::Failed(e),
+        (Ok(m), Ok(())) => m,
+    };
+    if let Some(l) = Latency::of(&post_hist) {
+        measured
+            .notes
+            .push(format!("POST_EVENT call itself (synchronous, returns after the waiter is completed): p50 {:.1} us, p99 {:.1} us", l.p50, l.p99));
+    }
+    measured.notes.push(format!("POST_EVENT retried {retries} times because no WAIT_EVENT was pended yet"));
+    Outcome::Done(measured)
+}
+
+/// Keeps one `WAIT_EVENT` pended on `waiter`; for each completion, re-arms
+/// first, then reports the instant it dequeued it (or what was wrong).
+/// On the `STOP` packet, cancels the outstanding request and reaps it.
+fn waiter_thread(port: &CompletionPort, waiter: &Device, payload: &[u8], tx: &mpsc::Sender<WaiterReport>) {
+    let arm = |tag| waiter.start_ioctl(&proto::WAIT_EVENT, Vec::new(), proto::MAX_EVENT, tag);
+    let mut tag = 0u64;
+    if let Err(e) = arm(tag) {
+        let _ = tx.send(Err(format!("arming WAIT_EVENT: {e}")));
+        return;
+    }
+    let mut stopping = false;
+    loop {
+        let c = match port.wait(if stopping { Some(STALL) } else { None }) {
+            Ok(Some(c)) => c,
+            Ok(None) => return, // stopping and the cancelled request never came back: leak it
+            Err(e) => {
+                let _ = tx.send(Err(format!("waiting on the port: {e}")));
+                return;
+            }
+        };
+        let now = Instant::now();
+        if c.kind == OpKind::Posted && c.tag == STOP {
+            stopping = true;
+            let _ = waiter.cancel_all();
+            continue;
+        }
+        if stopping {
+            // The outstanding WAIT_EVENT, cancelled (or completed just before).
+            return;
+        }
+        let report = match c.result {
+            Ok(n) => check_reply(payload, n, &c.buffer).map(|()| now),
+            Err(e) => Err(format!("WAIT_EVENT (tag {}) failed: {e}", c.tag)),
+        };
+        let failed = report.is_err();
+        tag += 1;
+        let rearmed = if failed { Ok(()) } else { arm(tag).map(|_| ()) };
+        let _ = tx.send(report);
+        if let Err(e) = rearmed {
+            let _ = tx.send(Err(format!("re-arming WAIT_EVENT: {e}")));
+            return;
+        }
+        if failed {
+            return;
+        }
+    }
+}
+
+fn overlapped(opts: &Options, bar: &ProgressBar) -> Outcome {
+    if opts.size > proto::MAX_ECHO {
+        return Outcome::Skipped(format!("SIZE {} exceeds the echo limit {}", opts.size, proto::MAX_ECHO));
+    }
+    let setup = || -> ntcomm_um::Result<(CompletionPort, Device)> {
+        let port = CompletionPort::new()?;
+        let dev = Device::open_overlapped(proto::USER_PATH)?;
+        port.associate(&dev, 1)?;
+        Ok((port, dev))
+    };
+    // Port declared first: the device drops first and cancels stragglers.
+    let (port, dev) = match setup() {
+        Ok(x) => x,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let payload = pattern(opts.size, 0x7e);
+    let hidden = ProgressBar::hidden();
+    if let Err(e) = pipeline(&port, &dev, &payload, opts.depth, opts.warmup, f64::INFINITY, &hidden) {
+        return Outcome::Failed(format!("warm-up: {e}"));
+    }
+    outcome(pipeline(&port, &dev, &payload, opts.depth, opts.iterations, opts.max_seconds, bar))
+}
+
+/// Keeps up to `depth` echoes in flight until `total` have completed (or
+/// the time cap stops new issues), checking each reply.
+fn pipeline(
+    port: &CompletionPort,
+    dev: &Device,
+    payload: &[u8],
+    depth: usize,
+    total: u64,
+    max_seconds: f64,
+    bar: &ProgressBar,
+) -> Result<Measured, String> {
+    let mut hist = new_hist();
+    let issue = |slot: usize| {
+        dev.start_ioctl(&proto::ECHO_BUFFERED, payload.to_vec(), payload.len(), slot as u64).map_err(|e| e.to_string())
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::try_from_secs_f64(max_seconds).unwrap_or(Duration::MAX / 4);
+    let mut issued_at = vec![start; depth];
+    let (mut issued, mut done, mut in_flight, mut capped) = (0u64, 0u64, 0usize, false);
+    while in_flight < depth && issued < total {
+        issued_at[in_flight] = Instant::now();
+        issue(in_flight)?;
+        issued += 1;
+        in_flight += 1;
+    }
+    let mut batch = Vec::with_capacity(depth);
+    while in_flight > 0 {
+        batch.clear();
+        let got = port.wait_many(&mut batch, depth, Some(STALL)).map_err(|e| e.to_string())?;
+        if got == 0 {
+            return Err(format!("{in_flight} requests in flight, none completed within {STALL:?}"));
+        }
+        let now = Instant::now();
+        for c in batch.drain(..) {
+            let slot = c.tag as usize;
+            if slot >= depth {
+                return Err(format!("completion with unknown tag {}", c.tag));
+            }
+            let n = c.result.map_err(|e| e.to_string())?;
+            check_reply(payload, n, &c.buffer)?;
+            hist.saturating_record(ns(now - issued_at[slot]));
+            done += 1;
+            in_flight -= 1;
+            bar.inc(1);
+            if issued < total {
+                if now >= deadline {
+                    capped = true;
+                    continue;
+                }
+                issued_at[slot] = Instant::now();
+                issue(slot)?;
+                issued += 1;
+                in_flight += 1;
+            }
+        }
+    }
+    Ok(Measured { hist, iterations: done, elapsed: start.elapsed(), capped, notes: Vec::new() })
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn outcome(m: Result<Measured, String>) -> Outcome {
+    match m {
+        Ok(m) => Outcome::Done(m),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// The reply must be exactly the payload.
+fn check_reply(payload: &[u8], n: usize, out: &[u8]) -> Result<(), String> {
+    if n != payload.len() {
+        return Err(format!("reply of {n} bytes, sent {}", payload.len()));
+    }
+    match out.get(..n) {
+        Some(got) if got == payload => Ok(()),
+        Some(got) => {
+            let i = got.iter().zip(payload).position(|(a, b)| a != b).unwrap_or(0);
+            Err(format!("reply differs at byte {i}: got {:#04x}, sent {:#04x}", got[i], payload[i]))
+        }
+        None => Err(format!("reply buffer holds {} bytes, {n} reported", out.len())),
+    }
+}
+
+/// 1 ns .. 60 s, 3 significant digits.
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+fn progress_bar(visible: bool, name: &str, len: u64) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>17} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(name.to_owned());
+    bar
+}
+
+/// The command line as received, arguments with spaces quoted.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| if a.is_empty() || a.contains([' ', '"']) { format!("\"{}\"", a.replace('"', "\\\"")) } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn describe(m: &Machine) -> String {
+    let mut s = format!("{} logical cores, {}", m.logical_cores, m.arch);
+    if let Some(v) = &m.windows_version {
+        s += &format!(", Windows {v}");
+    }
+    if let Some(w) = &m.wine_version {
+        s += &format!(", Wine {w}");
+        if let Some(h) = &m.wine_host {
+            s += &format!(" on {h}");
+        }
+    }
+    s += if m.release_build { ", release build" } else { ", debug build" };
+    s
+}
+
+fn machine() -> Machine {
+    let (windows_version, wine_version, wine_host) = os::versions();
+    Machine {
+        logical_cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        windows_version,
+        wine_version,
+        wine_host,
+        arch: std::env::consts::ARCH,
+        release_build: !cfg!(debug_assertions),
+    }
+}
+
+/// Version facts from ntdll, looked up by name so nothing is linked that
+/// Windows lacks (the `wine_*` exports exist only under Wine).
+mod os {
+    use core::ffi::{c_char, CStr};
+
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+
+    /// `RTL_OSVERSIONINFOW`.
+    #[repr(C)]
+    struct OsVersionInfo {
+        size: u32,
+        major: u32,
+        minor: u32,
+        build: u32,
+        platform: u32,
+        csd: [u16; 128],
+    }
+
+    type RtlGetVersion = unsafe extern "system" fn(*mut OsVersionInfo) -> i32;
+    type WineGetVersion = unsafe extern "C" fn() -> *const c_char;
+    type WineGetHostVersion = unsafe extern "C" fn(*mut *const c_char, *mut *const c_char);
+
+    /// (Windows version, Wine version, Wine host).
+    pub fn versions() -> (Option<String>, Option<String>, Option<String>) {
+        // SAFETY: ntdll is always loaded; the name is NUL-terminated.
+        let ntdll = unsafe { GetModuleHandleA(c"ntdll.dll".as_ptr().cast()) };
+        if ntdll.is_null() {
+            return (None, None, None);
+        }
+        // SAFETY: a loaded module and NUL-terminated names.
+        let find = |name: &CStr| unsafe { GetProcAddress(ntdll, name.as_ptr().cast()) };
+        let windows = find(c"RtlGetVersion").and_then(|f| {
+            // SAFETY: RtlGetVersion has this signature; the struct is sized.
+            let f: RtlGetVersion = unsafe { core::mem::transmute(f) };
+            // SAFETY: plain data, all-zero is fine.
+            let mut info: OsVersionInfo = unsafe { core::mem::zeroed() };
+            info.size = core::mem::size_of::<OsVersionInfo>() as u32;
+            // SAFETY: `info` is a valid, sized RTL_OSVERSIONINFOW.
+            (unsafe { f(&mut info) } >= 0).then(|| format!("{}.{}.{}", info.major, info.minor, info.build))
+        });
+        let wine = find(c"wine_get_version").and_then(|f| {
+            // SAFETY: Wine's export: returns a static NUL-terminated string.
+            let f: WineGetVersion = unsafe { core::mem::transmute(f) };
+            // SAFETY: as above.
+            unsafe { cstr(f()) }
+        });
+        let host = find(c"wine_get_host_version").and_then(|f| {
+            // SAFETY: Wine's export: fills two pointers to static strings.
+            let f: WineGetHostVersion = unsafe { core::mem::transmute(f) };
+            let (mut sys, mut rel) = (core::ptr::null(), core::ptr::null());
+            // SAFETY: both out-pointers are valid.
+            unsafe { f(&mut sys, &mut rel) };
+            // SAFETY: null or static NUL-terminated strings.
+            let (sys, rel) = unsafe { (cstr(sys), cstr(rel)) };
+            Some(format!("{} {}", sys?, rel.unwrap_or_default()).trim().to_owned())
+        });
+        (windows, wine, host)
+    }
+
+    /// # Safety
+    /// `p` is null or a NUL-terminated string that lives long enough.
+    unsafe fn cstr(p: *const c_char) -> Option<String> {
+        // SAFETY: by the caller.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
 }
