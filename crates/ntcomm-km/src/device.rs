@@ -20,6 +20,7 @@ use core::time::Duration;
 use ntcomm_proto::{sddl, NtStatus};
 
 use crate::irp::{FileId, Handled, Request};
+use crate::security::SecurityDescriptor;
 use crate::string::UnicodeString;
 use crate::{sys, Error};
 
@@ -214,9 +215,7 @@ unsafe extern "system" fn unload<D: DeviceOperations>(driver: *mut sys::DRIVER_O
 }
 
 fn apply_dacl(device: *mut sys::DEVICE_OBJECT, sddl_text: &str) -> Result<(), Error> {
-    let mut sd = [0u64; 64];
-    let bytes = zerocopy::IntoBytes::as_mut_bytes(&mut sd[..]);
-    sddl::to_self_relative(sddl_text, bytes).map_err(|_| Error::new(NtStatus::STATUS_INVALID_PARAMETER, "device SDDL"))?;
+    let sd = SecurityDescriptor::from_sddl(sddl_text)?;
     let mut handle = core::ptr::null_mut();
     // SAFETY: a device object we just created; kernel handle, no type check.
     let status = unsafe {
@@ -232,7 +231,7 @@ fn apply_dacl(device: *mut sys::DEVICE_OBJECT, sddl_text: &str) -> Result<(), Er
     };
     Error::check(status, "ObOpenObjectByPointer(device, WRITE_DAC)")?;
     // SAFETY: a valid handle and a self-relative descriptor in `sd`.
-    let status = unsafe { sys::ZwSetSecurityObject(handle, sys::DACL_SECURITY_INFORMATION, sd.as_mut_ptr().cast()) };
+    let status = unsafe { sys::ZwSetSecurityObject(handle, sys::DACL_SECURITY_INFORMATION, sd.as_ptr()) };
     // SAFETY: our handle, closed once.
     unsafe { sys::ZwClose(handle) };
     Error::check(status, "ZwSetSecurityObject(device DACL)")

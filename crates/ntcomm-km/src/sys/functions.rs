@@ -80,3 +80,68 @@ extern "system" {
     pub fn ZwSetSecurityObject(handle: HANDLE, info: u32, sd: *mut c_void) -> NTSTATUS;
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
 }
+
+#[link(name = "ntoskrnl")]
+extern "system" {
+    pub fn ZwCreateSection(
+        handle: *mut HANDLE,
+        access: ACCESS_MASK,
+        attributes: *mut OBJECT_ATTRIBUTES,
+        maximum_size: *mut i64,
+        page_protection: u32,
+        allocation_attributes: u32,
+        file: HANDLE,
+    ) -> NTSTATUS;
+    pub fn ZwMapViewOfSection(
+        section: HANDLE,
+        process: HANDLE,
+        base: *mut *mut c_void,
+        zero_bits: usize,
+        commit_size: usize,
+        offset: *mut i64,
+        view_size: *mut usize,
+        inherit: u32,
+        allocation_type: u32,
+        protect: u32,
+    ) -> NTSTATUS;
+    pub fn ZwUnmapViewOfSection(process: HANDLE, base: *mut c_void) -> NTSTATUS;
+    pub fn ZwOpenProcess(
+        handle: *mut HANDLE,
+        access: ACCESS_MASK,
+        attributes: *mut OBJECT_ATTRIBUTES,
+        client: *mut CLIENT_ID,
+    ) -> NTSTATUS;
+    pub fn PsGetCurrentProcessId() -> HANDLE;
+    pub fn ZwCreateEvent(
+        handle: *mut HANDLE,
+        access: ACCESS_MASK,
+        attributes: *mut OBJECT_ATTRIBUTES,
+        event_type: u32,
+        initial_state: BOOLEAN,
+    ) -> NTSTATUS;
+    pub fn ZwSetEvent(handle: HANDLE, previous: *mut i32) -> NTSTATUS;
+    pub fn ZwCreateFile(
+        handle: *mut HANDLE,
+        access: ACCESS_MASK,
+        attributes: *mut OBJECT_ATTRIBUTES,
+        iosb: *mut IO_STATUS_BLOCK,
+        allocation_size: *mut i64,
+        file_attributes: u32,
+        share_access: u32,
+        disposition: u32,
+        options: u32,
+        ea: *mut c_void,
+        ea_length: u32,
+    ) -> NTSTATUS;
+    pub fn ZwWriteFile(
+        handle: HANDLE,
+        event: HANDLE,
+        apc: *mut c_void,
+        apc_context: *mut c_void,
+        iosb: *mut IO_STATUS_BLOCK,
+        buffer: *const c_void,
+        length: u32,
+        offset: *mut i64,
+        key: *mut u32,
+    ) -> NTSTATUS;
+}

@@ -278,3 +278,37 @@ pub const WRITE_DAC: ACCESS_MASK = 0x0004_0000;
 
 /// Highest user-mode address + 1 on x64 (`MM_USER_PROBE_ADDRESS`).
 pub const MM_USER_PROBE_ADDRESS: usize = 0x7FFF_FFFF_0000;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CLIENT_ID {
+    pub UniqueProcess: HANDLE,
+    pub UniqueThread: HANDLE,
+}
+
+/// `NtCurrentProcess()`.
+pub const NT_CURRENT_PROCESS: HANDLE = usize::MAX as HANDLE;
+
+// Sections.
+pub const SECTION_ALL_ACCESS: ACCESS_MASK = 0x000F_001F;
+pub const PAGE_READWRITE: u32 = 0x04;
+pub const SEC_COMMIT: u32 = 0x0800_0000;
+pub const VIEW_UNMAP: u32 = 2;
+
+// Processes.
+pub const PROCESS_VM_OPERATION: ACCESS_MASK = 0x0008;
+pub const PROCESS_QUERY_LIMITED_INFORMATION: ACCESS_MASK = 0x1000;
+pub const SYNCHRONIZE: ACCESS_MASK = 0x0010_0000;
+
+// Events.
+pub const EVENT_ALL_ACCESS: ACCESS_MASK = 0x001F_0003;
+
+// Files (pipes).
+pub const FILE_WRITE_DATA: ACCESS_MASK = 0x0002;
+pub const FILE_APPEND_DATA: ACCESS_MASK = 0x0004;
+pub const FILE_OPEN: u32 = 1;
+pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
+pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
+pub const FILE_SHARE_READ: u32 = 1;
+pub const FILE_SHARE_WRITE: u32 = 2;
