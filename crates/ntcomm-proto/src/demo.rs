@@ -35,6 +35,15 @@ pub const MAX_WAITERS: usize = 1024;
 /// Longest delay `DELAYED_COMPLETE` accepts.
 pub const MAX_DELAY_MS: u32 = 60_000;
 
+/// The pipe a user-mode server creates (`\\.\pipe\ntcomm-demo-log`) and the
+/// driver writes its messages to.
+pub const PIPE_NAME: &str = "ntcomm-demo-log";
+/// Largest message `PIPE_SEND` accepts.
+pub const MAX_PIPE_MESSAGE: usize = 4096;
+/// Messages the driver holds for the pipe while no server listens; further
+/// sends are refused with `STATUS_DEVICE_BUSY`.
+pub const PIPE_QUEUE_CAPACITY: usize = 1024;
+
 /// The device type of the demo's IOCTLs (customer range).
 pub const DEVICE_TYPE: DeviceType = DeviceType(0x8e7c);
 
@@ -68,8 +77,15 @@ pub const POST_EVENT: Ioctl<[u8], ()> =
 pub const DELAYED_COMPLETE: Ioctl<Delay, ()> =
     Ioctl::new("DELAYED_COMPLETE", DEVICE_TYPE, 7, Method::Buffered, Access::READ, Len::of::<Delay>(), Len::NONE);
 
+/// Queues one message for the driver's named-pipe writer. It is delivered
+/// when a server listens on [`PIPE_NAME`]; the driver connects (and
+/// reconnects) by itself from a system thread. Refused with
+/// `STATUS_DEVICE_BUSY` when [`PIPE_QUEUE_CAPACITY`] messages wait.
+pub const PIPE_SEND: Ioctl<[u8], ()> =
+    Ioctl::new("PIPE_SEND", DEVICE_TYPE, 8, Method::Buffered, Access::WRITE, Len::up_to(MAX_PIPE_MESSAGE), Len::NONE);
+
 /// Every IOCTL the demo driver serves.
-pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 8] = [
+pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 9] = [
     ECHO_BUFFERED.erase(),
     ECHO_IN_DIRECT.erase(),
     ECHO_OUT_DIRECT.erase(),
@@ -78,6 +94,7 @@ pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 8] = [
     WAIT_EVENT.erase(),
     POST_EVENT.erase(),
     DELAYED_COMPLETE.erase(),
+    PIPE_SEND.erase(),
 ];
 
 /// Input of [`DELAYED_COMPLETE`].
@@ -114,4 +131,15 @@ pub struct Stats {
     pub pool_allocations_outstanding: u64,
     /// Handles currently open on the device.
     pub open_handles: u64,
+    /// Pipe messages written to a server.
+    pub pipe_messages_sent: u64,
+    /// Pipe messages waiting for a server.
+    pub pipe_messages_queued: u64,
+    /// `PIPE_SEND`s refused because the pipe queue was full.
+    pub pipe_sends_refused: u64,
+    /// Successful connections to the pipe server (1 + reconnections).
+    pub pipe_connects: u64,
+    /// Pipe writes that failed because the server went away (the message
+    /// stays queued and is sent after reconnecting).
+    pub pipe_write_failures: u64,
 }

@@ -27,6 +27,7 @@ pub mod code {
     pub const ERROR_INVALID_PARAMETER: u32 = 87;
     pub const ERROR_BUFFER_OVERFLOW: u32 = 111;
     pub const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
+    pub const ERROR_BROKEN_PIPE: u32 = 109;
     pub const ERROR_BUSY: u32 = 170;
     pub const ERROR_ALREADY_EXISTS: u32 = 183;
     pub const ERROR_MORE_DATA: u32 = 234;

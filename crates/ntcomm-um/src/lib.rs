@@ -31,6 +31,7 @@
 //!                 / start_ioctl_raw(code: u32, input, output_capacity, tag) -> Result<OpId>
 //!          Device::cancel(OpId)
 //!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
+//! pipe     PipeServer::create(name) .accept() .read_message(&mut Vec<u8>) -> Result<bool> .disconnect()
 //! service  install(name, display, &Path) / install_with(.., &InstallOptions)
 //!          start(name) / stop(name) / uninstall(name) -> Result<()>
 //!          status(name) -> Result<ServiceState>   TRANSITION_TIMEOUT (10 s)
@@ -70,12 +71,16 @@ pub mod device;
 #[cfg(windows)]
 pub mod iocp;
 #[cfg(windows)]
+pub mod pipe;
+#[cfg(windows)]
 pub mod service;
 
 pub use error::{Error, ErrorKind, Result};
 
 #[cfg(windows)]
 pub use device::{Device, DeviceAccess};
+#[cfg(windows)]
+pub use pipe::PipeServer;
 #[cfg(windows)]
 pub use iocp::{Completion, CompletionPort, OpId, OpKind};
 #[cfg(windows)]

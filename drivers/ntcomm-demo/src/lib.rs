@@ -7,7 +7,10 @@
 //!   work item for a zero delay),
 //! - read/write as a bounded message queue: a write enqueues one message (or
 //!   hands it straight to a pended read), a read takes the next one or pends;
-//!   a full queue refuses the write with `STATUS_DEVICE_BUSY`.
+//!   a full queue refuses the write with `STATUS_DEVICE_BUSY`,
+//! - a named-pipe writer: `PIPE_SEND` queues a message that a system thread
+//!   writes to a user-mode pipe server, connecting when the server appears
+//!   and reconnecting when it comes back; dispatch never waits on the pipe.
 //!
 //! Everything the protocol says is declared in `ntcomm_proto::demo`. The
 //! driver has no `unsafe` of its own.
@@ -25,6 +28,7 @@ use core::time::Duration;
 use ntcomm_km::device::{Device, DeviceConfig, DeviceOperations};
 use ntcomm_km::ioctl::{self, Buffers, IoctlHandler, IoctlRequest};
 use ntcomm_km::irp::{self, FileId, Handled, Request};
+use ntcomm_km::pipe::{PipeClient, RECONNECT_INTERVAL};
 use ntcomm_km::pool::PoolAllocator;
 use ntcomm_km::queue::IrpQueue;
 use ntcomm_km::sync::SpinLock;
@@ -45,6 +49,18 @@ struct Delayed {
     signal: StopSignal,
 }
 
+/// Messages for the pipe server and the counters of the pipe writer.
+struct PipeLog {
+    queue: SpinLock<VecDeque<Vec<u8>>>,
+    signal: StopSignal,
+    sent: AtomicU64,
+    refused: AtomicU64,
+    connects: AtomicU64,
+    failures: AtomicU64,
+    /// 1 while the writer holds a message it could not deliver yet.
+    in_writer: AtomicU64,
+}
+
 struct Demo {
     device: Device,
     /// Pended `ReadFile`s, oldest first.
@@ -56,6 +72,8 @@ struct Demo {
     messages: SpinLock<VecDeque<Vec<u8>>>,
     delayed: Arc<Delayed>,
     worker: SpinLock<Option<SystemThread>>,
+    pipe: Arc<PipeLog>,
+    pipe_writer: SpinLock<Option<SystemThread>>,
     writes_refused: AtomicU64,
     events_delivered: AtomicU64,
     open_handles: AtomicU64,
@@ -70,6 +88,7 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::WAIT_EVENT, Demo::wait_event),
     IoctlHandler::new(&proto::POST_EVENT, Demo::post_event),
     IoctlHandler::new(&proto::DELAYED_COMPLETE, Demo::delayed_complete),
+    IoctlHandler::new(&proto::PIPE_SEND, Demo::pipe_send),
 ];
 
 impl Demo {
@@ -81,6 +100,28 @@ impl Demo {
         let delayed = Arc::new(Delayed { queue: IrpQueue::new(), signal: StopSignal::new() });
         let worker_state = delayed.clone();
         let worker = SystemThread::spawn(move || delay_worker(&worker_state))?;
+        let mut pipe_queue = VecDeque::new();
+        pipe_queue
+            .try_reserve_exact(proto::PIPE_QUEUE_CAPACITY)
+            .map_err(|_| Error::new(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "pipe queue"))?;
+        let pipe = Arc::new(PipeLog {
+            queue: SpinLock::new(pipe_queue),
+            signal: StopSignal::new(),
+            sent: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            in_writer: AtomicU64::new(0),
+        });
+        let pipe_state = pipe.clone();
+        let pipe_writer = match SystemThread::spawn(move || pipe_writer(&pipe_state)) {
+            Ok(t) => t,
+            Err(e) => {
+                delayed.signal.stop();
+                drop(worker);
+                return Err(e);
+            }
+        };
         Ok(Self {
             device,
             reads: IrpQueue::new(),
@@ -88,6 +129,8 @@ impl Demo {
             messages: SpinLock::new(messages),
             delayed,
             worker: SpinLock::new(Some(worker)),
+            pipe,
+            pipe_writer: SpinLock::new(Some(pipe_writer)),
             writes_refused: AtomicU64::new(0),
             events_delivered: AtomicU64::new(0),
             open_handles: AtomicU64::new(0),
@@ -128,6 +171,11 @@ impl Demo {
             pool_bytes_outstanding: pool.bytes,
             pool_allocations_outstanding: pool.blocks,
             open_handles: self.open_handles.load(Ordering::Relaxed),
+            pipe_messages_sent: self.pipe.sent.load(Ordering::Relaxed),
+            pipe_messages_queued: self.pipe.queue.lock().len() as u64 + self.pipe.in_writer.load(Ordering::Relaxed),
+            pipe_sends_refused: self.pipe.refused.load(Ordering::Relaxed),
+            pipe_connects: self.pipe.connects.load(Ordering::Relaxed),
+            pipe_write_failures: self.pipe.failures.load(Ordering::Relaxed),
         })
     }
 
@@ -205,6 +253,25 @@ impl Demo {
         handled
     }
 
+    fn pipe_send(&self, req: IoctlRequest) -> Handled {
+        let mut copy = Vec::new();
+        if copy.try_reserve_exact(req.input_len()).is_err() {
+            return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        }
+        copy.extend_from_slice(req.input());
+        {
+            let mut q = self.pipe.queue.lock();
+            if q.len() >= proto::PIPE_QUEUE_CAPACITY {
+                drop(q);
+                self.pipe.refused.fetch_add(1, Ordering::Relaxed);
+                return req.fail(NtStatus::STATUS_DEVICE_BUSY);
+            }
+            q.push_back(copy);
+        }
+        self.pipe.signal.notify();
+        req.complete(NtStatus::STATUS_SUCCESS, 0)
+    }
+
     /// Hands `data` to the oldest pended read that can hold it. Reads too
     /// small for it are failed with `STATUS_BUFFER_TOO_SMALL` on the way.
     /// Returns `data` back if no read was waiting.
@@ -240,6 +307,48 @@ fn delay_worker(d: &Delayed) {
         if !d.signal.wait(next.map(time::until)) {
             return;
         }
+    }
+}
+
+/// The pipe writer: connects when a server exists, writes queued messages
+/// in order, and on a failed write keeps the message and reconnects. All
+/// blocking pipe calls happen here, never in dispatch.
+fn pipe_writer(p: &PipeLog) {
+    let mut client: Option<PipeClient> = None;
+    // The message being delivered: out of the queue, not yet accepted by a
+    // server. It is retried after a reconnection, never dropped.
+    let mut pending: Option<Vec<u8>> = None;
+    while !p.signal.is_stopping() {
+        let Some(pipe) = client.as_ref() else {
+            match PipeClient::connect(proto::PIPE_NAME) {
+                Ok(c) => {
+                    p.connects.fetch_add(1, Ordering::Relaxed);
+                    client = Some(c);
+                }
+                Err(_) => {
+                    p.signal.wait(Some(RECONNECT_INTERVAL));
+                }
+            }
+            continue;
+        };
+        if pending.is_none() {
+            pending = p.queue.lock().pop_front();
+        }
+        let Some(msg) = pending.as_ref() else {
+            p.signal.wait(Some(Duration::from_secs(1)));
+            continue;
+        };
+        match pipe.write(msg) {
+            Ok(_) => {
+                pending = None;
+                p.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                p.failures.fetch_add(1, Ordering::Relaxed);
+                client = None;
+            }
+        }
+        p.in_writer.store(pending.is_some() as u64, Ordering::Relaxed);
     }
 }
 
@@ -318,6 +427,8 @@ impl DeviceOperations for Demo {
     fn unload(&self) {
         self.delayed.signal.stop();
         drop(self.worker.lock().take());
+        self.pipe.signal.stop();
+        drop(self.pipe_writer.lock().take());
         let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
             + self.waiters.close(NtStatus::STATUS_CANCELLED)
             + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);

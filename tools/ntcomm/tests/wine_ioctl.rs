@@ -76,7 +76,7 @@ fn input_over_the_declared_size_is_refused_by_the_driver() {
         assert_eq!(err.kind(), ErrorKind::InvalidParameter, "len {len}: {err}");
     }
     // Input where none is declared.
-    let mut stats = [0u8; 80];
+    let mut stats = [0u8; core::mem::size_of::<demo::Stats>()];
     let err = dev.ioctl_raw(demo::GET_STATS.code.0, &[1], &mut stats).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
 }
@@ -106,7 +106,7 @@ fn stats_need_a_full_output_buffer() {
     let stats = dev.ioctl_get(&demo::GET_STATS).unwrap();
     assert!(stats.open_handles >= 1);
     assert!(stats.pool_allocations_outstanding >= 1, "the driver's queues live in pool: {stats:?}");
-    let mut short = [0u8; 79];
+    let mut short = [0u8; core::mem::size_of::<demo::Stats>() - 1];
     let err = dev.ioctl_raw(demo::GET_STATS.code.0, &[], &mut short).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BufferTooSmall, "{err}");
 }
