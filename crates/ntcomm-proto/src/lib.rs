@@ -12,9 +12,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod ctl;
 pub mod demo;
 pub mod ioctl;
+pub mod ring;
 pub mod sddl;
 pub mod status;
 

@@ -1,0 +1,766 @@
+//! A single-producer single-consumer ring of variable-length records in memory
+//! shared by two parties that do not trust each other (a driver and a user
+//! process).
+//!
+//! # Layout (`#[repr(C)]`-style, fixed, little-endian, version 1)
+//!
+//! | offset | size | field | written by |
+//! |---|---|---|---|
+//! | 0 | 4 | magic `"NTRG"` | creator |
+//! | 4 | 4 | version (1) | creator |
+//! | 8 | 4 | capacity: data bytes, power of two, `>= 4096` | creator |
+//! | 12 | 4 | max_record: largest payload, always `capacity / 2` | creator |
+//! | 16 | 4 | failed: 0 = ok, else a [`reason`] code | whoever detects corruption |
+//! | 20 | 4 | consumer_sleeping: 1 while the consumer waits for a wake-up | consumer sets, producer clears |
+//! | 64 | 8 | head: total bytes ever published (monotonic) | producer |
+//! | 128 | 8 | tail: total bytes ever consumed (monotonic) | consumer |
+//! | 192 | capacity | data | producer |
+//!
+//! The header is three 64-byte cache lines: line 0 holds the read-mostly words,
+//! line 1 the producer's index, line 2 the consumer's. `consumer_sleeping` is on
+//! line 0, not next to `tail`: the producer reads it after every publish, and
+//! line 2 is written by the consumer after every pop, so sharing it would cost a
+//! cache-line transfer per publish; line 0 is written only when the consumer goes
+//! to sleep or a side fails.
+//!
+//! A record is an 8-byte header (`u32` payload length, `u32` reserved = 0) and the
+//! payload, padded to a multiple of 8. Records wrap around the end of the data
+//! area (the payload copy is split), so no space is wasted and no padding marker
+//! exists; record headers never straddle the end because every position is
+//! 8-aligned and the capacity is a multiple of 8.
+//!
+//! # Hostile peer
+//!
+//! Each side takes a private copy of the geometry (capacity, max_record) when it
+//! attaches and never re-reads it. Every index read from the other side is
+//! validated (monotonic, within one capacity of the own index, 8-aligned), every
+//! record length is checked against `max_record` and the published bytes, and a
+//! record is copied once into the caller's buffer before it is handed out. A
+//! violation stores a [`reason`] code in `failed` and makes every later call on
+//! that side return [`RingError::Corrupt`]. Nothing read from the region can cause
+//! an out-of-bounds access, a panic, or a loop: every call is wait-free.
+//!
+//! # Wake-ups
+//!
+//! The consumer that found the ring empty calls [`Consumer::prepare_sleep`]: it
+//! sets `consumer_sleeping`, then re-reads `head` with a read-modify-write; if
+//! data arrived it clears the flag and answers [`SleepDecision::DataReady`], else
+//! [`SleepDecision::MustWait`] and the caller waits on its OS event (and calls
+//! [`Consumer::cancel_sleep`] if the wait times out). [`Producer::publish`]
+//! stores `head` with a read-modify-write, then reads the flag; if it is set it
+//! clears it and answers [`WakeNeeded`]`(true)`, and the caller signals the
+//! event. Because both sides use a read-modify-write on `head`, one of them
+//! always sees the other (acquire/release on one location is enough; no reliance
+//! on `SeqCst` fences, so the protocol is checked as-is by loom). While the
+//! consumer is busy the flag is clear and publishing costs no system call.
+//! The opposite direction (producer waiting for space) is not signalled: a
+//! producer on a full ring polls with back-off; each channel direction uses its
+//! own ring.
+
+#[cfg(not(loom))]
+mod region;
+#[cfg(loom)]
+mod region_loom;
+mod sync;
+
+#[cfg(not(loom))]
+use region::Region;
+#[cfg(loom)]
+pub use region_loom::Region;
+use sync::Ordering;
+
+/// Header magic: the bytes `"NTRG"`.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"NTRG");
+/// Layout version written by [`init`] and required by `attach`.
+pub const VERSION: u32 = 1;
+/// Smallest data capacity.
+#[cfg(not(loom))]
+pub const MIN_CAPACITY: u32 = 4096;
+/// Smallest data capacity (small under loom to keep the model tractable).
+#[cfg(loom)]
+pub const MIN_CAPACITY: u32 = 32;
+/// Largest data capacity.
+pub const MAX_CAPACITY: u32 = 1 << 30;
+/// Size of a record header (length and reserved word).
+pub const RECORD_HEADER: usize = 8;
+
+/// Offsets of the header fields.
+pub mod layout {
+    /// Magic (`u32`).
+    pub const OFF_MAGIC: usize = 0;
+    /// Version (`u32`).
+    pub const OFF_VERSION: usize = 4;
+    /// Data capacity (`u32`).
+    pub const OFF_CAPACITY: usize = 8;
+    /// Maximum payload length (`u32`).
+    pub const OFF_MAX_RECORD: usize = 12;
+    /// Failure reason (`u32`, 0 = ok).
+    pub const OFF_FAILED: usize = 16;
+    /// Consumer-sleeping flag (`u32`).
+    pub const OFF_SLEEPING: usize = 20;
+    /// Producer index (`u64`), cache line 1.
+    pub const OFF_HEAD: usize = 64;
+    /// Consumer index (`u64`), cache line 2.
+    pub const OFF_TAIL: usize = 128;
+    /// Header size; the data area follows.
+    pub const HEADER_LEN: usize = 192;
+    /// Required alignment of the region (64 recommended for cache lines).
+    pub const MIN_ALIGN: usize = 8;
+}
+
+/// Reason codes stored in the header's `failed` word.
+pub mod reason {
+    /// The producer's `head` moved backwards.
+    pub const HEAD_BACKWARDS: u32 = 1;
+    /// `head` is more than one capacity ahead of the consumer's `tail`.
+    pub const HEAD_OVERRUN: u32 = 2;
+    /// An index is not a multiple of 8.
+    pub const MISALIGNED_INDEX: u32 = 3;
+    /// A record's length exceeds `max_record`.
+    pub const RECORD_TOO_LONG: u32 = 4;
+    /// A record extends past the published bytes.
+    pub const RECORD_TRUNCATED: u32 = 5;
+    /// A record header's reserved word is not zero.
+    pub const RECORD_HEADER: u32 = 6;
+    /// The consumer's `tail` moved backwards.
+    pub const TAIL_BACKWARDS: u32 = 7;
+    /// The consumer's `tail` is ahead of the published `head`.
+    pub const TAIL_AHEAD: u32 = 8;
+    /// The indices found at attach time are inconsistent.
+    pub const BAD_INDICES: u32 = 9;
+    /// An owner closed the channel through `fail` without a reason.
+    pub const ABORTED: u32 = 0x100;
+
+    /// A short name for a reason code.
+    pub fn name(code: u32) -> &'static str {
+        match code {
+            0 => "ok",
+            HEAD_BACKWARDS => "head moved backwards",
+            HEAD_OVERRUN => "head beyond capacity",
+            MISALIGNED_INDEX => "misaligned index",
+            RECORD_TOO_LONG => "record too long",
+            RECORD_TRUNCATED => "record truncated",
+            RECORD_HEADER => "bad record header",
+            TAIL_BACKWARDS => "tail moved backwards",
+            TAIL_AHEAD => "tail ahead of head",
+            BAD_INDICES => "inconsistent indices",
+            ABORTED => "aborted",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Why a region cannot be initialised or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The pointer is null.
+    Null,
+    /// The pointer is not 8-aligned.
+    Misaligned,
+    /// The region is shorter than header plus capacity.
+    TooShort {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        len: usize,
+    },
+    /// The capacity is not a power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
+    BadCapacity(u32),
+    /// The header's magic is wrong.
+    BadMagic(u32),
+    /// The header's version is not [`VERSION`].
+    BadVersion(u32),
+    /// The header's `max_record` is not `capacity / 2`.
+    BadMaxRecord(u32),
+}
+
+/// Errors of ring operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingError {
+    /// The region is not a valid ring.
+    Layout(LayoutError),
+    /// A record longer than `max_record` was offered; nothing was written.
+    TooLarge {
+        /// The record's length.
+        len: usize,
+        /// The ring's `max_record`.
+        max: usize,
+    },
+    /// The next record does not fit the caller's buffer; it was not consumed.
+    BufferTooSmall {
+        /// The record's length.
+        needed: usize,
+    },
+    /// The channel has failed (detected here or by the peer): a [`reason`] code.
+    /// Every later call on this side returns the same error.
+    Corrupt(u32),
+}
+
+impl From<LayoutError> for RingError {
+    fn from(e: LayoutError) -> Self {
+        RingError::Layout(e)
+    }
+}
+
+impl core::fmt::Display for RingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RingError::Layout(e) => write!(f, "invalid ring region: {e:?}"),
+            RingError::TooLarge { len, max } => write!(f, "record of {len} bytes exceeds the maximum {max}"),
+            RingError::BufferTooSmall { needed } => write!(f, "record of {needed} bytes does not fit the buffer"),
+            RingError::Corrupt(code) => write!(f, "ring failed: {} ({code})", reason::name(*code)),
+        }
+    }
+}
+
+/// Answer of [`Producer::publish`]: `true` if the consumer announced it sleeps,
+/// so the caller must signal the consumer's event.
+#[must_use = "signal the consumer's event when this is WakeNeeded(true)"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WakeNeeded(pub bool);
+
+/// Answer of [`Consumer::prepare_sleep`].
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepDecision {
+    /// Data is available: do not sleep (the sleeping flag is clear).
+    DataReady,
+    /// The ring is empty and the flag is set: wait on the event; the producer will
+    /// signal it after its next publish. Call [`Consumer::cancel_sleep`] if the wait
+    /// ends without a signal (timeout).
+    MustWait,
+}
+
+/// Sizes of a ring region.
+#[derive(Debug, Clone, Copy)]
+pub struct RingLayout;
+
+impl RingLayout {
+    /// Bytes of region (header plus data) for `capacity` data bytes, or `None` if
+    /// `capacity` is not a power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
+    pub const fn bytes_for(capacity: u32) -> Option<usize> {
+        if capacity_ok(capacity) {
+            Some(layout::HEADER_LEN + capacity as usize)
+        } else {
+            None
+        }
+    }
+
+    /// The largest payload a ring of `capacity` data bytes accepts.
+    pub const fn max_record_for(capacity: u32) -> u32 {
+        capacity / 2
+    }
+
+    /// Ring bytes one record of `len` payload bytes occupies (header, payload, padding).
+    pub const fn footprint(len: usize) -> usize {
+        RECORD_HEADER + ((len + 7) & !7)
+    }
+}
+
+const fn capacity_ok(capacity: u32) -> bool {
+    capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
+}
+
+fn footprint(len: u32) -> u64 {
+    RECORD_HEADER as u64 + ((u64::from(len) + 7) & !7)
+}
+
+/// The geometry a side copies once from the header.
+#[derive(Clone, Copy)]
+struct Geometry {
+    cap: u64,
+    max_record: u32,
+}
+
+/// Reads and validates the header's constant part once.
+fn read_geometry(region: &Region) -> Result<Geometry, LayoutError> {
+    let magic = region.magic().load(Ordering::Acquire);
+    if magic != MAGIC {
+        return Err(LayoutError::BadMagic(magic));
+    }
+    let version = region.version().load(Ordering::Relaxed);
+    if version != VERSION {
+        return Err(LayoutError::BadVersion(version));
+    }
+    let cap = region.capacity().load(Ordering::Relaxed);
+    if !capacity_ok(cap) {
+        return Err(LayoutError::BadCapacity(cap));
+    }
+    let max_record = region.max_record().load(Ordering::Relaxed);
+    if max_record != RingLayout::max_record_for(cap) {
+        return Err(LayoutError::BadMaxRecord(max_record));
+    }
+    Ok(Geometry { cap: u64::from(cap), max_record })
+}
+
+/// Writes a fresh header into a region (the creator's side).
+fn write_header(region: &Region, cap: u32) {
+    region.version().store(VERSION, Ordering::Relaxed);
+    region.capacity().store(cap, Ordering::Relaxed);
+    region.max_record().store(RingLayout::max_record_for(cap), Ordering::Relaxed);
+    region.failed().store(0, Ordering::Relaxed);
+    region.sleeping().store(0, Ordering::Relaxed);
+    region.head().store(0, Ordering::Relaxed);
+    region.tail().store(0, Ordering::Relaxed);
+    region.magic().store(MAGIC, Ordering::Release);
+}
+
+/// Checks pointer and length and returns the header-only view.
+#[cfg(not(loom))]
+fn check_region(mem: *mut u8, len: usize) -> Result<core::ptr::NonNull<u8>, LayoutError> {
+    let base = core::ptr::NonNull::new(mem).ok_or(LayoutError::Null)?;
+    if (mem as usize) % layout::MIN_ALIGN != 0 {
+        return Err(LayoutError::Misaligned);
+    }
+    if len < layout::HEADER_LEN {
+        return Err(LayoutError::TooShort { needed: layout::HEADER_LEN, len });
+    }
+    Ok(base)
+}
+
+/// Initialises a ring in `mem` (the creator's side): writes the header with
+/// empty indices. The data area is not cleared.
+///
+/// # Safety
+/// `mem` must be valid for reads and writes of `len` bytes. Nobody may be
+/// attached to the region while it is initialised.
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+pub unsafe fn init(mem: *mut u8, len: usize, capacity: u32) -> Result<(), RingError> {
+    let base = check_region(mem, len)?;
+    let needed = RingLayout::bytes_for(capacity).ok_or(LayoutError::BadCapacity(capacity))?;
+    if len < needed {
+        return Err(LayoutError::TooShort { needed, len }.into());
+    }
+    // SAFETY: `base` is 8-aligned and valid for `len >= HEADER_LEN + capacity`
+    // bytes (the caller's contract and the checks above); capacity is a power of two.
+    let region = unsafe { Region::new(base, capacity as usize) };
+    write_header(&region, capacity);
+    Ok(())
+}
+
+/// Validates pointer, length and header; returns the region and its geometry.
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+unsafe fn attach_region(mem: *mut u8, len: usize) -> Result<(Region, Geometry), RingError> {
+    let base = check_region(mem, len)?;
+    // SAFETY: `base` is 8-aligned and valid for at least HEADER_LEN bytes (checked;
+    // the caller vouches for `len`). With capacity 0 only the header is reachable.
+    let header = unsafe { Region::new(base, 0) };
+    let geo = read_geometry(&header)?;
+    let needed = layout::HEADER_LEN + geo.cap as usize;
+    if len < needed {
+        return Err(LayoutError::TooShort { needed, len }.into());
+    }
+    // SAFETY: as above, now with `len >= HEADER_LEN + cap` checked against the
+    // capacity we read once and keep privately; `cap` is a power of two.
+    let region = unsafe { Region::new(base, geo.cap as usize) };
+    Ok((region, geo))
+}
+
+/// Reads both indices at attach time and checks they are consistent.
+fn attach_indices(region: &Region, geo: Geometry) -> Result<(u64, u64), RingError> {
+    let failed = region.failed().load(Ordering::Acquire);
+    if failed != 0 {
+        return Err(RingError::Corrupt(failed));
+    }
+    let head = region.head().load(Ordering::Acquire);
+    let tail = region.tail().load(Ordering::Acquire);
+    if tail > head || head - tail > geo.cap || head % 8 != 0 || tail % 8 != 0 {
+        let _ = region.failed().compare_exchange(0, reason::BAD_INDICES, Ordering::AcqRel, Ordering::Relaxed);
+        return Err(RingError::Corrupt(reason::BAD_INDICES));
+    }
+    Ok((head, tail))
+}
+
+/// Marks the region failed (first reason wins in the header) and returns the error.
+fn mark_failed(region: &Region, code: u32) -> RingError {
+    let code = if code == 0 { reason::ABORTED } else { code };
+    let _ = region.failed().compare_exchange(0, code, Ordering::AcqRel, Ordering::Relaxed);
+    RingError::Corrupt(code)
+}
+
+/// The writing side of a ring.
+///
+/// Records are staged with [`write`](Self::write) and made visible together by
+/// [`publish`](Self::publish); [`try_push`](Self::try_push) does both.
+pub struct Producer {
+    region: Region,
+    geo: Geometry,
+    /// Next write position (staged records end here).
+    write: u64,
+    /// Last value stored to `head`.
+    published: u64,
+    /// Last validated consumer `tail`.
+    tail: u64,
+    /// Nonzero once this side saw a failure.
+    broken: u32,
+}
+
+impl Producer {
+    /// Attaches the producer to an initialised region, validating its header and
+    /// indices and copying its geometry.
+    ///
+    /// # Safety
+    /// `mem` must be valid for reads and writes of `len` bytes for the lifetime of
+    /// the `Producer`, and no other `Producer` may use the region meanwhile. The
+    /// bytes may be changed by anyone else at any time: that is tolerated.
+    #[cfg(not(loom))]
+    #[allow(unsafe_code)]
+    pub unsafe fn attach(mem: *mut u8, len: usize) -> Result<Self, RingError> {
+        // SAFETY: forwarded caller contract.
+        let (region, geo) = unsafe { attach_region(mem, len) }?;
+        Self::from_region(region, geo)
+    }
+
+    fn from_region(region: Region, geo: Geometry) -> Result<Self, RingError> {
+        let (head, tail) = attach_indices(&region, geo)?;
+        Ok(Producer { region, geo, write: head, published: head, tail, broken: 0 })
+    }
+
+    /// The largest payload [`write`](Self::write) accepts.
+    pub fn max_record(&self) -> usize {
+        self.geo.max_record as usize
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.geo.cap as usize
+    }
+
+    fn check(&self) -> Result<(), RingError> {
+        if self.broken != 0 {
+            Err(RingError::Corrupt(self.broken))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fail_with(&mut self, code: u32) -> RingError {
+        let e = mark_failed(&self.region, code);
+        if let RingError::Corrupt(c) = e {
+            self.broken = c;
+        }
+        e
+    }
+
+    fn check_shared_failed(&mut self) -> Result<(), RingError> {
+        let f = self.region.failed().load(Ordering::Acquire);
+        if f != 0 {
+            self.broken = f;
+            return Err(RingError::Corrupt(f));
+        }
+        Ok(())
+    }
+
+    /// Reloads and validates the consumer's `tail`.
+    fn reload_tail(&mut self) -> Result<(), RingError> {
+        let t = self.region.tail().load(Ordering::Acquire);
+        if t < self.tail {
+            return Err(self.fail_with(reason::TAIL_BACKWARDS));
+        }
+        if t > self.published {
+            return Err(self.fail_with(reason::TAIL_AHEAD));
+        }
+        if t % 8 != 0 {
+            return Err(self.fail_with(reason::MISALIGNED_INDEX));
+        }
+        self.tail = t;
+        self.check_shared_failed()
+    }
+
+    /// Whether `len` payload bytes fit now; reloads `tail` only if the cached
+    /// value says they do not.
+    fn reserve(&mut self, len: usize) -> Result<Option<u32>, RingError> {
+        self.check()?;
+        let len32 = match u32::try_from(len) {
+            Ok(l) if l <= self.geo.max_record => l,
+            _ => return Err(RingError::TooLarge { len, max: self.max_record() }),
+        };
+        let foot = footprint(len32);
+        // write - tail <= cap always holds (tail is validated <= published <= write).
+        if self.write - self.tail + foot > self.geo.cap {
+            self.reload_tail()?;
+            if self.write - self.tail + foot > self.geo.cap {
+                return Ok(None);
+            }
+        }
+        Ok(Some(len32))
+    }
+
+    fn put_header(&mut self, len: u32) {
+        self.region.copy_in(self.write, &u64::from(len).to_le_bytes());
+    }
+
+    /// Stages one record (not yet visible to the consumer). `Ok(false)` if the
+    /// ring has no room for it now.
+    pub fn write(&mut self, record: &[u8]) -> Result<bool, RingError> {
+        let Some(len) = self.reserve(record.len())? else { return Ok(false) };
+        self.put_header(len);
+        self.region.copy_in(self.write + RECORD_HEADER as u64, record);
+        self.write += footprint(len);
+        Ok(true)
+    }
+
+    /// Stages one record made of the concatenation of `parts` (e.g. a header and
+    /// a payload, without assembling them first). `Ok(false)` if it does not fit.
+    pub fn write_parts(&mut self, parts: &[&[u8]]) -> Result<bool, RingError> {
+        let total = parts.iter().fold(0usize, |a, p| a.saturating_add(p.len()));
+        let Some(len) = self.reserve(total)? else { return Ok(false) };
+        self.put_header(len);
+        let mut pos = self.write + RECORD_HEADER as u64;
+        for p in parts {
+            self.region.copy_in(pos, p);
+            pos += p.len() as u64;
+        }
+        self.write += footprint(len);
+        Ok(true)
+    }
+
+    /// Bytes staged by `write` and not yet published.
+    pub fn unpublished(&self) -> usize {
+        (self.write - self.published) as usize
+    }
+
+    /// Makes all staged records visible. Returns [`WakeNeeded`]`(true)` if the
+    /// consumer announced it sleeps: the caller must then signal its event.
+    pub fn publish(&mut self) -> Result<WakeNeeded, RingError> {
+        self.check()?;
+        if self.write == self.published {
+            return Ok(WakeNeeded(false));
+        }
+        // A read-modify-write (not a plain store): it pairs with the consumer's
+        // RMW in `prepare_sleep`, so either we see its flag or it sees our head.
+        self.region.head().swap(self.write, Ordering::AcqRel);
+        self.published = self.write;
+        self.check_shared_failed()?;
+        let sleeping = self.region.sleeping();
+        if sleeping.load(Ordering::Acquire) != 0 && sleeping.swap(0, Ordering::AcqRel) != 0 {
+            return Ok(WakeNeeded(true));
+        }
+        Ok(WakeNeeded(false))
+    }
+
+    /// Writes and publishes one record. `Ok(None)` if the ring is full (records
+    /// staged earlier stay staged).
+    pub fn try_push(&mut self, record: &[u8]) -> Result<Option<WakeNeeded>, RingError> {
+        if self.write(record)? {
+            self.publish().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Marks the channel failed (e.g. on teardown); both sides then report
+    /// [`RingError::Corrupt`]`(reason)` (0 becomes [`reason::ABORTED`]).
+    pub fn fail(&mut self, reason: u32) {
+        let _ = self.fail_with(reason);
+    }
+
+    /// Checks the shared `failed` word now.
+    pub fn status(&mut self) -> Result<(), RingError> {
+        self.check()?;
+        self.check_shared_failed()
+    }
+}
+
+/// The reading side of a ring.
+pub struct Consumer {
+    region: Region,
+    geo: Geometry,
+    /// Own index: everything before it is consumed.
+    tail: u64,
+    /// Last validated producer `head`.
+    head: u64,
+    broken: u32,
+}
+
+impl Consumer {
+    /// Attaches the consumer to an initialised region, validating its header and
+    /// indices and copying its geometry.
+    ///
+    /// # Safety
+    /// `mem` must be valid for reads and writes of `len` bytes for the lifetime of
+    /// the `Consumer`, and no other `Consumer` may use the region meanwhile. The
+    /// bytes may be changed by anyone else at any time: that is tolerated.
+    #[cfg(not(loom))]
+    #[allow(unsafe_code)]
+    pub unsafe fn attach(mem: *mut u8, len: usize) -> Result<Self, RingError> {
+        // SAFETY: forwarded caller contract.
+        let (region, geo) = unsafe { attach_region(mem, len) }?;
+        Self::from_region(region, geo)
+    }
+
+    fn from_region(region: Region, geo: Geometry) -> Result<Self, RingError> {
+        let (head, tail) = attach_indices(&region, geo)?;
+        Ok(Consumer { region, geo, tail, head, broken: 0 })
+    }
+
+    /// The largest payload a record can have.
+    pub fn max_record(&self) -> usize {
+        self.geo.max_record as usize
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.geo.cap as usize
+    }
+
+    fn check(&self) -> Result<(), RingError> {
+        if self.broken != 0 {
+            Err(RingError::Corrupt(self.broken))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fail_with(&mut self, code: u32) -> RingError {
+        let e = mark_failed(&self.region, code);
+        if let RingError::Corrupt(c) = e {
+            self.broken = c;
+        }
+        e
+    }
+
+    fn check_shared_failed(&mut self) -> Result<(), RingError> {
+        let f = self.region.failed().load(Ordering::Acquire);
+        if f != 0 {
+            self.broken = f;
+            return Err(RingError::Corrupt(f));
+        }
+        Ok(())
+    }
+
+    fn accept_head(&mut self, h: u64) -> Result<(), RingError> {
+        if h < self.head {
+            return Err(self.fail_with(reason::HEAD_BACKWARDS));
+        }
+        if h - self.tail > self.geo.cap {
+            return Err(self.fail_with(reason::HEAD_OVERRUN));
+        }
+        if h % 8 != 0 {
+            return Err(self.fail_with(reason::MISALIGNED_INDEX));
+        }
+        self.head = h;
+        self.check_shared_failed()
+    }
+
+    /// Published bytes not yet consumed; reloads `head` only when the cached
+    /// value says the ring is empty.
+    fn available(&mut self) -> Result<u64, RingError> {
+        self.check()?;
+        if self.head == self.tail {
+            let h = self.region.head().load(Ordering::Acquire);
+            self.accept_head(h)?;
+        }
+        Ok(self.head - self.tail)
+    }
+
+    /// The next record's length and footprint, validated.
+    fn next(&mut self) -> Result<Option<(usize, u64)>, RingError> {
+        let avail = self.available()?;
+        if avail == 0 {
+            return Ok(None);
+        }
+        // avail >= 8: both indices are multiples of 8.
+        let mut hdr = [0u8; RECORD_HEADER];
+        self.region.copy_out(self.tail, &mut hdr);
+        let word = u64::from_le_bytes(hdr);
+        if word >> 32 != 0 {
+            return Err(self.fail_with(reason::RECORD_HEADER));
+        }
+        let len = word as u32;
+        if len > self.geo.max_record {
+            return Err(self.fail_with(reason::RECORD_TOO_LONG));
+        }
+        let foot = footprint(len);
+        if foot > avail {
+            return Err(self.fail_with(reason::RECORD_TRUNCATED));
+        }
+        Ok(Some((len as usize, foot)))
+    }
+
+    fn advance(&mut self, foot: u64) {
+        self.tail += foot;
+        self.region.tail().store(self.tail, Ordering::Release);
+    }
+
+    /// The length of the next record, if one is published.
+    pub fn peek_len(&mut self) -> Result<Option<usize>, RingError> {
+        Ok(self.next()?.map(|(len, _)| len))
+    }
+
+    /// Copies the next record into `buf` and consumes it; returns its length.
+    /// `Ok(None)` if the ring is empty; [`RingError::BufferTooSmall`] (record not
+    /// consumed) if it does not fit `buf`.
+    pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RingError> {
+        let Some((len, foot)) = self.next()? else { return Ok(None) };
+        let dst = buf.get_mut(..len).ok_or(RingError::BufferTooSmall { needed: len })?;
+        self.region.copy_out(self.tail + RECORD_HEADER as u64, dst);
+        self.advance(foot);
+        Ok(Some(len))
+    }
+
+    /// Copies the next record into a new vector and consumes it.
+    #[cfg(feature = "alloc")]
+    pub fn try_pop_vec(&mut self) -> Result<Option<alloc::vec::Vec<u8>>, RingError> {
+        let Some((len, foot)) = self.next()? else { return Ok(None) };
+        let mut v = alloc::vec![0u8; len];
+        self.region.copy_out(self.tail + RECORD_HEADER as u64, &mut v);
+        self.advance(foot);
+        Ok(Some(v))
+    }
+
+    /// Announces that the consumer is about to wait. See the module docs.
+    pub fn prepare_sleep(&mut self) -> Result<SleepDecision, RingError> {
+        self.check()?;
+        if self.head != self.tail {
+            return Ok(SleepDecision::DataReady);
+        }
+        let sleeping = self.region.sleeping();
+        sleeping.store(1, Ordering::Relaxed);
+        // Read-modify-write of `head` (adds nothing): ordered after the flag store
+        // (release) and paired with the producer's RMW in `publish`.
+        let h = self.region.head().fetch_add(0, Ordering::AcqRel);
+        if let Err(e) = self.accept_head(h) {
+            self.region.sleeping().store(0, Ordering::Relaxed);
+            return Err(e);
+        }
+        if self.head != self.tail {
+            self.region.sleeping().store(0, Ordering::Relaxed);
+            return Ok(SleepDecision::DataReady);
+        }
+        Ok(SleepDecision::MustWait)
+    }
+
+    /// Withdraws a sleep announcement (after a wait that timed out).
+    pub fn cancel_sleep(&mut self) {
+        self.region.sleeping().store(0, Ordering::Relaxed);
+    }
+
+    /// Marks the channel failed (e.g. on teardown); both sides then report
+    /// [`RingError::Corrupt`]`(reason)` (0 becomes [`reason::ABORTED`]).
+    pub fn fail(&mut self, reason: u32) {
+        let _ = self.fail_with(reason);
+    }
+
+    /// Checks the shared `failed` word now.
+    pub fn status(&mut self) -> Result<(), RingError> {
+        self.check()?;
+        self.check_shared_failed()
+    }
+}
+
+/// Loom support: a modelled region and an attached pair.
+#[cfg(loom)]
+pub fn loom_pair(capacity: u32) -> Result<(Producer, Consumer, Region), RingError> {
+    if !capacity_ok(capacity) {
+        return Err(LayoutError::BadCapacity(capacity).into());
+    }
+    let region = Region::new_zeroed(capacity as usize);
+    write_header(&region, capacity);
+    let geo = read_geometry(&region)?;
+    let p = Producer::from_region(region.clone(), geo)?;
+    let c = Consumer::from_region(region.clone(), geo)?;
+    Ok((p, c, region))
+}

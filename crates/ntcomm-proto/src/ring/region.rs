@@ -1,0 +1,120 @@
+//! Raw access to the shared region: the only `unsafe` code of the ring.
+//!
+//! The region is memory another party (another process, or the kernel's view
+//! of a user mapping) may change at any moment. Nothing here ever creates a
+//! `&`/`&mut` over plain shared bytes: header words are reached as atomics
+//! (`&AtomicU32`/`&AtomicU64` over shared memory is sound: atomics are
+//! `UnsafeCell`s), and the data area is only copied to or from private
+//! buffers with `ptr::copy_nonoverlapping`. Every offset is computed from the
+//! private geometry fixed at construction and masked, so no value read from
+//! the region can steer an access outside it.
+#![allow(unsafe_code)]
+
+use core::ptr::NonNull;
+
+use super::layout;
+use super::sync::{AtomicU32, AtomicU64};
+
+/// A view of one ring region: header plus `cap` data bytes.
+pub(crate) struct Region {
+    base: NonNull<u8>,
+    cap: usize,
+    mask: usize,
+}
+
+// SAFETY: a `Region` is a pointer to memory shared with another party anyway;
+// moving the handle to another thread changes nothing about who may touch the
+// memory. All accesses are atomics or copies (see the module comment).
+unsafe impl Send for Region {}
+
+impl Region {
+    /// # Safety
+    /// `base` must be 8-aligned and valid for reads and writes of
+    /// `layout::HEADER_LEN + cap` bytes for as long as the `Region` lives,
+    /// and `cap` must be a power of two. The bytes may be changed concurrently
+    /// by others (through atomics or plain writes): that is tolerated.
+    pub(crate) unsafe fn new(base: NonNull<u8>, cap: usize) -> Self {
+        Region { base, cap, mask: cap.wrapping_sub(1) }
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= layout::HEADER_LEN);
+        // SAFETY: `off` is one of the fixed header offsets below, inside the
+        // header (which `new`'s contract makes valid) and 4-aligned (base is
+        // 8-aligned). An `AtomicU32` has the size and alignment of a `u32`, and
+        // a shared reference to an atomic tolerates concurrent mutation.
+        unsafe { &*(self.base.as_ptr().add(off) as *const AtomicU32) }
+    }
+
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= layout::HEADER_LEN);
+        // SAFETY: as in `u32_at`, with an 8-aligned offset inside the header.
+        unsafe { &*(self.base.as_ptr().add(off) as *const AtomicU64) }
+    }
+
+    pub(crate) fn magic(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_MAGIC)
+    }
+    pub(crate) fn version(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_VERSION)
+    }
+    pub(crate) fn capacity(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_CAPACITY)
+    }
+    pub(crate) fn max_record(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_MAX_RECORD)
+    }
+    pub(crate) fn failed(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_FAILED)
+    }
+    pub(crate) fn sleeping(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_SLEEPING)
+    }
+    pub(crate) fn head(&self) -> &AtomicU64 {
+        self.u64_at(layout::OFF_HEAD)
+    }
+    pub(crate) fn tail(&self) -> &AtomicU64 {
+        self.u64_at(layout::OFF_TAIL)
+    }
+
+    /// Copies `src` into the data area starting at stream position `pos`,
+    /// wrapping at the end. Copies nothing if `src` is longer than the area.
+    pub(crate) fn copy_in(&self, pos: u64, src: &[u8]) {
+        let len = src.len();
+        if len > self.cap {
+            return;
+        }
+        let off = (pos as usize) & self.mask;
+        let first = core::cmp::min(len, self.cap - off);
+        // SAFETY: `off < cap` (masked), `first <= cap - off`, and
+        // `len - first <= cap - first <= off < cap`: both destination ranges lie
+        // inside the data area, which `new`'s contract makes valid for writes.
+        // `src` is private memory and cannot overlap the shared region unless
+        // the caller aliased it there, which the safe API cannot express.
+        unsafe {
+            let data = self.base.as_ptr().add(layout::HEADER_LEN);
+            core::ptr::copy_nonoverlapping(src.as_ptr(), data.add(off), first);
+            core::ptr::copy_nonoverlapping(src.as_ptr().add(first), data, len - first);
+        }
+    }
+
+    /// Copies from the data area at stream position `pos` into `dst`,
+    /// wrapping at the end. Copies nothing if `dst` is longer than the area.
+    pub(crate) fn copy_out(&self, pos: u64, dst: &mut [u8]) {
+        let len = dst.len();
+        if len > self.cap {
+            return;
+        }
+        let off = (pos as usize) & self.mask;
+        let first = core::cmp::min(len, self.cap - off);
+        // SAFETY: the same bounds argument as `copy_in`, with the data area as
+        // the source. The source bytes may be changed concurrently by the peer;
+        // the copy then holds garbage, which callers validate after copying.
+        // No reference to the shared bytes is ever formed.
+        unsafe {
+            let data = self.base.as_ptr().add(layout::HEADER_LEN);
+            core::ptr::copy_nonoverlapping(data.add(off), dst.as_mut_ptr(), first);
+            core::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), len - first);
+        }
+    }
+}
