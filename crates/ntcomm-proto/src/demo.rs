@@ -84,8 +84,28 @@ pub const DELAYED_COMPLETE: Ioctl<Delay, ()> =
 pub const PIPE_SEND: Ioctl<[u8], ()> =
     Ioctl::new("PIPE_SEND", DEVICE_TYPE, 8, Method::Buffered, Access::WRITE, Len::up_to(MAX_PIPE_MESSAGE), Len::NONE);
 
+/// Opens this handle's shared-memory channel: a section holding two rings
+/// (driver-to-user and user-to-driver) mapped into the caller and the
+/// driver, and two named events. Pends until the driver's channel thread
+/// has set it up; one channel per handle.
+pub const RING_OPEN: Ioctl<RingOpen, RingInfo> =
+    Ioctl::new("RING_OPEN", DEVICE_TYPE, 9, Method::Buffered, Access::READ_WRITE, Len::of::<RingOpen>(), Len::of::<RingInfo>());
+/// Starts (or replaces) the driver's synthetic record source on this
+/// handle's channel: `count` records of `record_len` bytes at `rate` per
+/// second (0: as fast as the ring takes them).
+pub const RING_SOURCE: Ioctl<RingSource, ()> =
+    Ioctl::new("RING_SOURCE", DEVICE_TYPE, 10, Method::Buffered, Access::WRITE, Len::of::<RingSource>(), Len::NONE);
+/// Counters and state of this handle's channel.
+pub const RING_STATUS: Ioctl<(), RingStatus> =
+    Ioctl::new("RING_STATUS", DEVICE_TYPE, 11, Method::Buffered, Access::ANY, Len::NONE, Len::of::<RingStatus>());
+
+/// Channels the driver serves at once.
+pub const MAX_RING_CHANNELS: usize = 16;
+/// Largest ring capacity a client may ask for (each direction).
+pub const MAX_RING_CAPACITY: u32 = 64 << 20;
+
 /// Every IOCTL the demo driver serves.
-pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 9] = [
+pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 12] = [
     ECHO_BUFFERED.erase(),
     ECHO_IN_DIRECT.erase(),
     ECHO_OUT_DIRECT.erase(),
@@ -95,7 +115,129 @@ pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 9] = [
     POST_EVENT.erase(),
     DELAYED_COMPLETE.erase(),
     PIPE_SEND.erase(),
+    RING_OPEN.erase(),
+    RING_SOURCE.erase(),
+    RING_STATUS.erase(),
 ];
+
+/// Input of [`RING_OPEN`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct RingOpen {
+    /// Data bytes of the driver-to-user ring (power of two, 4 KiB..=64 MiB).
+    pub d2u_capacity: u32,
+    /// Data bytes of the user-to-driver ring.
+    pub u2d_capacity: u32,
+    /// 16 random bytes from the client, mixed into the channel's object
+    /// names so that no other process can predict them.
+    pub nonce: [u8; 16],
+}
+
+/// Output of [`RING_OPEN`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct RingInfo {
+    /// Where the driver mapped the section in the caller's address space.
+    pub base: u64,
+    /// Size of that view.
+    pub size: u64,
+    /// Offset of the driver-to-user ring region in the view.
+    pub d2u_offset: u64,
+    /// Offset of the user-to-driver ring region in the view.
+    pub u2d_offset: u64,
+    /// NUL-padded UTF-16 name of the channel, e.g. `NtComm-0123...`: the
+    /// section is `Global\NAME`, the events `Global\NAME-d2u` (the driver
+    /// sets it to wake a sleeping client consumer) and `Global\NAME-u2d` (the
+    /// client sets it to wake the driver's consumer).
+    pub name: [u16; 48],
+}
+
+impl Default for RingInfo {
+    fn default() -> Self {
+        Self { base: 0, size: 0, d2u_offset: 0, u2d_offset: 0, name: [0; 48] }
+    }
+}
+
+/// Input of [`RING_SOURCE`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct RingSource {
+    /// Records to produce.
+    pub count: u64,
+    /// Records per second; 0 means as fast as the ring takes them.
+    pub rate: u32,
+    /// Payload bytes of each record ([`RECORD_MIN`] at least).
+    pub record_len: u32,
+}
+
+/// Output of [`RING_STATUS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct RingStatus {
+    /// See the `RING_STATE_*` constants.
+    pub state: u32,
+    /// Why the channel failed (`ntcomm_proto::ring::reason`), 0 if it did not.
+    pub failed_reason: u32,
+    /// Records the driver published to the driver-to-user ring.
+    pub produced: u64,
+    /// Records the source still has to produce.
+    pub source_remaining: u64,
+    /// Valid records the driver consumed from the user-to-driver ring.
+    pub consumed: u64,
+    /// Records that failed validation (sequence or checksum).
+    pub bad_records: u64,
+    /// Bytes of those valid records.
+    pub consumed_bytes: u64,
+    /// Times the driver signalled the client's event.
+    pub wakeups_sent: u64,
+}
+
+/// The channel is being set up.
+pub const RING_STATE_OPENING: u32 = 0;
+/// The channel is serving.
+pub const RING_STATE_RUNNING: u32 = 1;
+/// The channel detected corruption and stopped using the shared memory.
+pub const RING_STATE_FAILED: u32 = 2;
+/// The handle has no channel.
+pub const RING_STATE_NONE: u32 = 3;
+
+/// Smallest record of the demo's streams: sequence number and checksum.
+pub const RECORD_MIN: usize = 12;
+
+/// FNV-1a over `bytes`: the demo streams' record checksum.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// Fills `record` (at least [`RECORD_MIN`] bytes) as the demo's record
+/// number `seq`: `seq` (u64 LE), a payload derived from `seq`, and the
+/// checksum of everything before it in the last 4 bytes.
+pub fn fill_record(seq: u64, record: &mut [u8]) -> bool {
+    let Some(split) = record.len().checked_sub(4).filter(|&s| s >= 8) else { return false };
+    let (body, sum) = record.split_at_mut(split);
+    let (head, payload) = body.split_at_mut(8);
+    head.copy_from_slice(&seq.to_le_bytes());
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for b in payload.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    sum.copy_from_slice(&checksum(body).to_le_bytes());
+    true
+}
+
+/// Checks a demo record and returns its sequence number.
+pub fn check_record(record: &[u8]) -> Option<u64> {
+    let split = record.len().checked_sub(4).filter(|&s| s >= 8)?;
+    let (body, sum) = record.split_at(split);
+    let want = u32::from_le_bytes(sum.try_into().ok()?);
+    if checksum(body) != want {
+        return None;
+    }
+    Some(u64::from_le_bytes(body.get(..8)?.try_into().ok()?))
+}
 
 /// Input of [`DELAYED_COMPLETE`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -142,4 +284,40 @@ pub struct Stats {
     /// Pipe writes that failed because the server went away (the message
     /// stays queued and is sent after reconnecting).
     pub pipe_write_failures: u64,
+    /// Shared-memory channels open now.
+    pub ring_channels_open: u64,
+    /// Channels that detected corruption since load.
+    pub ring_channels_failed: u64,
+    /// Records the driver published to driver-to-user rings.
+    pub ring_records_produced: u64,
+    /// Valid records the driver consumed from user-to-driver rings.
+    pub ring_records_consumed: u64,
+    /// Consumed records that failed validation.
+    pub ring_bad_records: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec;
+
+    proptest! {
+        #[test]
+        fn records_round_trip_and_detect_any_flipped_bit(seq: u64, len in RECORD_MIN..2000usize, flip: usize) {
+            let mut r = vec![0u8; len];
+            prop_assert!(fill_record(seq, &mut r));
+            prop_assert_eq!(check_record(&r), Some(seq));
+            let bit = flip % (len * 8);
+            r[bit / 8] ^= 1 << (bit % 8);
+            prop_assert_eq!(check_record(&r), None);
+        }
+    }
+
+    #[test]
+    fn too_short_records_are_refused() {
+        assert!(!fill_record(1, &mut [0u8; RECORD_MIN - 1]));
+        assert_eq!(check_record(&[0u8; RECORD_MIN - 1]), None);
+    }
 }

@@ -1,0 +1,243 @@
+//! Property test of the ring against a model: a queue of published records and a
+//! list of staged ones, with exact free-space accounting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::VecDeque;
+
+use common::{pattern, Mem};
+use ntcomm_proto::ring::{layout, RingError, RingLayout, SleepDecision, WakeNeeded};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Stage a record; the size selector is mapped onto 0..=max_record+8.
+    Write(SizeSel),
+    Publish,
+    Push(SizeSel),
+    /// Pop with a buffer of the selected size (may be too small).
+    Pop(SizeSel),
+    PopVec,
+    Peek,
+    Sleep,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SizeSel {
+    Zero,
+    Small(u16),
+    Max,
+    NearMax(u8),
+    OverMax,
+    Any(u32),
+}
+
+impl SizeSel {
+    fn len(self, max: usize) -> usize {
+        match self {
+            SizeSel::Zero => 0,
+            SizeSel::Small(n) => n as usize % 65,
+            SizeSel::Max => max,
+            SizeSel::NearMax(d) => max - (d as usize % 16),
+            SizeSel::OverMax => max + 1,
+            SizeSel::Any(n) => n as usize % (max + 1),
+        }
+    }
+}
+
+fn size_sel() -> impl Strategy<Value = SizeSel> {
+    prop_oneof![
+        1 => Just(SizeSel::Zero),
+        4 => any::<u16>().prop_map(SizeSel::Small),
+        1 => Just(SizeSel::Max),
+        1 => any::<u8>().prop_map(SizeSel::NearMax),
+        1 => Just(SizeSel::OverMax),
+        3 => any::<u32>().prop_map(SizeSel::Any),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => size_sel().prop_map(Op::Write),
+        3 => Just(Op::Publish),
+        4 => size_sel().prop_map(Op::Push),
+        8 => size_sel().prop_map(Op::Pop),
+        1 => Just(Op::PopVec),
+        1 => Just(Op::Peek),
+        2 => Just(Op::Sleep),
+        1 => Just(Op::Cancel),
+    ]
+}
+
+struct Model {
+    cap: usize,
+    max: usize,
+    published: VecDeque<Vec<u8>>,
+    staged: Vec<Vec<u8>>,
+    used: usize,
+    sleeping: bool,
+    next: u64,
+}
+
+impl Model {
+    fn fits(&self, len: usize) -> bool {
+        self.used + RingLayout::footprint(len) <= self.cap
+    }
+}
+
+fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let cap = 1u32 << cap_log;
+    let mem = Mem::ring(cap);
+    // Start both indices at an arbitrary 8-aligned position to hit every wrap offset.
+    let start = start & !7;
+    mem.poke_u64(layout::OFF_HEAD, start);
+    mem.poke_u64(layout::OFF_TAIL, start);
+    let mut p = mem.producer().unwrap();
+    let mut c = mem.consumer().unwrap();
+    let max = p.max_record();
+    prop_assert_eq!(max, cap as usize / 2);
+    let mut m = Model {
+        cap: cap as usize,
+        max,
+        published: VecDeque::new(),
+        staged: Vec::new(),
+        used: 0,
+        sleeping: false,
+        next: 0,
+    };
+    let mut buf = vec![0u8; max + 16];
+    for op in ops {
+        match op {
+            Op::Write(s) | Op::Push(s) => {
+                let len = s.len(m.max);
+                let rec = pattern(m.next, len);
+                let push = matches!(op, Op::Push(_));
+                if len > m.max {
+                    let r = if push { p.try_push(&rec).map(|_| ()) } else { p.write(&rec).map(|_| ()) };
+                    prop_assert_eq!(r, Err(RingError::TooLarge { len, max }));
+                    continue;
+                }
+                let fits = m.fits(len);
+                if push {
+                    let r = p.try_push(&rec).unwrap();
+                    if fits {
+                        m.used += RingLayout::footprint(len);
+                        m.staged.push(rec);
+                        m.next += 1;
+                        let wake = m.sleeping;
+                        m.sleeping = false;
+                        m.published.extend(m.staged.drain(..));
+                        prop_assert_eq!(r, Some(WakeNeeded(wake)));
+                    } else {
+                        prop_assert_eq!(r, None);
+                    }
+                } else {
+                    prop_assert_eq!(p.write(&rec).unwrap(), fits);
+                    if fits {
+                        m.used += RingLayout::footprint(len);
+                        m.staged.push(rec);
+                        m.next += 1;
+                    }
+                }
+            }
+            Op::Publish => {
+                let r = p.publish().unwrap();
+                let wake = !m.staged.is_empty() && m.sleeping;
+                if !m.staged.is_empty() {
+                    m.sleeping = false;
+                }
+                m.published.extend(m.staged.drain(..));
+                prop_assert_eq!(r, WakeNeeded(wake));
+                prop_assert_eq!(p.unpublished(), 0);
+            }
+            Op::Pop(s) => {
+                let want = s.len(m.max + 8);
+                let r = c.try_pop(&mut buf[..want]);
+                match m.published.front() {
+                    None => prop_assert_eq!(r, Ok(None)),
+                    Some(rec) if rec.len() > want => {
+                        prop_assert_eq!(r, Err(RingError::BufferTooSmall { needed: rec.len() }))
+                    }
+                    Some(_) => {
+                        let rec = m.published.pop_front().unwrap();
+                        prop_assert_eq!(r, Ok(Some(rec.len())));
+                        prop_assert_eq!(&buf[..rec.len()], &rec[..]);
+                        m.used -= RingLayout::footprint(rec.len());
+                    }
+                }
+            }
+            Op::PopVec => {
+                let r = c.try_pop_vec().unwrap();
+                let e = m.published.pop_front();
+                if let Some(rec) = &e {
+                    m.used -= RingLayout::footprint(rec.len());
+                }
+                prop_assert_eq!(r, e);
+            }
+            Op::Peek => {
+                prop_assert_eq!(c.peek_len().unwrap(), m.published.front().map(|r| r.len()));
+            }
+            Op::Sleep => {
+                let d = c.prepare_sleep().unwrap();
+                if m.published.is_empty() {
+                    prop_assert_eq!(d, SleepDecision::MustWait);
+                    m.sleeping = true;
+                } else {
+                    prop_assert_eq!(d, SleepDecision::DataReady);
+                }
+            }
+            Op::Cancel => {
+                c.cancel_sleep();
+                m.sleeping = false;
+            }
+        }
+        prop_assert_eq!(mem.peek_u32(layout::OFF_SLEEPING) != 0, m.sleeping);
+    }
+    // Drain: everything published comes out in order.
+    let _ = p.publish().unwrap();
+    m.published.extend(m.staged.drain(..));
+    while let Some(rec) = m.published.pop_front() {
+        prop_assert_eq!(c.try_pop(&mut buf).unwrap(), Some(rec.len()));
+        prop_assert_eq!(&buf[..rec.len()], &rec[..]);
+    }
+    prop_assert_eq!(c.try_pop(&mut buf).unwrap(), None);
+    prop_assert_eq!(mem.peek_u32(layout::OFF_FAILED), 0);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ring_matches_model(
+        cap_log in 12u32..=14,
+        start in any::<u32>(),
+        ops in proptest::collection::vec(op(), 1..300),
+    ) {
+        run(cap_log, u64::from(start), ops)?;
+    }
+}
+
+#[test]
+fn layout_sizes() {
+    assert_eq!(RingLayout::bytes_for(4096), Some(4096 + 192));
+    assert_eq!(RingLayout::bytes_for(4095), None);
+    assert_eq!(RingLayout::bytes_for(2048), None);
+    assert_eq!(RingLayout::footprint(0), 8);
+    assert_eq!(RingLayout::footprint(1), 16);
+    assert_eq!(RingLayout::footprint(8), 16);
+}
+
+#[test]
+fn write_parts_concatenates() {
+    let mem = Mem::ring(4096);
+    let mut p = mem.producer().unwrap();
+    let mut c = mem.consumer().unwrap();
+    assert!(p.write_parts(&[b"abc", b"", b"defgh"]).unwrap());
+    assert_eq!(p.publish().unwrap(), WakeNeeded(false));
+    let mut buf = [0u8; 16];
+    assert_eq!(c.try_pop(&mut buf).unwrap(), Some(8));
+    assert_eq!(&buf[..8], b"abcdefgh");
+}
