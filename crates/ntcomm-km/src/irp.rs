@@ -197,9 +197,10 @@ impl Request {
         unsafe { core::ptr::read_volatile(&(*self.irp.as_ptr()).Cancel) != 0 }
     }
 
-    /// Completes the request. `information` is the byte count of a transfer
-    /// (it is forced to 0 on an error status, where the I/O manager copies
-    /// nothing back).
+    /// Completes the request. `information` is the byte count of a transfer:
+    /// it is capped at the caller's buffer for reads, writes and IOCTLs (the
+    /// I/O manager copies that many bytes back) and forced to 0 on an error
+    /// status, where nothing is copied back.
     pub fn complete(self, status: NtStatus, information: usize) -> Handled {
         let irp = self.into_raw();
         // SAFETY: we owned the IRP and give it up here, exactly once.
@@ -234,9 +235,17 @@ impl Drop for Request {
 pub(crate) unsafe fn complete_raw(irp: *mut sys::IRP, status: NtStatus, information: usize) {
     // SAFETY: the caller owns the IRP until IofCompleteRequest returns.
     unsafe {
-        let was_pended = (*sys::IoGetCurrentIrpStackLocation(irp)).Control & sys::SL_PENDING_RETURNED != 0;
+        let stack = &*sys::IoGetCurrentIrpStackLocation(irp);
+        let was_pended = stack.Control & sys::SL_PENDING_RETURNED != 0;
+        // The I/O manager copies `Information` bytes back to the caller for
+        // buffered transfers: never let it exceed the caller's buffer.
+        let limit = match stack.MajorFunction as usize {
+            sys::IRP_MJ_READ | sys::IRP_MJ_WRITE => stack.Parameters.Read.Length as usize,
+            sys::IRP_MJ_DEVICE_CONTROL => stack.Parameters.DeviceIoControl.OutputBufferLength as usize,
+            _ => usize::MAX,
+        };
         (*irp).IoStatus.Status = status.0 as u32 as usize;
-        (*irp).IoStatus.Information = if status.0 < 0 { 0 } else { information };
+        (*irp).IoStatus.Information = if status.0 < 0 { 0 } else { information.min(limit) };
         if was_pended {
             IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
         }

@@ -33,6 +33,7 @@ pub mod irp;
 pub mod pipe;
 pub mod process;
 pub mod queue;
+pub mod random;
 pub mod section;
 pub mod security;
 pub mod string;

@@ -12,6 +12,7 @@
 
 use core::ptr::NonNull;
 
+use ntcomm_proto::ring::{self, RingError};
 use ntcomm_proto::NtStatus;
 
 use crate::handle::{create_named, KernelHandle};
@@ -158,5 +159,60 @@ impl Drop for ClientView<'_> {
     fn drop(&mut self) {
         // SAFETY: mapped by `map_into` into this process, unmapped once.
         unsafe { sys::ZwUnmapViewOfSection(self.process.raw(), self.base as *mut _) };
+    }
+}
+
+/// A ring endpoint borrowing the view its memory lives in, so it cannot
+/// outlive the mapping.
+pub struct InView<'v, T> {
+    inner: T,
+    _view: core::marker::PhantomData<&'v LocalView>,
+}
+
+impl<T> core::ops::Deref for InView<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> core::ops::DerefMut for InView<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl LocalView {
+    /// The sub-range `offset..offset + len`, if it lies inside the view.
+    fn range(&self, offset: usize, len: usize) -> Result<*mut u8, RingError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(self.base.as_ptr().wrapping_add(offset)),
+            _ => Err(RingError::Layout(ring::LayoutError::TooShort { needed: offset.saturating_add(len), len: self.len })),
+        }
+    }
+
+    /// Writes a fresh ring header for `capacity` data bytes at
+    /// `offset..offset + len` (the creator's side).
+    pub fn init_ring(&self, offset: usize, len: usize, capacity: u32) -> Result<(), RingError> {
+        let p = self.range(offset, len)?;
+        // SAFETY: `p..p+len` is inside this mapped view, alive for the call.
+        unsafe { ring::init(p, len, capacity) }
+    }
+
+    /// The producing end of the ring at `offset..offset + len`.
+    pub fn ring_producer(&self, offset: usize, len: usize) -> Result<InView<'_, ring::Producer>, RingError> {
+        let p = self.range(offset, len)?;
+        // SAFETY: the range is inside the view, which the returned value
+        // borrows; the ring tolerates concurrent writes by the client.
+        let inner = unsafe { ring::Producer::attach(p, len) }?;
+        Ok(InView { inner, _view: core::marker::PhantomData })
+    }
+
+    /// The consuming end of the ring at `offset..offset + len`.
+    pub fn ring_consumer(&self, offset: usize, len: usize) -> Result<InView<'_, ring::Consumer>, RingError> {
+        let p = self.range(offset, len)?;
+        // SAFETY: as for `ring_producer`.
+        let inner = unsafe { ring::Consumer::attach(p, len) }?;
+        Ok(InView { inner, _view: core::marker::PhantomData })
     }
 }

@@ -63,6 +63,15 @@ impl SystemThread {
     }
 }
 
+impl SystemThread {
+    /// Whether the thread has returned (joining it would not wait).
+    pub fn is_finished(&self) -> bool {
+        let mut zero: i64 = 0;
+        // SAFETY: our handle; a zero timeout polls.
+        unsafe { sys::ZwWaitForSingleObject(self.handle, 0, &mut zero) == 0 }
+    }
+}
+
 impl Drop for SystemThread {
     fn drop(&mut self) {
         // SAFETY: our own handle, waited on once and closed once.

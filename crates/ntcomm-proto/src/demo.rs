@@ -73,9 +73,10 @@ pub const WAIT_EVENT: Ioctl<(), [u8]> =
 /// silently.
 pub const POST_EVENT: Ioctl<[u8], ()> =
     Ioctl::new("POST_EVENT", DEVICE_TYPE, 6, Method::Buffered, Access::WRITE, Len::up_to(MAX_EVENT), Len::NONE);
-/// Pends, and the driver's worker thread completes it after the delay.
-pub const DELAYED_COMPLETE: Ioctl<Delay, ()> =
-    Ioctl::new("DELAYED_COMPLETE", DEVICE_TYPE, 7, Method::Buffered, Access::READ, Len::of::<Delay>(), Len::NONE);
+/// Pends, and the driver's worker thread completes it after the delay (a
+/// work item, for a zero delay), replying with the request's token.
+pub const DELAYED_COMPLETE: Ioctl<Delay, u32> =
+    Ioctl::new("DELAYED_COMPLETE", DEVICE_TYPE, 7, Method::Buffered, Access::READ, Len::of::<Delay>(), Len::of::<u32>());
 
 /// Queues one message for the driver's named-pipe writer. It is delivered
 /// when a server listens on [`PIPE_NAME`]; the driver connects (and
@@ -245,7 +246,7 @@ pub fn check_record(record: &[u8]) -> Option<u64> {
 pub struct Delay {
     /// Milliseconds to wait before completing, at most [`MAX_DELAY_MS`].
     pub millis: u32,
-    /// Returned in `IoStatus.Information` on completion.
+    /// Returned as the reply, to tell completions apart.
     pub token: u32,
 }
 

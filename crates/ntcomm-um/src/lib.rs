@@ -31,6 +31,8 @@
 //!                 / start_ioctl_raw(code: u32, input, output_capacity, tag) -> Result<OpId>
 //!          Device::cancel(OpId)
 //!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
+//! ring     RingChannel::open(path, d2u_cap, u2d_cap) .start_source(n, rate, len) .status() .split()
+//!          RingSender::send(&[u8], timeout) .write() .flush()   RingReceiver::recv(&mut [u8], timeout) .try_recv()
 //! pipe     PipeServer::create(name) .accept() .read_message(&mut Vec<u8>) -> Result<bool> .disconnect()
 //! service  install(name, display, &Path) / install_with(.., &InstallOptions)
 //!          start(name) / stop(name) / uninstall(name) -> Result<()>
@@ -73,6 +75,8 @@ pub mod iocp;
 #[cfg(windows)]
 pub mod pipe;
 #[cfg(windows)]
+pub mod ring;
+#[cfg(windows)]
 pub mod service;
 
 pub use error::{Error, ErrorKind, Result};
@@ -81,6 +85,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use device::{Device, DeviceAccess};
 #[cfg(windows)]
 pub use pipe::PipeServer;
+#[cfg(windows)]
+pub use ring::{RingChannel, RingReceiver, RingSender};
 #[cfg(windows)]
 pub use iocp::{Completion, CompletionPort, OpId, OpKind};
 #[cfg(windows)]

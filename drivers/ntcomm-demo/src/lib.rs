@@ -12,12 +12,18 @@
 //!   writes to a user-mode pipe server, connecting when the server appears
 //!   and reconnecting when it comes back; dispatch never waits on the pipe.
 //!
+//! - shared-memory channels (`RING_OPEN`): a section with a driver-to-user
+//!   and a user-to-driver ring, named events for wake-ups, one system
+//!   thread per channel (see `rings`).
+//!
 //! Everything the protocol says is declared in `ntcomm_proto::demo`. The
 //! driver has no `unsafe` of its own.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod rings;
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -73,6 +79,7 @@ struct Demo {
     delayed: Arc<Delayed>,
     worker: SpinLock<Option<SystemThread>>,
     pipe: Arc<PipeLog>,
+    rings: rings::Rings,
     pipe_writer: SpinLock<Option<SystemThread>>,
     writes_refused: AtomicU64,
     events_delivered: AtomicU64,
@@ -89,6 +96,9 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::POST_EVENT, Demo::post_event),
     IoctlHandler::new(&proto::DELAYED_COMPLETE, Demo::delayed_complete),
     IoctlHandler::new(&proto::PIPE_SEND, Demo::pipe_send),
+    IoctlHandler::new(&proto::RING_OPEN, |d: &Demo, r| d.rings.open(r)),
+    IoctlHandler::new(&proto::RING_SOURCE, |d: &Demo, r| d.rings.source(r)),
+    IoctlHandler::new(&proto::RING_STATUS, |d: &Demo, r| d.rings.status(r)),
 ];
 
 impl Demo {
@@ -130,6 +140,7 @@ impl Demo {
             delayed,
             worker: SpinLock::new(Some(worker)),
             pipe,
+            rings: rings::Rings::new(),
             pipe_writer: SpinLock::new(Some(pipe_writer)),
             writes_refused: AtomicU64::new(0),
             events_delivered: AtomicU64::new(0),
@@ -176,6 +187,11 @@ impl Demo {
             pipe_sends_refused: self.pipe.refused.load(Ordering::Relaxed),
             pipe_connects: self.pipe.connects.load(Ordering::Relaxed),
             pipe_write_failures: self.pipe.failures.load(Ordering::Relaxed),
+            ring_channels_open: self.rings.totals.open.load(Ordering::Relaxed),
+            ring_channels_failed: self.rings.totals.failed.load(Ordering::Relaxed),
+            ring_records_produced: self.rings.totals.produced.load(Ordering::Relaxed),
+            ring_records_consumed: self.rings.totals.consumed.load(Ordering::Relaxed),
+            ring_bad_records: self.rings.totals.bad.load(Ordering::Relaxed),
         })
     }
 
@@ -236,7 +252,7 @@ impl Demo {
             let mut slot = Some(r);
             let queued = thread::queue_work_item(&self.device, move || {
                 if let Some(r) = slot.take() {
-                    let _ = r.complete_ok(token);
+                    complete_delayed(r, token as u32);
                 }
             });
             return match queued {
@@ -292,12 +308,20 @@ impl Demo {
     }
 }
 
+/// Completes a pended `DELAYED_COMPLETE` with its token as the reply.
+fn complete_delayed(r: Request, token: u32) {
+    let _ = match IoctlRequest::from_request(r) {
+        Ok(r) => r.reply(&token),
+        Err(r) => r.fail(NtStatus::STATUS_INVALID_PARAMETER),
+    };
+}
+
 fn delay_worker(d: &Delayed) {
     loop {
         let now = time::interrupt_time();
         while let Some(r) = d.queue.pop_if(|r| r.tag().0 as u64 <= now) {
-            let token = r.tag().1;
-            let _ = r.complete_ok(token);
+            let token = r.tag().1 as u32;
+            complete_delayed(r, token);
         }
         let mut next: Option<u64> = None;
         d.queue.visit(|r| {
@@ -362,6 +386,7 @@ impl DeviceOperations for Demo {
         self.reads.drain_file(file, NtStatus::STATUS_CANCELLED);
         self.waiters.drain_file(file, NtStatus::STATUS_CANCELLED);
         self.delayed.queue.drain_file(file, NtStatus::STATUS_CANCELLED);
+        self.rings.close(file);
     }
 
     fn close(&self, _file: FileId) {
@@ -429,6 +454,7 @@ impl DeviceOperations for Demo {
         drop(self.worker.lock().take());
         self.pipe.signal.stop();
         drop(self.pipe_writer.lock().take());
+        self.rings.shutdown();
         let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
             + self.waiters.close(NtStatus::STATUS_CANCELLED)
             + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);

@@ -276,8 +276,9 @@ const DELAY: Delay = Delay { millis: 50, token: 4242 };
 
 fn delayed_sync(dev: &Device) -> Step {
     let t = Instant::now();
-    let n = dev.ioctl(&proto::DELAYED_COMPLETE, &DELAY, &mut ()).map_err(err)?;
-    delayed_verdict(n, t.elapsed(), "DeviceIoControl's bytes returned")
+    let mut token = 0u32;
+    dev.ioctl(&proto::DELAYED_COMPLETE, &DELAY, &mut token).map_err(err)?;
+    delayed_verdict(token, t.elapsed(), "synchronous DeviceIoControl")
 }
 
 fn delayed_iocp() -> Step {
@@ -285,25 +286,25 @@ fn delayed_iocp() -> Step {
     let d = Device::open_overlapped(proto::USER_PATH).map_err(err)?;
     port.associate(&d, 3).map_err(err)?;
     let t = Instant::now();
-    d.start_ioctl(&proto::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&DELAY).to_vec(), 0, 13).map_err(err)?;
+    d.start_ioctl(&proto::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&DELAY).to_vec(), 4, 13).map_err(err)?;
     let c = wait_one(&port)?;
     let lat = t.elapsed();
-    let n = c.result.map_err(err)?;
-    delayed_verdict(n, lat, "completion's byte count (IOSB Information)")
+    c.result.map_err(err)?;
+    let token = c.buffer.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
+    delayed_verdict(token, lat, "completion through the port")
 }
 
 /// OK when the request took at least the delay and came back with the
-/// token as its byte count (the driver completes it with
-/// `Information = token`; the output buffer is 0 bytes long).
-fn delayed_verdict(n: usize, took: Duration, what: &str) -> Step {
+/// token as its 4-byte reply.
+fn delayed_verdict(token: u32, took: Duration, what: &str) -> Step {
     let delay = Duration::from_millis(DELAY.millis.into());
     if took < delay {
         return Err(format!("completed after {}, before the {} ms delay", fmt_dur(took), DELAY.millis));
     }
-    if n != DELAY.token as usize {
-        return Err(format!("{what} is {n}, expected the token {} ({})", DELAY.token, fmt_dur(took)));
+    if token != DELAY.token {
+        return Err(format!("{what} replied {token}, expected the token {} ({})", DELAY.token, fmt_dur(took)));
     }
-    Ok(format!("completed after {}; {what} = {n} = token", fmt_dur(took)))
+    Ok(format!("{what} completed after {}, replied the token {token}", fmt_dur(took)))
 }
 
 fn cancel_read(dev: &Device) -> Step {

@@ -72,7 +72,7 @@ fn input_over_the_declared_size_is_refused_by_the_driver() {
     }
     // Fixed-size input: DELAYED_COMPLETE takes exactly 8 bytes.
     for len in [0usize, 7, 9] {
-        let err = dev.ioctl_raw(demo::DELAYED_COMPLETE.code.0, &vec![0; len], &mut []).unwrap_err();
+        let err = dev.ioctl_raw(demo::DELAYED_COMPLETE.code.0, &vec![0; len], &mut [0u8; 4]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidParameter, "len {len}: {err}");
     }
     // Input where none is declared.
@@ -163,17 +163,18 @@ fn delayed_completion_from_the_worker_thread_and_a_work_item() {
     // Started longest first; they must finish shortest first.
     for (tag, millis) in [(0u64, 400u32), (1, 200), (2, 0), (3, 50)] {
         let input = Delay { millis, token: 1000 + tag as u32 };
-        dev.start_ioctl(&demo::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&input).to_vec(), 0, tag).unwrap();
+        dev.start_ioctl(&demo::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&input).to_vec(), 4, tag).unwrap();
     }
     let mut order = Vec::new();
     for _ in 0..4 {
         let done = port.wait(Some(Duration::from_secs(10))).unwrap().expect("delayed completion");
-        assert!(done.result.is_ok(), "{:?}", done.result);
+        assert_eq!(done.result.as_ref().copied().unwrap(), 4);
+        assert_eq!(done.buffer, (1000 + done.tag as u32).to_le_bytes(), "the token comes back as the reply");
         order.push(done.tag);
     }
     assert_eq!(order, vec![2, 3, 1, 0]);
     let err = dev
-        .ioctl(&demo::DELAYED_COMPLETE, &Delay { millis: demo::MAX_DELAY_MS + 1, token: 0 }, &mut ())
+        .ioctl(&demo::DELAYED_COMPLETE, &Delay { millis: demo::MAX_DELAY_MS + 1, token: 0 }, &mut 0u32)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
 }

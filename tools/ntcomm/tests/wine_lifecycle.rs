@@ -100,7 +100,7 @@ fn stopping_the_driver_completes_pended_requests_and_it_starts_again() {
     }
     client.start_ioctl(&demo::WAIT_EVENT, Vec::new(), demo::MAX_EVENT, 4).unwrap();
     let delay = demo::Delay { millis: 30_000, token: 5 };
-    client.start_ioctl(&demo::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&delay).to_vec(), 0, 5).unwrap();
+    client.start_ioctl(&demo::DELAYED_COMPLETE, zerocopy::IntoBytes::as_bytes(&delay).to_vec(), 4, 5).unwrap();
     eventually("6 requests pended", || stats(&dev).irps_in_flight >= 6);
     drop(dev);
 

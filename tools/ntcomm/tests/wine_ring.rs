@@ -1,0 +1,180 @@
+//! Shared-memory channels with the real driver under Wine: a million
+//! records each way with none lost, duplicated or reordered; a client that
+//! corrupts its ring; a client that dies while the driver produces.
+#![cfg(windows)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ntcomm::rig;
+use ntcomm_proto::demo;
+use ntcomm_proto::ring::layout;
+use ntcomm_um::{Device, RingChannel};
+
+/// Tests compare driver-wide counters: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MIB: u32 = 1 << 20;
+const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+
+fn stats(dev: &Device) -> demo::Stats {
+    dev.ioctl_get(&demo::GET_STATS).unwrap()
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_million_records_each_way_none_lost_duplicated_or_reordered() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = rig::test_device();
+    const N: u64 = 1_000_000;
+    let ch = RingChannel::open(demo::USER_PATH, MIB, MIB).unwrap();
+    ch.start_source(N, 0, 64).unwrap();
+    let (mut tx, mut rx) = ch.split();
+    // User to driver, from another thread: varying lengths.
+    let sender = std::thread::spawn(move || {
+        let mut rec = [0u8; 64];
+        for seq in 0..N {
+            let len = demo::RECORD_MIN + (seq % 53) as usize;
+            demo::fill_record(seq, &mut rec[..len]);
+            tx.send(&rec[..len], WAIT).unwrap();
+        }
+        tx
+    });
+    // Driver to user, on this thread.
+    let mut buf = vec![0u8; rx.max_record()];
+    for want in 0..N {
+        let n = rx.recv(&mut buf, WAIT).unwrap().unwrap_or_else(|| panic!("record {want} never came"));
+        assert_eq!(n, 64);
+        assert_eq!(demo::check_record(&buf[..n]), Some(want), "record {want}: bad checksum, lost or out of order");
+    }
+    assert_eq!(rx.recv(&mut buf, Some(Duration::from_millis(200))).unwrap(), None, "nothing beyond the count");
+    let tx = sender.join().unwrap();
+    eventually("the driver consumed every record", || tx.status().unwrap().consumed == N);
+    let st = rx.status().unwrap();
+    assert_eq!(st.bad_records, 0, "{st:?}");
+    assert_eq!(st.produced, N);
+    assert_eq!(st.source_remaining, 0);
+    assert_eq!(st.state, demo::RING_STATE_RUNNING);
+    assert!(stats(&dev).ring_channels_open >= 1);
+}
+
+#[test]
+fn large_records_wrap_around_intact() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    rig::test_device();
+    let ch = RingChannel::open(demo::USER_PATH, MIB, MIB).unwrap();
+    // 64 KiB records: 16 fit, so the ring wraps many times.
+    ch.start_source(500, 0, 64 * 1024).unwrap();
+    let (mut tx, mut rx) = ch.split();
+    let mut buf = vec![0u8; rx.max_record()];
+    for want in 0..500 {
+        let n = rx.recv(&mut buf, WAIT).unwrap().expect("record");
+        assert_eq!(n, 64 * 1024);
+        assert_eq!(demo::check_record(&buf[..n]), Some(want));
+    }
+    let mut rec = vec![0u8; 64 * 1024];
+    for seq in 0..500 {
+        demo::fill_record(seq, &mut rec);
+        tx.send(&rec, WAIT).unwrap();
+    }
+    eventually("500 large records consumed", || tx.status().unwrap().consumed == 500);
+    assert_eq!(tx.status().unwrap().consumed_bytes, 500 * 64 * 1024);
+}
+
+#[test]
+fn a_client_that_corrupts_its_ring_fails_alone() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = rig::test_device();
+    let before = stats(&dev);
+    let bad = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
+    let good = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
+    // Garbage into the user-to-driver ring's producer index: far beyond
+    // anything the consumer could have been given.
+    // SAFETY: deliberately breaking our own channel.
+    unsafe {
+        let head = bad.header_ptr_for_fault_injection(true).add(layout::OFF_HEAD) as *mut u64;
+        head.write_volatile(0xDEAD_BEEF_0000_0008);
+    }
+    eventually("the driver marked the channel failed", || bad.status().unwrap().state == demo::RING_STATE_FAILED);
+    let st = bad.status().unwrap();
+    assert_ne!(st.failed_reason, 0, "{st:?}");
+    assert_eq!(stats(&dev).ring_channels_failed, before.ring_channels_failed + 1);
+    // The other client is served as before, both ways.
+    good.start_source(1000, 0, 100).unwrap();
+    let (mut tx, mut rx) = good.split();
+    let mut buf = vec![0u8; rx.max_record()];
+    for want in 0..1000 {
+        let n = rx.recv(&mut buf, WAIT).unwrap().expect("good channel record");
+        assert_eq!(demo::check_record(&buf[..n]), Some(want));
+    }
+    let mut rec = [0u8; 32];
+    for seq in 0..1000 {
+        demo::fill_record(seq, &mut rec);
+        tx.send(&rec, WAIT).unwrap();
+    }
+    eventually("the good channel's records consumed", || tx.status().unwrap().consumed == 1000);
+    assert_eq!(tx.status().unwrap().state, demo::RING_STATE_RUNNING);
+    // And so is everything else.
+    let mut out = [0u8; 4];
+    assert_eq!(dev.ioctl(&demo::ECHO_BUFFERED, &b"fine"[..], &mut out[..]).unwrap(), 4);
+    drop(bad);
+    eventually("the failed channel freed on close", || stats(&dev).ring_channels_open == before.ring_channels_open + 1);
+}
+
+/// Run by `a_client_dying_while_the_driver_produces_frees_its_channel`.
+#[test]
+#[ignore = "child process of a_client_dying_while_the_driver_produces_frees_its_channel"]
+fn child_holds_a_producing_channel() {
+    if std::env::var_os("NTCOMM_CHILD").is_none() {
+        return;
+    }
+    let ch = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
+    ch.start_source(u64::MAX, 0, 64).unwrap();
+    println!("READY");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_client_dying_while_the_driver_produces_frees_its_channel() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = rig::test_device();
+    let before = stats(&dev);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_holds_a_producing_channel", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("NTCOMM_CHILD", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("child exited before READY").unwrap();
+        if line.trim_end().ends_with("READY") {
+            break;
+        }
+    }
+    eventually("the child's channel is open and producing", || {
+        let s = stats(&dev);
+        s.ring_channels_open > before.ring_channels_open && s.ring_records_produced > before.ring_records_produced
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually("the channel freed", || stats(&dev).ring_channels_open == before.ring_channels_open);
+    // New channels still work.
+    let ch = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
+    ch.start_source(10, 0, 64).unwrap();
+    let (_tx, mut rx) = ch.split();
+    let mut buf = vec![0u8; 64];
+    for want in 0..10 {
+        let n = rx.recv(&mut buf, WAIT).unwrap().unwrap();
+        assert_eq!(demo::check_record(&buf[..n]), Some(want));
+    }
+}
