@@ -129,6 +129,10 @@ pub struct RingOpen {
     pub d2u_capacity: u32,
     /// Data bytes of the user-to-driver ring.
     pub u2d_capacity: u32,
+    /// [`RING_MODE_SINK`] or [`RING_MODE_ECHO`].
+    pub mode: u32,
+    /// Zero.
+    pub reserved: u32,
     /// 16 random bytes from the client, mixed into the channel's object
     /// names so that no other process can predict them.
     pub nonce: [u8; 16],
@@ -192,6 +196,12 @@ pub struct RingStatus {
     /// Times the driver signalled the client's event.
     pub wakeups_sent: u64,
 }
+
+/// The driver validates and counts what the client sends.
+pub const RING_MODE_SINK: u32 = 0;
+/// The driver validates, counts, and sends every record back on the
+/// driver-to-user ring (for round-trip and wake-up latency).
+pub const RING_MODE_ECHO: u32 = 1;
 
 /// The channel is being set up.
 pub const RING_STATE_OPENING: u32 = 0;

@@ -31,7 +31,7 @@
 //!                 / start_ioctl_raw(code: u32, input, output_capacity, tag) -> Result<OpId>
 //!          Device::cancel(OpId)
 //!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
-//! ring     RingChannel::open(path, d2u_cap, u2d_cap) .start_source(n, rate, len) .status() .split()
+//! ring     RingChannel::open(path, d2u_cap, u2d_cap) / open_echo(..) .start_source(n, rate, len) .status() .split()
 //!          RingSender::send(&[u8], timeout) .write() .flush()   RingReceiver::recv(&mut [u8], timeout) .try_recv()
 //! pipe     PipeServer::create(name) .accept() .read_message(&mut Vec<u8>) -> Result<bool> .disconnect()
 //! service  install(name, display, &Path) / install_with(.., &InstallOptions)

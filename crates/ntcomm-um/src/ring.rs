@@ -131,8 +131,18 @@ impl RingChannel {
     /// Opens a channel on a new handle to `path` with rings of the given
     /// data capacities (powers of two, 4 KiB to 64 MiB).
     pub fn open(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
+        Self::open_mode(path, d2u_capacity, u2d_capacity, demo::RING_MODE_SINK)
+    }
+
+    /// [`open`](Self::open) in echo mode: the driver sends every valid
+    /// record back on the driver-to-user ring.
+    pub fn open_echo(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
+        Self::open_mode(path, d2u_capacity, u2d_capacity, demo::RING_MODE_ECHO)
+    }
+
+    fn open_mode(path: &str, d2u_capacity: u32, u2d_capacity: u32, mode: u32) -> Result<RingChannel> {
         let device = Device::open(path)?;
-        let request = RingOpen { d2u_capacity, u2d_capacity, nonce: nonce()? };
+        let request = RingOpen { d2u_capacity, u2d_capacity, mode, reserved: 0, nonce: nonce()? };
         let mut info = RingInfo::default();
         device.ioctl(&demo::RING_OPEN, &request, &mut info)?;
         let end = info.name.iter().position(|&c| c == 0).unwrap_or(info.name.len());

@@ -128,6 +128,9 @@ impl Rings {
                 return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
             }
         }
+        if open.mode > proto::RING_MODE_ECHO || open.reserved != 0 {
+            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        }
         let sizes = [open.d2u_capacity, open.u2d_capacity].map(|c| region_len(c).filter(|_| c <= proto::MAX_RING_CAPACITY));
         let [Some(d2u_len), Some(u2d_len)] = sizes else {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
@@ -287,7 +290,7 @@ fn channel_main(s: Setup) {
             let _ = r.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
     }
-    serve(&channel, &process, producer, consumer, &totals);
+    serve(&channel, &process, producer, consumer, &totals, open.mode);
     totals.open.fetch_sub(1, Ordering::Relaxed);
     drop(local);
     if channel.unloading.load(Ordering::Acquire) {
@@ -337,6 +340,7 @@ fn serve(
     mut producer: InView<'_, Producer>,
     mut consumer: InView<'_, Consumer>,
     totals: &RingTotals,
+    mode: u32,
 ) {
     let mut inbox: Vec<u8> = Vec::new();
     let mut outbox: Vec<u8> = Vec::new();
@@ -347,6 +351,9 @@ fn serve(
     let mut source: Option<Source> = None;
     let mut expect_seq = 0u64;
     let mut failed = false;
+    let echo = mode == proto::RING_MODE_ECHO;
+    // Length of a record in `inbox` still to be echoed.
+    let mut held: Option<usize> = None;
     while !channel.stop.load(Ordering::Acquire) {
         if failed {
             // Never touch the shared memory again; wait to be closed.
@@ -358,10 +365,30 @@ fn serve(
         }
         let mut worked = false;
         let mut corrupt: Option<u32> = None;
+        let (mut produced, mut wakeups) = (0u64, 0u64);
+        let mut full = false;
 
-        // User to driver: validate and count.
+        // User to driver: validate and count (and in echo mode send back,
+        // holding a record while the way back is full: nothing is dropped).
         let (mut ok, mut bad, mut bytes) = (0u64, 0u64, 0u64);
         for _ in 0..BATCH {
+            if let Some(n) = held {
+                match producer.write(inbox.get(..n).unwrap_or_default()) {
+                    Ok(true) => {
+                        held = None;
+                        produced += 1;
+                    }
+                    Ok(false) => {
+                        full = true;
+                        break;
+                    }
+                    Err(RingError::Corrupt(r)) => {
+                        corrupt = Some(r);
+                        break;
+                    }
+                    Err(_) => held = None,
+                }
+            }
             match consumer.try_pop(&mut inbox) {
                 Ok(Some(n)) => {
                     match inbox.get(..n).and_then(proto::check_record) {
@@ -372,6 +399,9 @@ fn serve(
                         _ => bad += 1,
                     }
                     expect_seq += 1;
+                    if echo {
+                        held = Some(n);
+                    }
                 }
                 Ok(None) => break,
                 Err(RingError::Corrupt(r)) => {
@@ -397,8 +427,6 @@ fn serve(
                 sent: 0,
             });
         }
-        let (mut produced, mut wakeups) = (0u64, 0u64);
-        let mut full = false;
         let mut pace: Option<Duration> = None;
         if let Some(src) = source.as_mut().filter(|s| s.remaining > 0) {
             let (due, next) = src.due();
@@ -430,16 +458,16 @@ fn serve(
                     Err(_) => break,
                 }
             }
-            if produced > 0 {
-                match producer.publish() {
-                    Ok(w) if w.0 => {
-                        let _ = channel.d2u_event.set();
-                        wakeups += 1;
-                    }
-                    Ok(_) => {}
-                    Err(RingError::Corrupt(r)) => corrupt = Some(r),
-                    Err(_) => {}
+        }
+        if produced > 0 {
+            match producer.publish() {
+                Ok(w) if w.0 => {
+                    let _ = channel.d2u_event.set();
+                    wakeups += 1;
                 }
+                Ok(_) => {}
+                Err(RingError::Corrupt(r)) => corrupt = Some(r),
+                Err(_) => {}
             }
         }
         worked |= produced > 0;

@@ -178,3 +178,33 @@ fn a_client_dying_while_the_driver_produces_frees_its_channel() {
         assert_eq!(demo::check_record(&buf[..n]), Some(want));
     }
 }
+
+#[test]
+fn echo_mode_sends_every_record_back_even_when_the_way_back_fills() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    rig::test_device();
+    // A small way back: the driver must hold records rather than drop them.
+    let ch = RingChannel::open_echo(demo::USER_PATH, 4096, 64 * 1024).unwrap();
+    let (mut tx, mut rx) = ch.split();
+    let mut rec = [0u8; 200];
+    for seq in 0..200u64 {
+        demo::fill_record(seq, &mut rec);
+        tx.send(&rec, WAIT).unwrap();
+    }
+    let mut buf = vec![0u8; rx.max_record()];
+    for want in 0..200 {
+        let n = rx.recv(&mut buf, WAIT).unwrap().expect("echoed record");
+        assert_eq!(demo::check_record(&buf[..n]), Some(want));
+    }
+    // Ping-pong with both sides sleeping in between.
+    for seq in 200..210u64 {
+        std::thread::sleep(Duration::from_millis(20));
+        demo::fill_record(seq, &mut rec);
+        tx.send(&rec, WAIT).unwrap();
+        let n = rx.recv(&mut buf, WAIT).unwrap().expect("echo");
+        assert_eq!(demo::check_record(&buf[..n]), Some(seq));
+    }
+    let st = tx.status().unwrap();
+    assert_eq!(st.consumed, 210);
+    assert!(st.wakeups_sent >= 10, "the sleeping client was woken: {st:?}");
+}
