@@ -643,6 +643,14 @@ impl Workspace {
         c.args(["test", "-p", "ntcomm-proto"]).args(release).args(extra);
         step("host tests (ntcomm-proto)", status(&mut c));
 
+        // (a') the ring's index and sleep/wake protocol, model-checked with loom
+        // (its own target dir: --cfg loom changes every crate's build).
+        let mut c = self.cargo();
+        c.args(["test", "-p", "ntcomm-proto", "--release", "--test", "loom_ring"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", self.root.join("target").join("loom"));
+        step("loom model check (ring)", status(&mut c));
+
         // (b) Windows, under Wine through the target runner. A clean wineserver before and
         // after: a winedevice.exe crashed by an earlier run would fail every later test.
         self.kill_wineserver();
