@@ -76,14 +76,36 @@ struct Model {
     max: usize,
     published: VecDeque<Vec<u8>>,
     staged: Vec<Vec<u8>>,
-    used: usize,
     sleeping: bool,
     next: u64,
+    /// Byte counters: staged end, published head, consumer tail, the head the
+    /// consumer last loaded, and the tail it last handed back to the producer.
+    write: usize,
+    head: usize,
+    tail: usize,
+    seen_head: usize,
+    released: usize,
 }
 
 impl Model {
     fn fits(&self, len: usize) -> bool {
-        self.used + RingLayout::footprint(len) <= self.cap
+        self.write - self.released + RingLayout::footprint(len) <= self.cap
+    }
+    /// The consumer reloads `head` only when it has consumed all it knew of.
+    fn observe(&mut self) {
+        if self.tail == self.seen_head {
+            self.seen_head = self.head;
+        }
+    }
+    fn consumed(&mut self, len: usize) {
+        self.tail += RingLayout::footprint(len);
+        if self.tail == self.seen_head || self.tail - self.released >= self.cap / 8 {
+            self.released = self.tail;
+        }
+    }
+    fn publish(&mut self) {
+        self.head = self.write;
+        self.published.extend(self.staged.drain(..));
     }
 }
 
@@ -103,9 +125,13 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
         max,
         published: VecDeque::new(),
         staged: Vec::new(),
-        used: 0,
         sleeping: false,
         next: 0,
+        write: 0,
+        head: 0,
+        tail: 0,
+        seen_head: 0,
+        released: 0,
     };
     let mut buf = vec![0u8; max + 16];
     for op in ops {
@@ -123,12 +149,12 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if push {
                     let r = p.try_push(&rec).unwrap();
                     if fits {
-                        m.used += RingLayout::footprint(len);
+                        m.write += RingLayout::footprint(len);
                         m.staged.push(rec);
                         m.next += 1;
                         let wake = m.sleeping;
                         m.sleeping = false;
-                        m.published.extend(m.staged.drain(..));
+                        m.publish();
                         prop_assert_eq!(r, Some(WakeNeeded(wake)));
                     } else {
                         prop_assert_eq!(r, None);
@@ -136,7 +162,7 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     prop_assert_eq!(p.write(&rec).unwrap(), fits);
                     if fits {
-                        m.used += RingLayout::footprint(len);
+                        m.write += RingLayout::footprint(len);
                         m.staged.push(rec);
                         m.next += 1;
                     }
@@ -148,13 +174,14 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if !m.staged.is_empty() {
                     m.sleeping = false;
                 }
-                m.published.extend(m.staged.drain(..));
+                m.publish();
                 prop_assert_eq!(r, WakeNeeded(wake));
                 prop_assert_eq!(p.unpublished(), 0);
             }
             Op::Pop(s) => {
                 let want = s.len(m.max + 8);
                 let r = c.try_pop(&mut buf[..want]);
+                m.observe();
                 match m.published.front() {
                     None => prop_assert_eq!(r, Ok(None)),
                     Some(rec) if rec.len() > want => {
@@ -164,23 +191,28 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         let rec = m.published.pop_front().unwrap();
                         prop_assert_eq!(r, Ok(Some(rec.len())));
                         prop_assert_eq!(&buf[..rec.len()], &rec[..]);
-                        m.used -= RingLayout::footprint(rec.len());
+                        m.consumed(rec.len());
                     }
                 }
             }
             Op::PopVec => {
                 let r = c.try_pop_vec().unwrap();
+                m.observe();
                 let e = m.published.pop_front();
                 if let Some(rec) = &e {
-                    m.used -= RingLayout::footprint(rec.len());
+                    m.consumed(rec.len());
                 }
                 prop_assert_eq!(r, e);
             }
             Op::Peek => {
                 prop_assert_eq!(c.peek_len().unwrap(), m.published.front().map(|r| r.len()));
+                m.observe();
             }
             Op::Sleep => {
                 let d = c.prepare_sleep().unwrap();
+                if m.tail == m.seen_head {
+                    m.seen_head = m.head;
+                }
                 if m.published.is_empty() {
                     prop_assert_eq!(d, SleepDecision::MustWait);
                     m.sleeping = true;
@@ -197,7 +229,7 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     // Drain: everything published comes out in order.
     let _ = p.publish().unwrap();
-    m.published.extend(m.staged.drain(..));
+    m.publish();
     while let Some(rec) = m.published.pop_front() {
         prop_assert_eq!(c.try_pop(&mut buf).unwrap(), Some(rec.len()));
         prop_assert_eq!(&buf[..rec.len()], &rec[..]);

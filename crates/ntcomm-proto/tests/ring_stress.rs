@@ -104,11 +104,9 @@ fn million_records_two_threads_with_sleeping_consumer() {
         }
         // Publish in batches of varying size, and pause now and then so that the
         // consumer drains the ring and goes to sleep.
-        if seq % 7 == 0 || seq % 1013 < 3 {
-            if p.publish().unwrap().0 {
-                wakes.fetch_add(1, Ordering::Relaxed);
-                event.signal();
-            }
+        if (seq % 7 == 0 || seq % 1013 < 3) && p.publish().unwrap().0 {
+            wakes.fetch_add(1, Ordering::Relaxed);
+            event.signal();
         }
         if seq % 20_000 == 0 {
             std::thread::sleep(Duration::from_micros(200));

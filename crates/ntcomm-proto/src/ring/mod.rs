@@ -309,7 +309,7 @@ fn write_header(region: &Region, cap: u32) {
 #[cfg(not(loom))]
 fn check_region(mem: *mut u8, len: usize) -> Result<core::ptr::NonNull<u8>, LayoutError> {
     let base = core::ptr::NonNull::new(mem).ok_or(LayoutError::Null)?;
-    if (mem as usize) % layout::MIN_ALIGN != 0 {
+    if (mem as usize) & (layout::MIN_ALIGN - 1) != 0 {
         return Err(LayoutError::Misaligned);
     }
     if len < layout::HEADER_LEN {
@@ -366,7 +366,7 @@ fn attach_indices(region: &Region, geo: Geometry) -> Result<(u64, u64), RingErro
     }
     let head = region.head().load(Ordering::Acquire);
     let tail = region.tail().load(Ordering::Acquire);
-    if tail > head || head - tail > geo.cap || head % 8 != 0 || tail % 8 != 0 {
+    if tail > head || head - tail > geo.cap || head & 7 != 0 || tail & 7 != 0 {
         let _ = region.failed().compare_exchange(0, reason::BAD_INDICES, Ordering::AcqRel, Ordering::Relaxed);
         return Err(RingError::Corrupt(reason::BAD_INDICES));
     }
@@ -428,6 +428,7 @@ impl Producer {
         self.geo.cap as usize
     }
 
+    #[inline]
     fn check(&self) -> Result<(), RingError> {
         if self.broken != 0 {
             Err(RingError::Corrupt(self.broken))
@@ -444,6 +445,7 @@ impl Producer {
         e
     }
 
+    #[inline]
     fn check_shared_failed(&mut self) -> Result<(), RingError> {
         let f = self.region.failed().load(Ordering::Acquire);
         if f != 0 {
@@ -454,6 +456,7 @@ impl Producer {
     }
 
     /// Reloads and validates the consumer's `tail`.
+    #[inline]
     fn reload_tail(&mut self) -> Result<(), RingError> {
         let t = self.region.tail().load(Ordering::Acquire);
         if t < self.tail {
@@ -462,7 +465,7 @@ impl Producer {
         if t > self.published {
             return Err(self.fail_with(reason::TAIL_AHEAD));
         }
-        if t % 8 != 0 {
+        if t & 7 != 0 {
             return Err(self.fail_with(reason::MISALIGNED_INDEX));
         }
         self.tail = t;
@@ -471,6 +474,7 @@ impl Producer {
 
     /// Whether `len` payload bytes fit now; reloads `tail` only if the cached
     /// value says they do not.
+    #[inline]
     fn reserve(&mut self, len: usize) -> Result<Option<u32>, RingError> {
         self.check()?;
         let len32 = match u32::try_from(len) {
@@ -488,12 +492,14 @@ impl Producer {
         Ok(Some(len32))
     }
 
+    #[inline]
     fn put_header(&mut self, len: u32) {
-        self.region.copy_in(self.write, &u64::from(len).to_le_bytes());
+        self.region.write_word(self.write, u64::from(len));
     }
 
     /// Stages one record (not yet visible to the consumer). `Ok(false)` if the
     /// ring has no room for it now.
+    #[inline]
     pub fn write(&mut self, record: &[u8]) -> Result<bool, RingError> {
         let Some(len) = self.reserve(record.len())? else { return Ok(false) };
         self.put_header(len);
@@ -524,6 +530,7 @@ impl Producer {
 
     /// Makes all staged records visible. Returns [`WakeNeeded`]`(true)` if the
     /// consumer announced it sleeps: the caller must then signal its event.
+    #[inline]
     pub fn publish(&mut self) -> Result<WakeNeeded, RingError> {
         self.check()?;
         if self.write == self.published {
@@ -543,6 +550,7 @@ impl Producer {
 
     /// Writes and publishes one record. `Ok(None)` if the ring is full (records
     /// staged earlier stay staged).
+    #[inline]
     pub fn try_push(&mut self, record: &[u8]) -> Result<Option<WakeNeeded>, RingError> {
         if self.write(record)? {
             self.publish().map(Some)
@@ -572,6 +580,10 @@ pub struct Consumer {
     tail: u64,
     /// Last validated producer `head`.
     head: u64,
+    /// Last value stored to the shared `tail` (consumed space is handed back in
+    /// batches: when the consumer catches up with the `head` it knows, or after
+    /// an eighth of the capacity).
+    released: u64,
     broken: u32,
 }
 
@@ -593,7 +605,7 @@ impl Consumer {
 
     fn from_region(region: Region, geo: Geometry) -> Result<Self, RingError> {
         let (head, tail) = attach_indices(&region, geo)?;
-        Ok(Consumer { region, geo, tail, head, broken: 0 })
+        Ok(Consumer { region, geo, tail, head, released: tail, broken: 0 })
     }
 
     /// The largest payload a record can have.
@@ -606,6 +618,7 @@ impl Consumer {
         self.geo.cap as usize
     }
 
+    #[inline]
     fn check(&self) -> Result<(), RingError> {
         if self.broken != 0 {
             Err(RingError::Corrupt(self.broken))
@@ -622,6 +635,7 @@ impl Consumer {
         e
     }
 
+    #[inline]
     fn check_shared_failed(&mut self) -> Result<(), RingError> {
         let f = self.region.failed().load(Ordering::Acquire);
         if f != 0 {
@@ -631,6 +645,7 @@ impl Consumer {
         Ok(())
     }
 
+    #[inline]
     fn accept_head(&mut self, h: u64) -> Result<(), RingError> {
         if h < self.head {
             return Err(self.fail_with(reason::HEAD_BACKWARDS));
@@ -638,7 +653,7 @@ impl Consumer {
         if h - self.tail > self.geo.cap {
             return Err(self.fail_with(reason::HEAD_OVERRUN));
         }
-        if h % 8 != 0 {
+        if h & 7 != 0 {
             return Err(self.fail_with(reason::MISALIGNED_INDEX));
         }
         self.head = h;
@@ -647,6 +662,7 @@ impl Consumer {
 
     /// Published bytes not yet consumed; reloads `head` only when the cached
     /// value says the ring is empty.
+    #[inline]
     fn available(&mut self) -> Result<u64, RingError> {
         self.check()?;
         if self.head == self.tail {
@@ -657,15 +673,14 @@ impl Consumer {
     }
 
     /// The next record's length and footprint, validated.
+    #[inline]
     fn next(&mut self) -> Result<Option<(usize, u64)>, RingError> {
         let avail = self.available()?;
         if avail == 0 {
             return Ok(None);
         }
         // avail >= 8: both indices are multiples of 8.
-        let mut hdr = [0u8; RECORD_HEADER];
-        self.region.copy_out(self.tail, &mut hdr);
-        let word = u64::from_le_bytes(hdr);
+        let word = self.region.read_word(self.tail);
         if word >> 32 != 0 {
             return Err(self.fail_with(reason::RECORD_HEADER));
         }
@@ -680,8 +695,17 @@ impl Consumer {
         Ok(Some((len as usize, foot)))
     }
 
+    #[inline]
     fn advance(&mut self, foot: u64) {
         self.tail += foot;
+        if self.tail == self.head || self.tail - self.released >= self.geo.cap / 8 {
+            self.release();
+        }
+    }
+
+    #[inline]
+    fn release(&mut self) {
+        self.released = self.tail;
         self.region.tail().store(self.tail, Ordering::Release);
     }
 
@@ -693,6 +717,7 @@ impl Consumer {
     /// Copies the next record into `buf` and consumes it; returns its length.
     /// `Ok(None)` if the ring is empty; [`RingError::BufferTooSmall`] (record not
     /// consumed) if it does not fit `buf`.
+    #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RingError> {
         let Some((len, foot)) = self.next()? else { return Ok(None) };
         let dst = buf.get_mut(..len).ok_or(RingError::BufferTooSmall { needed: len })?;

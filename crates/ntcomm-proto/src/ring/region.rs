@@ -13,7 +13,7 @@
 use core::ptr::NonNull;
 
 use super::layout;
-use super::sync::{AtomicU32, AtomicU64};
+use super::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// A view of one ring region: header plus `cap` data bytes.
 pub(crate) struct Region {
@@ -37,8 +37,9 @@ impl Region {
         Region { base, cap, mask: cap.wrapping_sub(1) }
     }
 
+    #[inline]
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= layout::HEADER_LEN);
+        debug_assert!(off & 3 == 0 && off + 4 <= layout::HEADER_LEN);
         // SAFETY: `off` is one of the fixed header offsets below, inside the
         // header (which `new`'s contract makes valid) and 4-aligned (base is
         // 8-aligned). An `AtomicU32` has the size and alignment of a `u32`, and
@@ -46,39 +47,78 @@ impl Region {
         unsafe { &*(self.base.as_ptr().add(off) as *const AtomicU32) }
     }
 
+    #[inline]
     fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= layout::HEADER_LEN);
+        debug_assert!(off & 7 == 0 && off + 8 <= layout::HEADER_LEN);
         // SAFETY: as in `u32_at`, with an 8-aligned offset inside the header.
         unsafe { &*(self.base.as_ptr().add(off) as *const AtomicU64) }
     }
 
+    #[inline]
     pub(crate) fn magic(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_MAGIC)
     }
+    #[inline]
     pub(crate) fn version(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_VERSION)
     }
+    #[inline]
     pub(crate) fn capacity(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_CAPACITY)
     }
+    #[inline]
     pub(crate) fn max_record(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_MAX_RECORD)
     }
+    #[inline]
     pub(crate) fn failed(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_FAILED)
     }
+    #[inline]
     pub(crate) fn sleeping(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_SLEEPING)
     }
+    #[inline]
     pub(crate) fn head(&self) -> &AtomicU64 {
         self.u64_at(layout::OFF_HEAD)
     }
+    #[inline]
     pub(crate) fn tail(&self) -> &AtomicU64 {
         self.u64_at(layout::OFF_TAIL)
     }
 
+    /// The 8-byte word at stream position `pos` (rounded down to 8) of the data area.
+    #[inline]
+    fn word_at(&self, pos: u64) -> &AtomicU64 {
+        let off = (pos as usize) & self.mask & !7;
+        // SAFETY: `off` is masked below `cap` and rounded down to a multiple of 8;
+        // `cap` is a power of two >= 8 (or 0, giving off = 0 with an empty mask,
+        // which `new`'s callers never use for data), so `off + 8 <= cap` and the
+        // word lies inside the data area, 8-aligned because base and HEADER_LEN are.
+        unsafe { &*(self.base.as_ptr().add(layout::HEADER_LEN + off) as *const AtomicU64) }
+    }
+
+    /// Reads the 8-byte little-endian record header at `pos` (a multiple of 8).
+    #[inline]
+    pub(crate) fn read_word(&self, pos: u64) -> u64 {
+        if self.cap < 8 {
+            return 0;
+        }
+        u64::from_le(self.word_at(pos).load(Ordering::Relaxed))
+    }
+
+    /// Writes the 8-byte little-endian record header at `pos` (a multiple of 8).
+    #[inline]
+    pub(crate) fn write_word(&self, pos: u64, v: u64) {
+        if self.cap < 8 {
+            return;
+        }
+        self.word_at(pos).store(v.to_le(), Ordering::Relaxed)
+    }
+
     /// Copies `src` into the data area starting at stream position `pos`,
     /// wrapping at the end. Copies nothing if `src` is longer than the area.
+    #[inline]
     pub(crate) fn copy_in(&self, pos: u64, src: &[u8]) {
         let len = src.len();
         if len > self.cap {
@@ -94,12 +134,15 @@ impl Region {
         unsafe {
             let data = self.base.as_ptr().add(layout::HEADER_LEN);
             core::ptr::copy_nonoverlapping(src.as_ptr(), data.add(off), first);
-            core::ptr::copy_nonoverlapping(src.as_ptr().add(first), data, len - first);
+            if first < len {
+                core::ptr::copy_nonoverlapping(src.as_ptr().add(first), data, len - first);
+            }
         }
     }
 
     /// Copies from the data area at stream position `pos` into `dst`,
     /// wrapping at the end. Copies nothing if `dst` is longer than the area.
+    #[inline]
     pub(crate) fn copy_out(&self, pos: u64, dst: &mut [u8]) {
         let len = dst.len();
         if len > self.cap {
@@ -114,7 +157,9 @@ impl Region {
         unsafe {
             let data = self.base.as_ptr().add(layout::HEADER_LEN);
             core::ptr::copy_nonoverlapping(data.add(off), dst.as_mut_ptr(), first);
-            core::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), len - first);
+            if first < len {
+                core::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), len - first);
+            }
         }
     }
 }

@@ -25,6 +25,13 @@ struct Shared {
     data: Vec<UnsafeCell<u8>>,
 }
 
+// SAFETY: the data cells are only touched through loom's `with`/`with_mut`,
+// which check every concurrent access and fail the model on a race; this is
+// the shared memory of the real ring, which both sides access at once.
+unsafe impl Sync for Shared {}
+// SAFETY: as above; nothing in `Shared` is tied to a thread.
+unsafe impl Send for Shared {}
+
 /// A loom-modelled ring region; clone it to hand it to the other side.
 #[derive(Clone)]
 pub struct Region {
@@ -73,6 +80,16 @@ impl Region {
     }
     pub(crate) fn tail(&self) -> &AtomicU64 {
         &self.shared.tail
+    }
+
+    pub(crate) fn read_word(&self, pos: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.copy_out(pos, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    pub(crate) fn write_word(&self, pos: u64, v: u64) {
+        self.copy_in(pos, &v.to_le_bytes());
     }
 
     pub(crate) fn copy_in(&self, pos: u64, src: &[u8]) {
