@@ -11,7 +11,22 @@
 //!   has dequeued the completion (post -> completion latency);
 //! - `overlapped-ioctl`: DEPTH `ECHO_BUFFERED` requests kept in flight through
 //!   one completion port (throughput; latency is issue -> dequeue, queueing
-//!   included).
+//!   included);
+//! - `ring-d2u` (per `--ring-sizes` record size): a shared-memory channel;
+//!   the driver's synthetic source produces records as fast as the ring
+//!   takes them and the client receives them, checking each record's
+//!   sequence number and checksum (throughput only);
+//! - `ring-u2d` (per record size): the client sends records (published in
+//!   batches) and the driver validates them; timed until `RING_STATUS`
+//!   reports them all consumed (throughput only);
+//! - `ring-echo`: an echo-mode channel with one SIZE record in flight; the
+//!   client idles 1 ms between round trips, so both sides are asleep when a
+//!   record is sent: the round trip is two event wake-ups;
+//! - `ring-echo-spin`: the same with the client busy-polling its ring
+//!   instead of sleeping (the driver still sleeps between records);
+//! - `pipe`: `PIPE_SEND` of SIZE bytes, which the driver's system thread
+//!   writes to a pipe server running in a thread of this process; one
+//!   message in flight, latency = send -> the server's `ReadFile` returned.
 //!
 //! Every reply is checked (byte count and content); a wrong reply fails the
 //! channel. Latencies are recorded in nanoseconds in an HdrHistogram (3
@@ -28,20 +43,28 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ntcomm_proto::demo as proto;
-use ntcomm_um::{CompletionPort, Device, ErrorKind, OpKind};
+use ntcomm_um::{CompletionPort, Device, ErrorKind, OpKind, PipeServer, RingChannel};
 use serde::Serialize;
 
 use crate::demo::pattern;
 use crate::rig;
 
 /// Every channel, in run order, with what one round trip is.
-pub const CHANNELS: [(&str, &str); 5] = [
+pub const CHANNELS: [(&str, &str); 10] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
     ("readwrite", "WriteFile SIZE bytes then ReadFile them back, same handle"),
     ("inverted-call", "POST_EVENT of SIZE bytes -> pended WAIT_EVENT completion dequeued by the waiter thread (IOCP)"),
     ("overlapped-ioctl", "ECHO_BUFFERED of SIZE bytes, DEPTH in flight through one IOCP; latency = issue -> dequeue"),
+    ("ring-d2u", "driver source (rate 0) -> client recv, every record's sequence and checksum checked; throughput, no per-record latency"),
+    ("ring-u2d", "client fill_record + send (published in batches of 64) -> driver validates; until RING_STATUS.consumed == all; throughput"),
+    ("ring-echo", "echo channel, 1 record of SIZE in flight, client idles 1 ms between round trips: both sides asleep, so 2 event wake-ups"),
+    ("ring-echo-spin", "echo channel, 1 record of SIZE in flight, client busy-polls (no sleep); the driver still sleeps between records"),
+    ("pipe", "PIPE_SEND of SIZE bytes -> driver pipe thread -> pipe server thread's ReadFile; 1 in flight; latency = send -> receipt"),
 ];
+
+/// Channels run once per `--ring-sizes` entry.
+const PER_RING_SIZE: [&str; 2] = ["ring-d2u", "ring-u2d"];
 
 /// How long any single wait may take before the channel is declared failed.
 const STALL: Duration = Duration::from_secs(5);
@@ -64,6 +87,14 @@ pub struct Options {
     pub max_seconds: f64,
     /// Only these channels (empty: all).
     pub channels: Vec<String>,
+    /// Record sizes of `ring-d2u` and `ring-u2d` (one result each).
+    pub ring_sizes: Vec<usize>,
+    /// Records per `ring-d2u` / `ring-u2d` run, at most.
+    pub ring_records: u64,
+    /// And at most this many megabytes (10^6 B) of records per run.
+    pub ring_megabytes: u64,
+    /// Data bytes of each ring of those channels (power of two).
+    pub ring_capacity: u32,
 }
 
 /// The whole run, as printed by `--json`.
@@ -185,6 +216,10 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         eprintln!("ntcomm bench: --iterations, --depth and --max-seconds must be positive");
         return ExitCode::from(2);
     }
+    if opts.ring_sizes.is_empty() || opts.ring_records == 0 || opts.ring_megabytes == 0 || !opts.ring_capacity.is_power_of_two() {
+        eprintln!("ntcomm bench: --ring-sizes, --ring-records and --ring-megabytes must be non-empty/positive, --ring-capacity a power of two");
+        return ExitCode::from(2);
+    }
     if let Err(e) = rig::ensure_running(image) {
         eprintln!("ntcomm bench: cannot start the driver {}: {e}", image.display());
         return ExitCode::FAILURE;
@@ -199,7 +234,14 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
             "options: {} iterations/channel (each loop capped at {} s), {} B payload, {} warmup, overlapped depth {}",
             opts.iterations, opts.max_seconds, opts.size, opts.warmup, opts.depth
         );
-        println!("latency in microseconds (HdrHistogram, ns resolution); MB/s = payload bytes once per round trip / 10^6\n");
+        println!(
+            "rings: record sizes {:?} B, up to {} records or {} MB per run, {} KiB per ring",
+            opts.ring_sizes,
+            opts.ring_records,
+            opts.ring_megabytes,
+            opts.ring_capacity / 1024
+        );
+        println!("latency in microseconds (HdrHistogram, ns resolution); MB/s = payload bytes once per round trip (or record) / 10^6\n");
     }
     let progress = !opts.json && std::io::stderr().is_terminal();
     let mut results = Vec::new();
@@ -207,18 +249,27 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         if !opts.channels.is_empty() && !opts.channels.iter().any(|c| c == name) {
             continue;
         }
-        let bar = progress_bar(progress, name, opts.iterations);
-        let outcome = match name {
-            "ioctl-buffered" => echo(opts, &bar, &proto::ECHO_BUFFERED),
-            "ioctl-direct" => echo(opts, &bar, &proto::ECHO_OUT_DIRECT),
-            "readwrite" => readwrite(opts, &bar),
-            "inverted-call" => inverted_call(opts, &bar),
-            "overlapped-ioctl" => overlapped(opts, &bar),
-            _ => unreachable!("channel list"),
-        };
-        bar.finish_and_clear();
-        let depth = if name == "overlapped-ioctl" { opts.depth } else { 1 };
-        results.push(result(name, round_trip, opts.size, depth, outcome));
+        let sizes = if PER_RING_SIZE.contains(&name) { opts.ring_sizes.clone() } else { vec![opts.size] };
+        for size in sizes {
+            let len = if PER_RING_SIZE.contains(&name) { ring_records(opts, size) } else { opts.iterations };
+            let bar = progress_bar(progress, name, len);
+            let outcome = match name {
+                "ioctl-buffered" => echo(opts, &bar, &proto::ECHO_BUFFERED),
+                "ioctl-direct" => echo(opts, &bar, &proto::ECHO_OUT_DIRECT),
+                "readwrite" => readwrite(opts, &bar),
+                "inverted-call" => inverted_call(opts, &bar),
+                "overlapped-ioctl" => overlapped(opts, &bar),
+                "ring-d2u" => ring_d2u(opts, &bar, size),
+                "ring-u2d" => ring_u2d(opts, &bar, size),
+                "ring-echo" => ring_echo(opts, &bar, true),
+                "ring-echo-spin" => ring_echo(opts, &bar, false),
+                "pipe" => pipe(opts, &bar),
+                _ => unreachable!("channel list"),
+            };
+            bar.finish_and_clear();
+            let depth = if name == "overlapped-ioctl" { opts.depth } else { 1 };
+            results.push(result(name, round_trip, size, depth, outcome));
+        }
     }
     let ok = results.iter().all(|r| r.status != "failed");
     let report = Report { command, machine, options: opts.clone(), channels: results, ok };
@@ -293,43 +344,52 @@ fn render(report: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<17} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "CHANNEL", "OPS", "p50", "p99", "p99.9", "max", "mean", "ops/s", "MB/s"
+        "{:<15} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>10} {:>9}",
+        "CHANNEL", "SIZE", "OPS", "p50", "p99", "p99.9", "max", "mean", "ops/s", "MB/s"
     );
     for r in &report.channels {
-        match (&r.latency_us, r.status) {
-            (Some(l), "ok") => {
-                let _ = writeln!(
-                    s,
-                    "{:<17} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>8.3}{}",
-                    r.name,
-                    r.iterations,
-                    l.p50,
-                    l.p99,
-                    l.p99_9,
-                    l.max,
-                    l.mean,
-                    r.ops_per_s,
-                    r.mb_per_s,
-                    if r.stopped_at_time_cap { "  (time cap)" } else { "" }
-                );
-            }
-            _ => {
-                let _ = writeln!(s, "{:<17} {}: {}", r.name, r.status.to_uppercase(), r.error.as_deref().unwrap_or("no samples"));
-            }
+        if r.status != "ok" {
+            let _ = writeln!(s, "{:<15} {:>6} {}: {}", r.name, r.payload_bytes, r.status.to_uppercase(), r.error.as_deref().unwrap_or("no samples"));
+            continue;
         }
+        let lat = match &r.latency_us {
+            Some(l) => format!("{:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1}", l.p50, l.p99, l.p99_9, l.max, l.mean),
+            None => format!("{:>8} {:>8} {:>8} {:>9} {:>9}", "-", "-", "-", "-", "-"),
+        };
+        let _ = writeln!(
+            s,
+            "{:<15} {:>6} {:>8} {lat} {:>10.0} {:>9}{}",
+            r.name,
+            r.payload_bytes,
+            r.iterations,
+            r.ops_per_s,
+            fmt_mb(r.mb_per_s),
+            if r.stopped_at_time_cap { "  (time cap)" } else { "" }
+        );
     }
     let _ = writeln!(s);
+    let mut described: Vec<&str> = Vec::new();
     for r in &report.channels {
-        let _ = writeln!(s, "{:<17} {}", r.name, r.round_trip);
+        if !described.contains(&r.name) {
+            described.push(r.name);
+            let _ = writeln!(s, "{:<15} {}", r.name, r.round_trip);
+        }
         for n in &r.notes {
-            let _ = writeln!(s, "{:<17}   {n}", "");
+            let _ = writeln!(s, "{:<15}   [{} B] {n}", "", r.payload_bytes);
         }
     }
     if !report.ok {
         let _ = writeln!(s, "\nFAILED: at least one channel returned wrong data or an error");
     }
     s
+}
+
+fn fmt_mb(mb: f64) -> String {
+    if mb >= 100.0 {
+        format!("{mb:.0}")
+    } else {
+        format!("{mb:.3}")
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -640,6 +700,461 @@ fn pipeline(
         }
     }
     Ok(Measured { hist, iterations: done, elapsed: start.elapsed(), capped, notes: Vec::new() })
+}
+
+// ---------------------------------------------------------------------------
+// Shared-memory rings and the named pipe
+
+/// Records one `ring-d2u` / `ring-u2d` run moves for `size`-byte records.
+fn ring_records(opts: &Options, size: usize) -> u64 {
+    let by_bytes = (opts.ring_megabytes as u128 * 1_000_000 / size.max(1) as u128).max(1);
+    opts.ring_records.min(u64::try_from(by_bytes).unwrap_or(u64::MAX))
+}
+
+/// Refuses record sizes the demo's record format or the ring cannot carry.
+fn ring_size_ok(size: usize, max_record: usize) -> Result<(), String> {
+    if size < proto::RECORD_MIN {
+        return Err(format!("records of {size} B are below the demo's minimum {} (sequence + checksum)", proto::RECORD_MIN));
+    }
+    if size > max_record {
+        return Err(format!("records of {size} B exceed the ring's largest record {max_record} B (raise --ring-capacity)"));
+    }
+    Ok(())
+}
+
+/// What the demo record format costs this machine per record of `size`
+/// bytes (fill, check), measured on ~8 MB of records: the driver does the
+/// same work on its side, so it bounds what a ring run can show.
+fn record_costs(size: usize) -> (Duration, Duration) {
+    let rounds = (8_000_000 / size.max(1)).clamp(16, 100_000) as u32;
+    let mut rec = vec![0u8; size];
+    let t = Instant::now();
+    for seq in 0..u64::from(rounds) {
+        proto::fill_record(seq, &mut rec);
+    }
+    let fill = t.elapsed() / rounds;
+    let t = Instant::now();
+    let mut ok = 0u64;
+    for _ in 0..rounds {
+        ok += u64::from(proto::check_record(std::hint::black_box(&rec)).is_some());
+    }
+    std::hint::black_box(ok);
+    (fill, t.elapsed() / rounds)
+}
+
+fn cost_note(size: usize, per_record: Duration, client_side: &str) -> String {
+    let (fill, check) = record_costs(size);
+    let pct = |d: Duration| 100.0 * d.as_secs_f64() / per_record.as_secs_f64().max(1e-12);
+    format!(
+        "demo record format on this machine: fill_record {} ({:.0} MB/s), check_record {} ({:.0} MB/s) per record; \
+         measured {} per record; the client's {client_side} alone is {:.0}% of that",
+        fmt_ns(fill),
+        size as f64 / fill.as_secs_f64().max(1e-12) / 1e6,
+        fmt_ns(check),
+        size as f64 / check.as_secs_f64().max(1e-12) / 1e6,
+        fmt_ns(per_record),
+        pct(if client_side.starts_with("fill") { fill } else { check })
+    )
+}
+
+fn fmt_ns(d: Duration) -> String {
+    let ns = d.as_secs_f64() * 1e9;
+    if ns < 10_000.0 {
+        format!("{ns:.0} ns")
+    } else {
+        format!("{:.1} us", ns / 1000.0)
+    }
+}
+
+fn ring_d2u(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
+    let ch = match RingChannel::open(proto::USER_PATH, opts.ring_capacity, opts.ring_capacity) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let n = ring_records(opts, size);
+    // The first records are the warm-up: timing starts when they are in.
+    let warm = opts.warmup.min(n);
+    let start_at = Instant::now();
+    if let Err(e) = ch.start_source(warm + n, 0, size as u32) {
+        return Outcome::Failed(format!("RING_SOURCE: {e}"));
+    }
+    // The receiver keeps the channel's handle (and so the source) alive.
+    let (_tx, mut rx) = ch.split();
+    if let Err(e) = ring_size_ok(size, rx.max_record()) {
+        return Outcome::Skipped(e);
+    }
+    let mut buf = vec![0u8; rx.max_record()];
+    let cap = Duration::from_secs_f64(opts.max_seconds);
+    let mut t0 = start_at;
+    let (mut got, mut capped) = (0u64, false);
+    for want in 0..warm + n {
+        if want == warm {
+            t0 = Instant::now();
+        }
+        let len = match rx.recv(&mut buf, Some(STALL)) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Outcome::Failed(format!("record {want} did not arrive within {STALL:?}")),
+            Err(e) => return Outcome::Failed(format!("record {want}: {e}")),
+        };
+        if len != size {
+            return Outcome::Failed(format!("record {want} has {len} B, expected {size}"));
+        }
+        match proto::check_record(&buf[..len]) {
+            Some(seq) if seq == want => {}
+            Some(seq) => return Outcome::Failed(format!("record {want} out of order: sequence {seq}")),
+            None => return Outcome::Failed(format!("record {want}: checksum mismatch")),
+        }
+        if want >= warm {
+            got += 1;
+            if got.is_multiple_of(1024) {
+                bar.inc(1024);
+                if t0.elapsed() >= cap && got < n {
+                    capped = true;
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = t0.elapsed();
+    let mut notes = Vec::new();
+    match rx.status() {
+        Ok(st) if st.state != proto::RING_STATE_RUNNING => {
+            return Outcome::Failed(format!("channel state {} (reason {}) after the run", st.state, st.failed_reason))
+        }
+        Ok(st) => notes.push(format!(
+            "{warm} warm-up records first; driver produced {} in all, signalled the client's event {} times ({:.3} per timed record)",
+            st.produced,
+            st.wakeups_sent,
+            st.wakeups_sent as f64 / got.max(1) as f64
+        )),
+        Err(e) => return Outcome::Failed(format!("RING_STATUS: {e}")),
+    }
+    if got > 0 {
+        notes.push(cost_note(size, elapsed / u32::try_from(got).unwrap_or(u32::MAX), "check_record"));
+    }
+    Outcome::Done(Measured { hist: new_hist(), iterations: got, elapsed, capped, notes })
+}
+
+/// Records staged before one publish in `ring-u2d`.
+const PUBLISH_BATCH: u64 = 64;
+
+fn ring_u2d(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
+    let ch = match RingChannel::open(proto::USER_PATH, opts.ring_capacity, opts.ring_capacity) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let (mut tx, _rx) = ch.split();
+    if let Err(e) = ring_size_ok(size, tx.max_record()) {
+        return Outcome::Skipped(e);
+    }
+    let n = ring_records(opts, size);
+    let warm = opts.warmup.min(n);
+    let mut rec = vec![0u8; size];
+    let mut send = |seq: u64, tx: &mut ntcomm_um::RingSender| -> Result<(), String> {
+        proto::fill_record(seq, &mut rec);
+        if !tx.write(&rec).map_err(|e| e.to_string())? {
+            // Full (counting what is staged): publish, then wait for room.
+            tx.flush().map_err(|e| e.to_string())?;
+            tx.send(&rec, Some(STALL)).map_err(|e| format!("record {seq}: {e}"))?;
+        } else if seq % PUBLISH_BATCH == PUBLISH_BATCH - 1 {
+            tx.flush().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    // Polls RING_STATUS until the driver consumed `total` records.
+    let consumed = |tx: &ntcomm_um::RingSender, total: u64| -> Result<(Instant, u64), String> {
+        let deadline = Instant::now() + STALL;
+        let mut polls = 0u64;
+        loop {
+            let st = tx.status().map_err(|e| format!("RING_STATUS: {e}"))?;
+            polls += 1;
+            if st.bad_records != 0 || st.state != proto::RING_STATE_RUNNING {
+                return Err(format!("driver reports {} bad records, state {} (reason {})", st.bad_records, st.state, st.failed_reason));
+            }
+            if st.consumed >= total {
+                if st.consumed != total || st.consumed_bytes != total * size as u64 {
+                    return Err(format!("driver consumed {} records / {} B, sent {total} / {} B", st.consumed, st.consumed_bytes, total * size as u64));
+                }
+                return Ok((Instant::now(), polls));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("driver consumed {} of {total} records, then nothing for {STALL:?}", st.consumed));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    };
+    let mut run = || -> Result<Measured, String> {
+        for seq in 0..warm {
+            send(seq, &mut tx)?;
+        }
+        tx.flush().map_err(|e| e.to_string())?;
+        consumed(&tx, warm)?;
+        let cap = Duration::from_secs_f64(opts.max_seconds);
+        let t0 = Instant::now();
+        let (mut sent, mut capped) = (0u64, false);
+        while sent < n {
+            send(warm + sent, &mut tx)?;
+            sent += 1;
+            if sent.is_multiple_of(1024) {
+                bar.inc(1024);
+                if t0.elapsed() >= cap && sent < n {
+                    capped = true;
+                    break;
+                }
+            }
+        }
+        tx.flush().map_err(|e| e.to_string())?;
+        let sending = t0.elapsed();
+        let (done, polls) = consumed(&tx, warm + sent)?;
+        let elapsed = done - t0;
+        let per = elapsed / u32::try_from(sent.max(1)).unwrap_or(u32::MAX);
+        let notes = vec![
+            format!(
+                "{warm} warm-up records first; sending took {:.1} ms of {:.1} ms; end seen by polling RING_STATUS every ~100 us ({polls} polls after the last send), \
+                 the driver validated every record (0 bad)",
+                sending.as_secs_f64() * 1e3,
+                elapsed.as_secs_f64() * 1e3
+            ),
+            cost_note(size, per, "fill_record"),
+        ];
+        Ok(Measured { hist: new_hist(), iterations: sent, elapsed, capped, notes })
+    };
+    outcome(run())
+}
+
+fn ring_echo(opts: &Options, bar: &ProgressBar, sleeping: bool) -> Outcome {
+    let size = opts.size;
+    let ch = match RingChannel::open_echo(proto::USER_PATH, 64 * 1024, 64 * 1024) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let (mut tx, mut rx) = ch.split();
+    if let Err(e) = ring_size_ok(size, tx.max_record().min(rx.max_record())) {
+        return Outcome::Skipped(e);
+    }
+    let (mut rec, mut buf) = (vec![0u8; size], vec![0u8; rx.max_record()]);
+    let gap = Duration::from_millis(1);
+    let mut seq = 0u64;
+    let mut one = |tx: &mut ntcomm_um::RingSender| -> Result<Duration, String> {
+        proto::fill_record(seq, &mut rec);
+        seq += 1;
+        let t = Instant::now();
+        tx.send(&rec, Some(STALL)).map_err(|e| e.to_string())?;
+        let n = if sleeping {
+            rx.recv(&mut buf, Some(STALL)).map_err(|e| e.to_string())?
+        } else {
+            let mut spins = 0u32;
+            loop {
+                if let Some(n) = rx.try_recv(&mut buf).map_err(|e| e.to_string())? {
+                    break Some(n);
+                }
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(4096) && t.elapsed() >= STALL {
+                    break None;
+                }
+                std::hint::spin_loop();
+            }
+        };
+        let lat = t.elapsed();
+        match n {
+            None => Err(format!("record {} not echoed within {STALL:?}", seq - 1)),
+            Some(n) => check_reply(&rec, n, &buf).map(|()| lat),
+        }
+    };
+    let mut run = || -> Result<Measured, String> {
+        for i in 0..opts.warmup {
+            one(&mut tx).map_err(|e| format!("warm-up round trip {i}: {e}"))?;
+        }
+        let before = tx.status().map_err(|e| e.to_string())?;
+        let mut hist = new_hist();
+        let cap = Duration::from_secs_f64(opts.max_seconds);
+        let start = Instant::now();
+        let (mut done, mut capped, mut busy) = (0u64, false, Duration::ZERO);
+        while done < opts.iterations {
+            if sleeping {
+                std::thread::sleep(gap);
+            }
+            let lat = one(&mut tx).map_err(|e| format!("round trip {done}: {e}"))?;
+            busy += lat;
+            hist.saturating_record(ns(lat));
+            done += 1;
+            bar.inc(1);
+            if start.elapsed() >= cap && done < opts.iterations {
+                capped = true;
+                break;
+            }
+        }
+        let after = tx.status().map_err(|e| e.to_string())?;
+        if after.bad_records != 0 || after.state != proto::RING_STATE_RUNNING {
+            return Err(format!("driver reports {} bad records, state {}", after.bad_records, after.state));
+        }
+        let wakeups = after.wakeups_sent - before.wakeups_sent;
+        let mut notes = vec![format!(
+            "driver signalled the client's event in {wakeups} of {done} round trips; ops/s = 1 / mean round trip{}",
+            if sleeping { " (the 1 ms idle gaps are not counted)" } else { "" }
+        )];
+        if sleeping {
+            notes.push("this is wake-up latency: the record finds the driver's thread asleep on its event and the reply finds the client asleep on its own".into());
+        } else {
+            notes.push("client never sleeps (spins on try_recv); each record still has to wake the driver's thread unless it has not gone to sleep yet".into());
+        }
+        Ok(Measured { hist, iterations: done, elapsed: busy, capped, notes })
+    };
+    outcome(run())
+}
+
+/// What the pipe server thread reports per message of this run.
+type Receipt = Result<(u64, Instant), String>;
+
+fn pipe(opts: &Options, bar: &ProgressBar) -> Outcome {
+    let size = opts.size;
+    if !(proto::RECORD_MIN..=proto::MAX_PIPE_MESSAGE).contains(&size) {
+        return Outcome::Skipped(format!("SIZE {size} outside {}..={} (demo record in a pipe message)", proto::RECORD_MIN, proto::MAX_PIPE_MESSAGE));
+    }
+    let dev = match Device::open(proto::USER_PATH) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let server = match PipeServer::create(proto::PIPE_NAME) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("{e} (another pipe server on {} running?)", proto::PIPE_NAME)),
+    };
+    // Sequence numbers carry this run's id in the high half: leftovers of an
+    // earlier run (the driver keeps undelivered messages) are skipped.
+    let run_id = u64::from(std::process::id()) << 40 | (u64::from(Instant::now().elapsed().subsec_nanos()) & 0xff) << 32;
+    let stop_seq = run_id | 0xffff_ffff;
+    let (tx, rx) = mpsc::channel::<Receipt>();
+    let thread = std::thread::spawn(move || -> (PipeServer, u64) {
+        let mut foreign = 0u64;
+        if let Err(e) = server.accept() {
+            let _ = tx.send(Err(format!("ConnectNamedPipe: {e}")));
+            return (server, foreign);
+        }
+        let mut buf = Vec::new();
+        loop {
+            match server.read_message(&mut buf) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = tx.send(Err("the driver hung up".into()));
+                    break;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    break;
+                }
+            }
+            let now = Instant::now();
+            match proto::check_record(&buf) {
+                Some(seq) if seq == stop_seq => break,
+                Some(seq) if seq & !0xffff_ffff == run_id => {
+                    if tx.send(Ok((seq, now))).is_err() {
+                        break;
+                    }
+                }
+                _ => foreign += 1,
+            }
+        }
+        (server, foreign)
+    });
+    let mut msg = vec![0u8; size];
+    let busy = std::cell::Cell::new(0u64);
+    let mut send = |seq: u64| -> Result<(Instant, Duration), String> {
+        proto::fill_record(seq, &mut msg);
+        loop {
+            let t = Instant::now();
+            match dev.ioctl(&proto::PIPE_SEND, &msg[..], &mut ()) {
+                Ok(_) => return Ok((t, t.elapsed())),
+                Err(e) if e.kind() == ErrorKind::Busy => {
+                    busy.set(busy.get() + 1);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(format!("PIPE_SEND: {e}")),
+            }
+        }
+    };
+    let receipt = |want: u64, wait: Duration| -> Result<Instant, String> {
+        match rx.recv_timeout(wait) {
+            Ok(Ok((seq, at))) if seq == want => Ok(at),
+            Ok(Ok((seq, _))) => Err(format!("received message {:#x}, expected {want:#x} (lost or reordered)", seq & 0xffff_ffff)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("message {} not received within {wait:?}", want & 0xffff_ffff)),
+        }
+    };
+    let mut next = 0u64;
+    let measured = (|| -> Result<Measured, String> {
+        // The first message also waits for the driver to connect (it tries
+        // every 100 ms).
+        for i in 0..opts.warmup.max(1) {
+            send(run_id | next)?;
+            receipt(run_id | next, if i == 0 { Duration::from_secs(10) } else { STALL })?;
+            next += 1;
+        }
+        let mut hist = new_hist();
+        let mut call = new_hist();
+        let cap = Duration::from_secs_f64(opts.max_seconds);
+        let start = Instant::now();
+        let (mut done, mut capped) = (0u64, false);
+        while done < opts.iterations {
+            let (t, took) = send(run_id | next)?;
+            let at = receipt(run_id | next, STALL)?;
+            next += 1;
+            hist.saturating_record(ns(at.saturating_duration_since(t)));
+            call.saturating_record(ns(took));
+            done += 1;
+            bar.inc(1);
+            if start.elapsed() >= cap && done < opts.iterations {
+                capped = true;
+                break;
+            }
+        }
+        let elapsed = start.elapsed();
+        let mut notes = Vec::new();
+        if let Some(l) = Latency::of(&call) {
+            notes.push(format!("the PIPE_SEND call itself (queues the message, returns before delivery): p50 {:.1} us, p99 {:.1} us", l.p50, l.p99));
+        }
+        // Burst: as many messages as the driver takes, back to back.
+        let burst = opts.iterations.min(proto::PIPE_QUEUE_CAPACITY as u64 * 4);
+        let first = next;
+        let t = Instant::now();
+        for _ in 0..burst {
+            send(run_id | next)?;
+            next += 1;
+        }
+        let mut last = t;
+        for seq in first..next {
+            last = receipt(run_id | seq, STALL)?;
+        }
+        let secs = last.saturating_duration_since(t).as_secs_f64();
+        notes.push(format!(
+            "burst of {burst} messages sent back to back: all received in order in {:.1} ms = {:.0} messages/s ({:.3} MB/s); PIPE_SEND refused (queue full) {} times",
+            secs * 1e3,
+            burst as f64 / secs.max(1e-9),
+            burst as f64 * size as f64 / secs.max(1e-9) / 1e6,
+            busy.get()
+        ));
+        Ok(Measured { hist, iterations: done, elapsed, capped, notes })
+    })();
+    // Stop the server thread through the pipe itself; if that fails the
+    // thread stays blocked in ReadFile and is left behind.
+    let stopped = send(stop_seq).is_ok() && {
+        let until = Instant::now() + STALL;
+        while !thread.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        thread.is_finished()
+    };
+    let foreign = if stopped { thread.join().map(|(_server, f)| f).ok() } else { None };
+    match measured {
+        Ok(mut m) => {
+            match foreign {
+                Some(0) => {}
+                Some(f) => m.notes.push(format!("{f} leftover messages of an earlier run skipped")),
+                None => m.notes.push("the pipe server thread did not stop (left behind)".into()),
+            }
+            Outcome::Done(m)
+        }
+        Err(e) => Outcome::Failed(e),
+    }
 }
 
 // ---------------------------------------------------------------------------

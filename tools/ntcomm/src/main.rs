@@ -4,7 +4,8 @@
 //! ```text
 //! ntcomm driver install [--driver PATH] | start | stop | uninstall | status
 //! ntcomm demo  [--driver PATH]
-//! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N] ...
+//! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N]
+//!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] ...
 //! ```
 //!
 //! Windows only (it runs under Wine: `cargo xtask demo`, `cargo xtask bench`).
@@ -102,6 +103,18 @@ mod cli {
         /// Only these channels (comma-separated), e.g. `ioctl-buffered,readwrite`.
         #[arg(long, value_delimiter = ',')]
         channels: Vec<String>,
+        /// Record sizes of `ring-d2u` and `ring-u2d` (comma-separated; one result each).
+        #[arg(long, value_delimiter = ',', default_value = "64,65536")]
+        ring_sizes: Vec<usize>,
+        /// Records per `ring-d2u`/`ring-u2d` run, at most.
+        #[arg(long, default_value_t = 1_000_000)]
+        ring_records: u64,
+        /// Megabytes (10^6 B) of records per `ring-d2u`/`ring-u2d` run, at most.
+        #[arg(long, default_value_t = 1000)]
+        ring_megabytes: u64,
+        /// Data bytes of each ring of `ring-d2u`/`ring-u2d` (power of two, 4 KiB..64 MiB).
+        #[arg(long, default_value_t = 4 << 20)]
+        ring_capacity: u32,
     }
 
     pub fn main() -> ExitCode {
@@ -118,6 +131,10 @@ mod cli {
                     depth: b.depth,
                     max_seconds: b.max_seconds,
                     channels: b.channels,
+                    ring_sizes: b.ring_sizes,
+                    ring_records: b.ring_records,
+                    ring_megabytes: b.ring_megabytes,
+                    ring_capacity: b.ring_capacity,
                 };
                 with_driver(b.driver.as_deref(), |image| bench::run(image, &opts))
             }
