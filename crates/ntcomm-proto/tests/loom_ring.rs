@@ -54,10 +54,8 @@ fn produce(mut p: Producer, ev: Arc<Event>, lens: &[usize], batch: bool) {
             }
             thread::yield_now();
         }
-        if !batch || i + 1 == lens.len() {
-            if p.publish().unwrap().0 {
-                ev.signal();
-            }
+        if (!batch || i + 1 == lens.len()) && p.publish().unwrap().0 {
+            ev.signal();
         }
     }
 }
