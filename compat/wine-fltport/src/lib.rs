@@ -23,20 +23,38 @@
 //!   completion ports work natively. `fltmgr.sys` also keeps a read pending
 //!   on its end to learn when the client's handle closes.
 //! - **control pipe** (`\\.\pipe\<base>-ctl`, message mode, server end kept
-//!   by `fltlib.dll` keyed by the port handle): client-to-driver requests,
-//!   each a [`CtlRequest`] + body, each answered by one [`CtlResponse`] +
-//!   body on the same pipe: `FilterSendMessage` (the driver's
-//!   MessageNotify runs on a `fltmgr.sys` thread) and `FilterReplyMessage`.
+//!   by `fltlib.dll` keyed by the port handle): `FilterSendMessage`
+//!   requests, each a [`CtlRequest`] of kind [`kind::SEND`] + body, each
+//!   answered by one [`CtlResponse`] + body on the same pipe (the driver's
+//!   MessageNotify runs on a `fltmgr.sys` thread). `fltlib.dll` serializes
+//!   the request/response pairs of one connection.
+//! - **reply pipe** (`\\.\pipe\<base>-rpl`, message mode, server end kept
+//!   by `fltlib.dll` beside the control pipe): `FilterReplyMessage`
+//!   requests ([`kind::REPLY`]), answered the same way. It is separate so a
+//!   reply never waits behind a `FilterSendMessage` whose MessageNotify is
+//!   itself blocked (e.g. on I/O whose pre-operation callback calls
+//!   `FltSendMessage` to this client and waits for the reply); `fltmgr.sys`
+//!   must serve it on a thread that never runs MessageNotify.
 //!
 //! # Handshake
 //!
-//! `FilterConnectCommunicationPort` creates both pipes, then sends
+//! `FilterConnectCommunicationPort` creates the three pipes, then sends
 //! [`IOCTL_CONNECT`] to [`USER_DEVICE`] with a [`ConnectRequest`], the port
 //! name (UTF-16, no NUL) and the connection context. `fltmgr.sys` finds the
-//! port, enforces MaxConnections, calls ConnectNotify, opens both pipes,
+//! port, enforces MaxConnections, calls ConnectNotify, opens the pipes,
 //! and completes the IOCTL with the outcome as its status (e.g.
 //! `STATUS_OBJECT_NAME_NOT_FOUND`, `STATUS_CONNECTION_COUNT_LIMIT`, or
 //! ConnectNotify's refusal). The device handle is closed right after.
+//!
+//! # Disconnect
+//!
+//! `fltmgr.sys` ends a connection (FltCloseClientPort, server port closed,
+//! unload) by closing its ends of the pipes: pending and later
+//! `FilterGetMessage`/`FilterSendMessage`/`FilterReplyMessage` calls fail
+//! (`fltlib.dll` reports a broken pipe as Windows reports a disconnected
+//! port, `HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)`). The client ends a
+//! connection by closing the port handle (the message pipe's server end),
+//! which `fltmgr.sys` sees through its pending read.
 #![no_std]
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -53,8 +71,9 @@ pub const DRIVER_NAME: &str = r"\Driver\NtCommWineFltMgr";
 /// `CTL_CODE(0x8e7e, 0x800, METHOD_BUFFERED, FILE_ANY_ACCESS)`.
 pub const IOCTL_CONNECT: u32 = (0x8e7e << 16) | (0x800 << 2);
 
-/// Protocol version in [`ConnectRequest::version`].
-pub const VERSION: u32 = 1;
+/// Protocol version in [`ConnectRequest::version`] (2: separate reply pipe).
+/// `fltmgr.sys` refuses other versions (e.g. `STATUS_REVISION_MISMATCH`).
+pub const VERSION: u32 = 2;
 
 /// Longest pipe base name, in UTF-16 units.
 pub const PIPE_BASE_CHARS: usize = 64;
@@ -76,8 +95,8 @@ pub struct ConnectRequest {
     pub client_pid: u32,
     /// Zero.
     pub reserved: u32,
-    /// NUL-padded UTF-16 base of the two pipe names (without
-    /// `\\.\pipe\` and without the `-msg`/`-ctl` suffixes).
+    /// NUL-padded UTF-16 base of the pipe names (without
+    /// `\\.\pipe\` and without the `-msg`/`-ctl`/`-rpl` suffixes).
     pub pipe_base: [u16; PIPE_BASE_CHARS],
 }
 
@@ -85,7 +104,13 @@ pub struct ConnectRequest {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct MessageHeader {
-    /// Bytes of reply body the driver accepts (0: no reply expected).
+    /// What Windows documents for `FILTER_MESSAGE_HEADER.ReplyLength`: the
+    /// length of the expected reply *including* the `FILTER_REPLY_HEADER`,
+    /// i.e. the sender's `*ReplyLength` + `size_of::<ReplyHeader>()` (16),
+    /// or 0 when no reply is expected (`ReplyBuffer` NULL). `fltlib.dll`
+    /// hands the pipe message to the application unchanged (an overlapped
+    /// `FilterGetMessage` completes without `fltlib.dll` seeing it), so
+    /// `fltmgr.sys` writes the final value.
     pub reply_length: u32,
     /// Padding of the C layout.
     pub reserved: u32,
@@ -105,13 +130,13 @@ pub struct ReplyHeader {
     pub message_id: u64,
 }
 
-/// Kind of a control-pipe request.
+/// Kind of a [`CtlRequest`].
 pub mod kind {
-    /// `FilterSendMessage`: body is the input; `out_capacity` is the
+    /// `FilterSendMessage`, on the control pipe: body is the input; `out_capacity` is the
     /// client's output buffer size. Answered with the status of
     /// MessageNotify and up to `out_capacity` bytes of output.
     pub const SEND: u32 = 1;
-    /// `FilterReplyMessage`: body is the reply body (after the
+    /// `FilterReplyMessage`, on the reply pipe: body is the reply body (after the
     /// `FILTER_REPLY_HEADER`); `message_id` and `status` from that header.
     /// Answered with a status and no body.
     pub const REPLY: u32 = 2;
@@ -150,8 +175,9 @@ pub struct CtlResponse {
 
 /// `STATUS_FLT_NO_WAITER_FOR_REPLY`.
 pub const STATUS_FLT_NO_WAITER_FOR_REPLY: i32 = 0xC01C_0020u32 as i32;
-/// `STATUS_CONNECTION_COUNT_LIMIT`.
-pub const STATUS_CONNECTION_COUNT_LIMIT: i32 = 0xC000_0236u32 as i32;
+/// `STATUS_CONNECTION_COUNT_LIMIT` (ntstatus.h; 0xC0000236 would be
+/// `STATUS_CONNECTION_REFUSED`).
+pub const STATUS_CONNECTION_COUNT_LIMIT: i32 = 0xC000_0246u32 as i32;
 /// `STATUS_PORT_DISCONNECTED`.
 pub const STATUS_PORT_DISCONNECTED: i32 = 0xC000_0037u32 as i32;
 
