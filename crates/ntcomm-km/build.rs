@@ -49,4 +49,15 @@ fn main() {
     }
     assert!(count > 50, "parsed only {count} layout constants from {}", asm.display());
     fs::write(out.join("c_layout.rs"), rust).expect("write c_layout.rs");
+
+    // mingw has no import library for fltmgr.sys: make one from the .def.
+    println!("cargo:rerun-if-changed=fltmgr.def");
+    let dlltool = env::var("NTCOMM_MINGW_DLLTOOL").unwrap_or_else(|_| "x86_64-w64-mingw32-dlltool".into());
+    let status = Command::new(&dlltool)
+        .args(["-d", "fltmgr.def", "-l"])
+        .arg(out.join("libfltmgr.a"))
+        .status()
+        .unwrap_or_else(|e| panic!("ntcomm-km needs {dlltool} (Debian: mingw-w64): {e}"));
+    assert!(status.success(), "{dlltool} failed on fltmgr.def");
+    println!("cargo:rustc-link-search=native={}", out.display());
 }

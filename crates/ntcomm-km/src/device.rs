@@ -103,6 +103,28 @@ impl Device {
     pub(crate) fn raw(&self) -> *mut sys::DEVICE_OBJECT {
         self.raw
     }
+
+    /// The driver object the device belongs to.
+    pub fn driver(&self) -> DriverObject {
+        // SAFETY: a live device object of this driver.
+        DriverObject(unsafe { (*self.raw).DriverObject })
+    }
+}
+
+/// The driver's `DRIVER_OBJECT`, as given to DriverEntry (for APIs such as
+/// `FltRegisterFilter` that take it).
+#[derive(Clone, Copy)]
+pub struct DriverObject(*mut sys::DRIVER_OBJECT);
+
+// SAFETY: the driver object lives as long as the driver.
+unsafe impl Send for DriverObject {}
+// SAFETY: as above.
+unsafe impl Sync for DriverObject {}
+
+impl DriverObject {
+    pub(crate) fn raw(self) -> *mut sys::DRIVER_OBJECT {
+        self.0
+    }
 }
 
 /// Counts dispatch routines in progress; the high bit refuses new ones.

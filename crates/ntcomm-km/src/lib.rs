@@ -26,6 +26,7 @@ pub mod debug;
 pub mod device;
 mod error;
 pub mod event;
+pub mod flt;
 pub mod handle;
 pub mod ioctl;
 pub mod pool;
@@ -40,6 +41,7 @@ pub mod string;
 pub mod sync;
 pub mod sys;
 pub mod thread;
+pub mod user_copy;
 pub mod time;
 
 pub use error::Error;

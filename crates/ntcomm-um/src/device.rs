@@ -113,6 +113,12 @@ impl Device {
         Ok(Device { handle, overlapped, associated: AtomicBool::new(false), path: path.into() })
     }
 
+    /// Wraps a handle another API opened (e.g. a Filter Manager port), so it
+    /// gets the same synchronous and completion-port machinery.
+    pub(crate) fn from_handle(handle: HANDLE, path: &str, overlapped: bool) -> Device {
+        Device { handle, overlapped, associated: AtomicBool::new(false), path: path.into() }
+    }
+
     /// The path this device was opened with.
     pub fn path(&self) -> &str {
         &self.path

@@ -48,6 +48,8 @@ pub enum OpKind {
     Ioctl(ControlCode),
     /// [`CompletionPort::post`].
     Posted,
+    /// [`PortClient::start_get_message`](crate::port::PortClient::start_get_message).
+    PortMessage,
 }
 
 /// Identifies an in-flight operation, for [`Device::cancel`]. It is the
@@ -115,6 +117,7 @@ impl Op {
             OpKind::Write => format!("WriteFile on {path}"),
             OpKind::Ioctl(code) => ioctl_context(self.name, code.0, path),
             OpKind::Posted => "posted packet".to_owned(),
+            OpKind::PortMessage => format!("FilterGetMessage on {path}"),
         };
         format!("{what} (tag {})", self.tag)
     }
@@ -135,7 +138,7 @@ impl Op {
         } else {
             Err(Error::from_ntstatus(self.context(), NtStatus(status)))
         };
-        if matches!(self.kind, OpKind::Read | OpKind::Ioctl(_)) {
+        if matches!(self.kind, OpKind::Read | OpKind::Ioctl(_) | OpKind::PortMessage) {
             self.buffer.truncate(bytes);
         }
         Completion { tag: self.tag, key, kind: self.kind, result, buffer: core::mem::take(&mut self.buffer) }
@@ -316,6 +319,26 @@ impl Device {
                 let out_p = if out_len == 0 { ptr::null_mut() } else { (*op).buffer.as_mut_ptr().cast() };
                 DeviceIoControl(h, code.0, in_p, in_len, out_p, out_len, ptr::null_mut(), &mut (*op).overlapped)
             }
+        })
+    }
+
+    /// Starts an operation of another API on this handle (e.g.
+    /// `FilterGetMessage`): `issue(handle, overlapped, buffer, len)` returns
+    /// a BOOL and sets the last error like `ReadFile`.
+    pub(crate) fn start_custom(
+        &self,
+        kind: OpKind,
+        buffer: Vec<u8>,
+        tag: u64,
+        issue: impl FnOnce(HANDLE, *mut OVERLAPPED, *mut u8, u32) -> i32,
+    ) -> Result<OpId> {
+        let Some(len) = len_u32(buffer.len()) else {
+            return Err(Error::new(format!("{kind:?} on {}: buffer longer than 4 GiB", self.path), ERROR_INVALID_PARAMETER));
+        };
+        let op = Op::new(kind, tag, "", Some(self.path.clone()), buffer, Vec::new());
+        self.start(op, |h, op| {
+            // SAFETY (caller): `op` is live and stays so until reclaimed.
+            unsafe { issue(h, &mut (*op).overlapped, (*op).buffer.as_mut_ptr(), len) }
         })
     }
 

@@ -33,6 +33,8 @@
 //!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
 //! ring     RingChannel::open(path, d2u_cap, u2d_cap) / open_echo(..) .start_source(n, rate, len) .status() .split()
 //!          RingSender::send(&[u8], timeout) .write() .flush()   RingReceiver::recv(&mut [u8], timeout) .try_recv()
+//! port     PortClient::connect(name, ctx) .send(in, out) .get_message(buf) -> Message{id, reply_length, body}
+//!          .reply(id, status, body) .associate(&CompletionPort, key) .start_get_message(cap, tag) .cancel_receives()
 //! pipe     PipeServer::create(name) .accept() .read_message(&mut Vec<u8>) -> Result<bool> .disconnect()
 //! service  install(name, display, &Path) / install_with(.., &InstallOptions)
 //!          start(name) / stop(name) / uninstall(name) -> Result<()>
@@ -75,6 +77,8 @@ pub mod iocp;
 #[cfg(windows)]
 pub mod pipe;
 #[cfg(windows)]
+pub mod port;
+#[cfg(windows)]
 pub mod ring;
 #[cfg(windows)]
 pub mod service;
@@ -85,6 +89,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use device::{Device, DeviceAccess};
 #[cfg(windows)]
 pub use pipe::PipeServer;
+#[cfg(windows)]
+pub use port::{Message, PortClient};
 #[cfg(windows)]
 pub use ring::{RingChannel, RingReceiver, RingSender};
 #[cfg(windows)]

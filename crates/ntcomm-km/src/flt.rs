@@ -1,0 +1,483 @@
+//! Filter Manager communication ports, the minifilter side: registration,
+//! a port server with typed per-connection state, sending to a client with
+//! a timeout, and orderly teardown.
+//!
+//! mingw ships no `fltKernel.h`: the few structures and functions used are
+//! declared here after Microsoft's documentation, their layouts asserted
+//! below, and the import library is built from `fltmgr.def`.
+//!
+//! Buffers a client passes to `FilterSendMessage` arrive as user addresses
+//! on Windows. The message callback copies the input once into pool memory
+//! with [`user_copy`](crate::user_copy) (fault-tolerant), hands the handler
+//! only that copy, and copies the handler's output back the same way.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::time::Duration;
+
+use ntcomm_proto::NtStatus;
+
+use crate::device::DriverObject;
+use crate::string::UnicodeString;
+use crate::sync::SpinLock;
+use crate::user_copy::{copy_from_user, copy_to_user, UserCopyError};
+use crate::{sys, Error};
+
+/// Raw declarations (fltKernel.h).
+#[allow(non_snake_case, non_camel_case_types, missing_docs)]
+pub mod ffi {
+    use core::ffi::c_void;
+
+    use crate::sys::{DRIVER_OBJECT, NTSTATUS, OBJECT_ATTRIBUTES};
+
+    pub type PFLT_FILTER = *mut c_void;
+    pub type PFLT_PORT = *mut c_void;
+
+    pub type PFLT_FILTER_UNLOAD_CALLBACK = Option<unsafe extern "system" fn(flags: u32) -> NTSTATUS>;
+    pub type PFLT_CONNECT_NOTIFY = Option<
+        unsafe extern "system" fn(
+            client_port: PFLT_PORT,
+            server_cookie: *mut c_void,
+            context: *mut c_void,
+            context_size: u32,
+            connection_cookie: *mut *mut c_void,
+        ) -> NTSTATUS,
+    >;
+    pub type PFLT_DISCONNECT_NOTIFY = Option<unsafe extern "system" fn(connection_cookie: *mut c_void)>;
+    pub type PFLT_MESSAGE_NOTIFY = Option<
+        unsafe extern "system" fn(
+            connection_cookie: *mut c_void,
+            input: *mut c_void,
+            input_len: u32,
+            output: *mut c_void,
+            output_len: u32,
+            returned: *mut u32,
+        ) -> NTSTATUS,
+    >;
+
+    /// `FLT_REGISTRATION` (version 0x0203, Windows 8 and later).
+    #[repr(C)]
+    pub struct FLT_REGISTRATION {
+        pub Size: u16,
+        pub Version: u16,
+        pub Flags: u32,
+        pub ContextRegistration: *const c_void,
+        pub OperationRegistration: *const c_void,
+        pub FilterUnloadCallback: PFLT_FILTER_UNLOAD_CALLBACK,
+        pub InstanceSetupCallback: *const c_void,
+        pub InstanceQueryTeardownCallback: *const c_void,
+        pub InstanceTeardownStartCallback: *const c_void,
+        pub InstanceTeardownCompleteCallback: *const c_void,
+        pub GenerateFileNameCallback: *const c_void,
+        pub NormalizeNameComponentCallback: *const c_void,
+        pub NormalizeContextCleanupCallback: *const c_void,
+        pub TransactionNotificationCallback: *const c_void,
+        pub NormalizeNameComponentExCallback: *const c_void,
+        pub SectionNotificationCallback: *const c_void,
+    }
+
+    pub const FLT_REGISTRATION_VERSION: u16 = 0x0203;
+    /// `FLT_PORT_ALL_ACCESS`.
+    pub const FLT_PORT_ALL_ACCESS: u32 = 0x001F_0001;
+
+    // Documented layout (x64): 2+2+4 bytes, then 13 pointers.
+    const _: () = assert!(core::mem::size_of::<FLT_REGISTRATION>() == 0x70);
+    const _: () = assert!(core::mem::offset_of!(FLT_REGISTRATION, Flags) == 4);
+    const _: () = assert!(core::mem::offset_of!(FLT_REGISTRATION, OperationRegistration) == 0x10);
+    const _: () = assert!(core::mem::offset_of!(FLT_REGISTRATION, FilterUnloadCallback) == 0x18);
+    const _: () = assert!(core::mem::offset_of!(FLT_REGISTRATION, SectionNotificationCallback) == 0x68);
+
+    #[link(name = "fltmgr")]
+    extern "system" {
+        pub fn FltRegisterFilter(driver: *mut DRIVER_OBJECT, registration: *const FLT_REGISTRATION, filter: *mut PFLT_FILTER) -> NTSTATUS;
+        pub fn FltStartFiltering(filter: PFLT_FILTER) -> NTSTATUS;
+        pub fn FltUnregisterFilter(filter: PFLT_FILTER);
+        pub fn FltCreateCommunicationPort(
+            filter: PFLT_FILTER,
+            server_port: *mut PFLT_PORT,
+            attributes: *mut OBJECT_ATTRIBUTES,
+            server_cookie: *mut c_void,
+            connect: PFLT_CONNECT_NOTIFY,
+            disconnect: PFLT_DISCONNECT_NOTIFY,
+            message: PFLT_MESSAGE_NOTIFY,
+            max_connections: i32,
+        ) -> NTSTATUS;
+        pub fn FltCloseCommunicationPort(server_port: PFLT_PORT);
+        pub fn FltSendMessage(
+            filter: PFLT_FILTER,
+            client_port: *mut PFLT_PORT,
+            sender_buffer: *mut c_void,
+            sender_length: u32,
+            reply_buffer: *mut c_void,
+            reply_length: *mut u32,
+            timeout: *mut i64,
+        ) -> NTSTATUS;
+        pub fn FltCloseClientPort(filter: PFLT_FILTER, client_port: *mut PFLT_PORT);
+        pub fn FltBuildDefaultSecurityDescriptor(sd: *mut *mut c_void, access: u32) -> NTSTATUS;
+        pub fn FltFreeSecurityDescriptor(sd: *mut c_void);
+    }
+}
+
+/// The minifilter's registration with the Filter Manager. Unregisters on
+/// drop (after every port of it is gone).
+pub struct Filter {
+    raw: ffi::PFLT_FILTER,
+    /// Kept alive for the registration's lifetime.
+    _registration: Box<ffi::FLT_REGISTRATION>,
+}
+
+// SAFETY: a PFLT_FILTER may be used from any thread.
+unsafe impl Send for Filter {}
+// SAFETY: as above.
+unsafe impl Sync for Filter {}
+
+impl Filter {
+    /// Registers the driver as a minifilter without I/O callbacks (ports
+    /// only) and starts filtering. `unload` is the FilterUnloadCallback, the
+    /// path `fltmc unload` takes on Windows (service stop calls DriverUnload).
+    pub fn register(driver: DriverObject, unload: ffi::PFLT_FILTER_UNLOAD_CALLBACK) -> Result<Self, Error> {
+        let registration = Box::new(ffi::FLT_REGISTRATION {
+            Size: core::mem::size_of::<ffi::FLT_REGISTRATION>() as u16,
+            Version: ffi::FLT_REGISTRATION_VERSION,
+            Flags: 0,
+            ContextRegistration: core::ptr::null(),
+            OperationRegistration: core::ptr::null(),
+            FilterUnloadCallback: unload,
+            InstanceSetupCallback: core::ptr::null(),
+            InstanceQueryTeardownCallback: core::ptr::null(),
+            InstanceTeardownStartCallback: core::ptr::null(),
+            InstanceTeardownCompleteCallback: core::ptr::null(),
+            GenerateFileNameCallback: core::ptr::null(),
+            NormalizeNameComponentCallback: core::ptr::null(),
+            NormalizeContextCleanupCallback: core::ptr::null(),
+            TransactionNotificationCallback: core::ptr::null(),
+            NormalizeNameComponentExCallback: core::ptr::null(),
+            SectionNotificationCallback: core::ptr::null(),
+        });
+        let mut raw = core::ptr::null_mut();
+        // SAFETY: the driver object from DriverEntry, a registration that
+        // outlives the filter (boxed in `Filter`), a valid out-pointer.
+        Error::check(unsafe { ffi::FltRegisterFilter(driver.raw(), &*registration, &mut raw) }, "FltRegisterFilter")?;
+        let filter = Filter { raw, _registration: registration };
+        // SAFETY: a filter we registered.
+        Error::check(unsafe { ffi::FltStartFiltering(filter.raw) }, "FltStartFiltering")?;
+        Ok(filter)
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        // SAFETY: registered by us, unregistered once, after our ports.
+        unsafe { ffi::FltUnregisterFilter(self.raw) };
+    }
+}
+
+/// What a port does with its clients.
+pub trait PortHandler: Send + Sync + Sized + 'static {
+    /// Per-connection state, created by [`connect`](Self::connect).
+    type Connection: Send + Sync + 'static;
+    /// A client connects with its connection context. `Err` refuses it; the
+    /// client sees the status as its error.
+    fn connect(&self, context: &[u8]) -> Result<Self::Connection, NtStatus>;
+    /// The client is gone (closed its handle, died, or was disconnected).
+    fn disconnect(&self, _connection: &Self::Connection) {}
+    /// A message from the client (`FilterSendMessage`): `input` is a kernel
+    /// copy; write the reply into `output` and return its length.
+    fn message(&self, connection: &Self::Connection, input: &[u8], output: &mut [u8]) -> Result<usize, NtStatus>;
+}
+
+/// One connected client.
+pub struct Client<H: PortHandler> {
+    /// `PFLT_PORT` of the client, in a stable cell: FltSendMessage and
+    /// FltCloseClientPort take its address and the latter clears it.
+    port: UnsafeCell<ffi::PFLT_PORT>,
+    closed: AtomicBool,
+    connection: H::Connection,
+    server: *const PortState<H>,
+}
+
+// SAFETY: the raw port cell is only handed to FltSendMessage and
+// FltCloseClientPort, which the Filter Manager synchronises; the server
+// pointer outlives every client (see `Port::drop`).
+unsafe impl<H: PortHandler> Send for Client<H> {}
+// SAFETY: as above.
+unsafe impl<H: PortHandler> Sync for Client<H> {}
+
+/// Why [`Client::send`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No reply within the timeout.
+    Timeout,
+    /// The client went away (or was never connected).
+    Disconnected,
+    /// Another failure of `FltSendMessage`.
+    Failed(NtStatus),
+}
+
+impl<H: PortHandler> Client<H> {
+    /// The state `connect` created.
+    pub fn connection(&self) -> &H::Connection {
+        &self.connection
+    }
+
+    /// Whether the client is gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn server(&self) -> &PortState<H> {
+        // SAFETY: the port state outlives its clients (Port::drop waits).
+        unsafe { &*self.server }
+    }
+
+    /// Sends `message` to the client (`FltSendMessage`). With `reply`, waits
+    /// for the client's `FilterReplyMessage` and returns the reply's length
+    /// in `reply`; without, returns once the message is queued. `timeout`
+    /// `None` waits forever. Never call it from a thread the client needs to
+    /// make progress (e.g. for I/O the client itself is doing).
+    pub fn send(&self, message: &[u8], reply: Option<&mut [u8]>, timeout: Option<Duration>) -> Result<usize, SendError> {
+        if self.is_closed() {
+            return Err(SendError::Disconnected);
+        }
+        let len = u32::try_from(message.len()).map_err(|_| SendError::Failed(NtStatus::STATUS_INVALID_PARAMETER))?;
+        let mut relative: i64 = timeout.map_or(0, |d| -((d.as_nanos() / 100).clamp(1, i64::MAX as u128) as i64));
+        let timeout_ptr = if timeout.is_some() { &mut relative as *mut i64 } else { core::ptr::null_mut() };
+        let (reply_ptr, mut reply_len) = match reply {
+            Some(r) => (r.as_mut_ptr() as *mut c_void, u32::try_from(r.len()).unwrap_or(u32::MAX)),
+            None => (core::ptr::null_mut(), 0),
+        };
+        // SAFETY: our registered filter, the client's port cell, buffers
+        // valid for the call's duration.
+        let status = unsafe {
+            ffi::FltSendMessage(
+                self.server().filter,
+                self.port.get(),
+                message.as_ptr() as *mut c_void,
+                len,
+                reply_ptr,
+                if reply_ptr.is_null() { core::ptr::null_mut() } else { &mut reply_len },
+                timeout_ptr,
+            )
+        };
+        match NtStatus(status) {
+            NtStatus::STATUS_SUCCESS => Ok(reply_len as usize),
+            NtStatus::STATUS_TIMEOUT => Err(SendError::Timeout),
+            NtStatus::STATUS_PORT_DISCONNECTED => Err(SendError::Disconnected),
+            s => Err(SendError::Failed(s)),
+        }
+    }
+
+    /// Disconnects the client (`FltCloseClientPort`); its pending receives
+    /// fail. The handler's `disconnect` runs once, here or when the client
+    /// goes away by itself, whichever is first.
+    pub fn disconnect(&self) {
+        self.server().close_client(self);
+    }
+}
+
+struct PortState<H: PortHandler> {
+    handler: H,
+    filter: ffi::PFLT_FILTER,
+    clients: SpinLock<Vec<Arc<Client<H>>>>,
+    /// Callbacks in progress, so teardown can wait for them.
+    active: AtomicUsize,
+}
+
+impl<H: PortHandler> PortState<H> {
+    fn close_client(&self, client: &Client<H>) {
+        if client.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: the cell holds the client port the Filter Manager gave us;
+        // FltCloseClientPort clears it, and concurrent senders see that.
+        unsafe { ffi::FltCloseClientPort(self.filter, client.port.get()) };
+        self.handler.disconnect(&client.connection);
+        let mut list = self.clients.lock();
+        list.retain(|c| !core::ptr::eq(&**c, client));
+    }
+}
+
+/// A communication port server. Closing (drop) closes the server port,
+/// disconnects every client and waits until no callback runs.
+pub struct Port<H: PortHandler> {
+    raw: ffi::PFLT_PORT,
+    state: Box<PortState<H>>,
+}
+
+// SAFETY: the port handle and state are usable from any thread.
+unsafe impl<H: PortHandler> Send for Port<H> {}
+// SAFETY: as above.
+unsafe impl<H: PortHandler> Sync for Port<H> {}
+
+struct Active<'a>(&'a AtomicUsize);
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+fn enter(counter: &AtomicUsize) -> Active<'_> {
+    counter.fetch_add(1, Ordering::AcqRel);
+    Active(counter)
+}
+
+unsafe extern "system" fn on_connect<H: PortHandler>(
+    client_port: ffi::PFLT_PORT,
+    server_cookie: *mut c_void,
+    context: *mut c_void,
+    context_size: u32,
+    connection_cookie: *mut *mut c_void,
+) -> i32 {
+    // SAFETY: the server cookie is our PortState, alive while the port is.
+    let state = unsafe { &*(server_cookie as *const PortState<H>) };
+    let _active = enter(&state.active);
+    let mut ctx = Vec::new();
+    if ctx.try_reserve_exact(context_size as usize).is_err() {
+        return NtStatus::STATUS_INSUFFICIENT_RESOURCES.0;
+    }
+    ctx.resize(context_size as usize, 0);
+    if context_size > 0 {
+        if context.is_null() {
+            return NtStatus::STATUS_INVALID_PARAMETER.0;
+        }
+        match copy_from_user(&mut ctx, context as usize) {
+            Ok(()) => {}
+            // The Filter Manager's own kernel copy of the context.
+            Err(UserCopyError::NotUserRange) => {
+                // SAFETY: a non-null kernel buffer of `context_size` bytes
+                // owned by the Filter Manager for the callback's duration.
+                ctx.copy_from_slice(unsafe { core::slice::from_raw_parts(context as *const u8, context_size as usize) });
+            }
+            Err(UserCopyError::Fault) => return NtStatus::STATUS_ACCESS_VIOLATION.0,
+        }
+    }
+    let connection = match state.handler.connect(&ctx) {
+        Ok(c) => c,
+        Err(s) => return s.0,
+    };
+    let client = Arc::new(Client { port: UnsafeCell::new(client_port), closed: AtomicBool::new(false), connection, server: state });
+    let cookie = Arc::into_raw(client.clone()) as *mut c_void;
+    state.clients.lock().push(client);
+    // SAFETY: out-pointer from the Filter Manager.
+    unsafe { *connection_cookie = cookie };
+    0
+}
+
+unsafe extern "system" fn on_disconnect<H: PortHandler>(connection_cookie: *mut c_void) {
+    if connection_cookie.is_null() {
+        return;
+    }
+    // SAFETY: the cookie is the Arc we leaked in on_connect, given back once.
+    let client = unsafe { Arc::from_raw(connection_cookie as *const Client<H>) };
+    let state = client.server();
+    let _active = enter(&state.active);
+    state.close_client(&client);
+}
+
+unsafe extern "system" fn on_message<H: PortHandler>(
+    connection_cookie: *mut c_void,
+    input: *mut c_void,
+    input_len: u32,
+    output: *mut c_void,
+    output_len: u32,
+    returned: *mut u32,
+) -> i32 {
+    if connection_cookie.is_null() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    // SAFETY: our cookie, alive until on_disconnect, which the Filter Manager
+    // does not run concurrently with message callbacks of the connection.
+    let client = unsafe { &*(connection_cookie as *const Client<H>) };
+    let state = client.server();
+    let _active = enter(&state.active);
+    let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
+    if inbuf.try_reserve_exact(input_len as usize).is_err() || outbuf.try_reserve_exact(output_len as usize).is_err() {
+        return NtStatus::STATUS_INSUFFICIENT_RESOURCES.0;
+    }
+    inbuf.resize(input_len as usize, 0);
+    outbuf.resize(output_len as usize, 0);
+    // Capture once, through the fault-tolerant copy.
+    if input_len > 0 && copy_from_user(&mut inbuf, input as usize).is_err() {
+        return NtStatus::STATUS_ACCESS_VIOLATION.0;
+    }
+    let n = match state.handler.message(&client.connection, &inbuf, &mut outbuf) {
+        Ok(n) => n.min(outbuf.len()),
+        Err(s) => return s.0,
+    };
+    if n > 0 && copy_to_user(output as usize, outbuf.get(..n).unwrap_or_default()).is_err() {
+        return NtStatus::STATUS_ACCESS_VIOLATION.0;
+    }
+    if !returned.is_null() {
+        // SAFETY: out-pointer from the Filter Manager.
+        unsafe { *returned = n as u32 };
+    }
+    0
+}
+
+impl<H: PortHandler> Port<H> {
+    /// Creates the server port `name` (e.g. `\NtCommPort`) with the Filter
+    /// Manager's default descriptor (SYSTEM and Administrators only) and at
+    /// most `max_connections` clients.
+    pub fn create(filter: &Filter, name: &str, max_connections: u32, handler: H) -> Result<Self, Error> {
+        let state = Box::new(PortState { handler, filter: filter.raw, clients: SpinLock::new(Vec::new()), active: AtomicUsize::new(0) });
+        let mut sd = core::ptr::null_mut();
+        // SAFETY: out-pointer; freed below.
+        Error::check(unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) }, "FltBuildDefaultSecurityDescriptor")?;
+        let mut uname = UnicodeString::new(name)?;
+        let mut raw_name = uname.as_raw();
+        let mut attrs = sys::OBJECT_ATTRIBUTES {
+            Length: core::mem::size_of::<sys::OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: core::ptr::null_mut(),
+            ObjectName: &mut raw_name,
+            Attributes: sys::OBJ_KERNEL_HANDLE | sys::OBJ_CASE_INSENSITIVE,
+            SecurityDescriptor: sd,
+            SecurityQualityOfService: core::ptr::null_mut(),
+        };
+        let mut raw = core::ptr::null_mut();
+        let max = i32::try_from(max_connections).unwrap_or(i32::MAX);
+        // SAFETY: valid filter, out-pointer, attributes and name; the cookie
+        // is the boxed state, which outlives the port (closed in drop first).
+        let status = unsafe {
+            ffi::FltCreateCommunicationPort(
+                filter.raw,
+                &mut raw,
+                &mut attrs,
+                &*state as *const PortState<H> as *mut c_void,
+                Some(on_connect::<H>),
+                Some(on_disconnect::<H>),
+                Some(on_message::<H>),
+                max,
+            )
+        };
+        // SAFETY: built above; the port keeps its own copy.
+        unsafe { ffi::FltFreeSecurityDescriptor(sd) };
+        Error::check(status, "FltCreateCommunicationPort")?;
+        Ok(Self { raw, state })
+    }
+
+    /// The clients connected now.
+    pub fn clients(&self) -> Vec<Arc<Client<H>>> {
+        self.state.clients.lock().clone()
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.state.handler
+    }
+}
+
+impl<H: PortHandler> Drop for Port<H> {
+    fn drop(&mut self) {
+        // SAFETY: our server port, closed once: no new connections.
+        unsafe { ffi::FltCloseCommunicationPort(self.raw) };
+        for c in self.clients() {
+            self.state.close_client(&c);
+        }
+        while self.state.active.load(Ordering::Acquire) != 0 {
+            crate::sync::sleep(Duration::from_millis(1));
+        }
+    }
+}
