@@ -58,7 +58,7 @@ pub const CHANNELS: [(&str, &str); 10] = [
     ("overlapped-ioctl", "ECHO_BUFFERED of SIZE bytes, DEPTH in flight through one IOCP; latency = issue -> dequeue"),
     ("ring-d2u", "driver source (rate 0) -> client recv, every record's sequence and checksum checked; throughput, no per-record latency"),
     ("ring-u2d", "client fill_record + send (published in batches of 64) -> driver validates; until RING_STATUS.consumed == all; throughput"),
-    ("ring-echo", "echo channel, 1 record of SIZE in flight, client idles 1 ms between round trips: both sides asleep, so 2 event wake-ups"),
+    ("ring-echo", "echo channel, 1 record of SIZE in flight, client idles 1 ms between round trips: the driver thread is asleep (1 wake-up), the client sleeps in recv unless the reply beat it"),
     ("ring-echo-spin", "echo channel, 1 record of SIZE in flight, client busy-polls (no sleep); the driver still sleeps between records"),
     ("pipe", "PIPE_SEND of SIZE bytes -> driver pipe thread -> pipe server thread's ReadFile; 1 in flight; latency = send -> receipt"),
 ];
@@ -994,7 +994,7 @@ fn ring_echo(opts: &Options, bar: &ProgressBar, sleeping: bool) -> Outcome {
             if sleeping { " (the 1 ms idle gaps are not counted)" } else { "" }
         )];
         if sleeping {
-            notes.push("this is wake-up latency: the record finds the driver's thread asleep on its event and the reply finds the client asleep on its own".into());
+            notes.push("this is wake-up latency: the record finds the driver's thread asleep on its event; the reply also had to wake the client in the round trips counted above".into());
         } else {
             notes.push("client never sleeps (spins on try_recv); each record still has to wake the driver's thread unless it has not gone to sleep yet".into());
         }

@@ -121,7 +121,7 @@ pub fn rows(dev: &Device) -> Vec<Row> {
     row("cancellation", "pended ReadFile, CancelIoEx", cancel_read(dev));
     row("shared memory ring", "driver->user: RING_SOURCE 10,000 x 64 B", ring_d2u());
     row("shared memory ring", "user->driver: 10,000 x 64 B, RING_STATUS", ring_u2d());
-    row("shared memory ring", "echo mode: round trip, both sides asleep", ring_echo());
+    row("shared memory ring", "echo mode: round trip after 20 ms idle", ring_echo());
     row("named pipe", "PIPE_SEND x5 -> user pipe server (thread)", pipe(dev));
     row("driver state", "GET_STATS after all of the above", end_state(dev, start));
 
@@ -457,7 +457,7 @@ fn ring_echo() -> Step {
     }
     lats.sort();
     Ok(format!(
-        "{ROUNDS} x {RING_RECORD} B echoed intact, 20 ms idle before each; round trip median {}, max {}; driver woke us {} times",
+        "{ROUNDS} x {RING_RECORD} B echoed intact, 20 ms idle before each (driver thread asleep); round trip median {}, max {}; driver woke us {} times (0: the reply was there before we slept)",
         fmt_dur(lats[lats.len() / 2]),
         fmt_dur(lats[lats.len() - 1]),
         st.wakeups_sent
