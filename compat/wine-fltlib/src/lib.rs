@@ -16,6 +16,29 @@
 //! | `FilterLoad`/`FilterUnload` | start/stop the driver service of that name |
 //! | every other fltlib export | `E_NOTIMPL` |
 //!
+//! HRESULTs are `HRESULT_FROM_WIN32(RtlNtStatusToDosError(status))` as on
+//! Windows: no such port (or no `fltmgr.sys` replacement loaded)
+//! `0x80070002`; refused by ConnectNotify with `STATUS_ACCESS_DENIED`
+//! `0x80070005`; MaxConnections reached `0x800704D6`; a reply nobody waits
+//! for `0x801F0020` (`ERROR_FLT_NO_WAITER_FOR_REPLY`); a disconnected port
+//! (driver closed the client port or unloaded) `0x80070006`
+//! (`STATUS_PORT_DISCONNECTED` -> `ERROR_INVALID_HANDLE`, what Microsoft's
+//! scanner sample tests for); bad arguments `E_INVALIDARG` (`0x80070057`,
+//! which is also `HRESULT_FROM_WIN32(ERROR_INVALID_PARAMETER)`).
+//!
+//! Known differences from Windows:
+//! - an overlapped `FilterGetMessage` pending when the port disconnects
+//!   completes with the pipe's `ERROR_BROKEN_PIPE` (the completion never
+//!   passes through this DLL); synchronous calls report `ERROR_INVALID_HANDLE`;
+//! - the rest of a message larger than an overlapped `FilterGetMessage`'s
+//!   buffer stays in the pipe (see [`FilterGetMessage`]);
+//! - `FilterSendMessage` calls on one port are serialized (one control
+//!   pipe); `CancelIoEx` on the port does not cancel them;
+//! - `lpSecurityAttributes` contributes only `bInheritHandle`;
+//! - with `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` set on the port, a read
+//!   Wine completes at once queues no packet although `FilterGetMessage`
+//!   reports `ERROR_IO_PENDING` (Windows always pends these reads).
+//!
 //! The pure pieces (HRESULT mapping, pipe names, framing) build and are
 //! tested on any host; the exports exist only on Windows targets.
 #![cfg_attr(not(windows), allow(dead_code))]
