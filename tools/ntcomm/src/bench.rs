@@ -20,8 +20,9 @@
 //!   batches) and the driver validates them; timed until `RING_STATUS`
 //!   reports them all consumed (throughput only);
 //! - `ring-echo`: an echo-mode channel with one SIZE record in flight; the
-//!   client idles 1 ms between round trips, so both sides are asleep when a
-//!   record is sent: the round trip is two event wake-ups;
+//!   client idles 1 ms between round trips, so the driver's thread is asleep
+//!   when a record is sent (one event wake-up), and the client sleeps in
+//!   `recv` unless the reply beats it (counted in the notes);
 //! - `ring-echo-spin`: the same with the client busy-polling its ring
 //!   instead of sleeping (the driver still sleeps between records);
 //! - `pipe`: `PIPE_SEND` of SIZE bytes, which the driver's system thread
