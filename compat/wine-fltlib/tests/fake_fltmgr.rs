@@ -301,6 +301,15 @@ fn overlapped_get_with_event() {
     assert_eq!(hr, IO_PENDING);
     assert_ne!(unsafe { GetOverlappedResult(port, &ov, &mut n, 1) }, 0);
     assert_eq!((n, m.hdr.message_id), (17, 6));
+    // CancelIoEx on the port cancels an outstanding get (shutdown of a receiver).
+    let hr = unsafe { FilterGetMessage(port, &mut m.hdr, size_of::<Msg>() as u32, &mut ov) };
+    assert_eq!(hr, IO_PENDING);
+    assert_ne!(unsafe { CancelIoEx(port, &ov) }, 0);
+    assert_eq!(unsafe { GetOverlappedResult(port, &ov, &mut n, 1) }, 0);
+    assert_eq!(unsafe { GetLastError() }, ERROR_OPERATION_ABORTED);
+    // The port still works afterwards.
+    fake.send(7, 0, b"e");
+    assert_eq!(get_sync(port, size_of::<Msg>() as u32).0, S_OK);
     unsafe { CloseHandle(port) };
     unsafe { CloseHandle(ev) };
 }
