@@ -1,0 +1,391 @@
+//! `fltmgr.sys` for Wine: Filter Manager registration and communication
+//! ports, for minifilters loaded by winedevice, talking to clients that use
+//! ntcomm's `fltlib.dll` replacement. The protocol between the two is
+//! `wine_fltport` (read it first). Wine only: Windows has the real thing.
+//!
+//! Exports (x64 ABI, as in fltKernel.h): FltRegisterFilter,
+//! FltStartFiltering, FltUnregisterFilter, FltCreateCommunicationPort,
+//! FltCloseCommunicationPort, FltSendMessage, FltCloseClientPort,
+//! FltBuildDefaultSecurityDescriptor, FltFreeSecurityDescriptor.
+//!
+//! Wine never calls this DLL's entry point (it imports only ntoskrnl), so
+//! everything is created on first use: the handshake device with the first
+//! FltRegisterFilter, deleted with the last FltUnregisterFilter (which also
+//! joins every thread of ours, so the DLL can be unloaded after it).
+//! See README.md for the semantics chosen where Microsoft's documentation
+//! is silent, and for the differences from Windows.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::missing_safety_doc)]
+
+extern crate alloc;
+
+mod conn;
+mod device;
+mod ffi;
+mod io;
+
+use alloc::format;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::time::Duration;
+
+use ntcomm_km::pool::PoolAllocator;
+use ntcomm_km::proto::{sddl, NtStatus};
+use ntcomm_km::sync::{sleep, SpinLock};
+use ntcomm_km::sys::{self, DRIVER_OBJECT, NTSTATUS, OBJECT_ATTRIBUTES};
+use ntcomm_km::thread::SystemThread;
+
+use conn::Connection;
+
+#[global_allocator]
+static POOL: PoolAllocator = PoolAllocator::new(*b"NtFm");
+
+/// Pool tag of security descriptors from FltBuildDefaultSecurityDescriptor.
+const SD_TAG: u32 = u32::from_le_bytes(*b"NtFs");
+
+/// A registered minifilter (`PFLT_FILTER`).
+pub struct Filter {
+    driver: usize,
+    registration: usize,
+    unregistering: AtomicBool,
+    /// CONNECT requests for this filter's ports in progress.
+    connecting: AtomicUsize,
+    /// Connection threads, joined by FltUnregisterFilter.
+    threads: SpinLock<Vec<SystemThread>>,
+}
+
+/// A server port (`PFLT_PORT` from FltCreateCommunicationPort). Stays alive
+/// while connections made through it do, after it is closed.
+pub struct ServerPort {
+    filter: Arc<Filter>,
+    name: Vec<u16>,
+    cookie: usize,
+    connect: ffi::ConnectNotify,
+    disconnect: ffi::DisconnectNotify,
+    message: ffi::MessageNotify,
+    max: u32,
+    /// Connections holding a slot (counted against `max`).
+    live: AtomicU32,
+}
+
+/// Every live object, so the opaque pointers drivers pass in are checked
+/// against it before use.
+pub(crate) struct State {
+    filters: Vec<Arc<Filter>>,
+    /// Open server ports (closed ones accept no connections).
+    ports: Vec<Arc<ServerPort>>,
+    /// Client ports the driver has not closed.
+    conns: Vec<Arc<Connection>>,
+}
+
+pub(crate) static STATE: SpinLock<State> = SpinLock::new(State { filters: Vec::new(), ports: Vec::new(), conns: Vec::new() });
+
+/// Serialises registration and unregistration (device creation and
+/// deletion happen under it). A sleeping lock: it is held across calls that
+/// wait.
+static LIFECYCLE: AtomicBool = AtomicBool::new(false);
+
+struct LifecycleGuard;
+fn lifecycle() -> LifecycleGuard {
+    while LIFECYCLE.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        sleep(Duration::from_millis(1));
+    }
+    LifecycleGuard
+}
+impl Drop for LifecycleGuard {
+    fn drop(&mut self) {
+        LIFECYCLE.store(false, Ordering::Release);
+    }
+}
+
+/// The image's entry point. Wine does not call it for a DLL that imports
+/// only ntoskrnl; it exists so that no loader jumps to the start of .text.
+#[no_mangle]
+pub extern "system" fn FltMgrDllEntry(_image: *mut c_void, _reason: u32, _reserved: *mut c_void) -> i32 {
+    1
+}
+
+/// `FltRegisterFilter`.
+#[no_mangle]
+pub unsafe extern "system" fn FltRegisterFilter(
+    driver: *mut DRIVER_OBJECT,
+    registration: *const ffi::FLT_REGISTRATION_HEAD,
+    ret_filter: *mut *mut c_void,
+) -> NTSTATUS {
+    if driver.is_null() || registration.is_null() || ret_filter.is_null() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    let _life = lifecycle();
+    if !device::exists() {
+        let status = device::create();
+        if status < 0 {
+            ntcomm_km::kprintln!("wine fltmgr: cannot create {}: {:#x}", wine_fltport::DEVICE_NAME, status);
+            return status;
+        }
+    }
+    let filter = Arc::new(Filter {
+        driver: driver as usize,
+        registration: registration as usize,
+        unregistering: AtomicBool::new(false),
+        connecting: AtomicUsize::new(0),
+        threads: SpinLock::new(Vec::new()),
+    });
+    let raw = Arc::as_ptr(&filter) as *mut c_void;
+    STATE.lock().filters.push(filter);
+    // SAFETY: checked non-NULL; the caller's out-parameter.
+    unsafe { ret_filter.write(raw) };
+    0
+}
+
+/// `FltStartFiltering`: nothing to start, since Wine sends no file system
+/// I/O through filters.
+#[no_mangle]
+pub unsafe extern "system" fn FltStartFiltering(filter: *mut c_void) -> NTSTATUS {
+    if find_filter(filter).is_none() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    0
+}
+
+fn find_filter(filter: *mut c_void) -> Option<Arc<Filter>> {
+    STATE.lock().filters.iter().find(|f| Arc::as_ptr(f) as *mut c_void == filter).cloned()
+}
+
+/// `FltUnregisterFilter`: closes the filter's server ports, ends every
+/// connection (DisconnectNotify once for each the driver has not closed),
+/// waits until no callback of the filter runs, and frees everything. The
+/// last filter takes the handshake device with it.
+#[no_mangle]
+pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
+    let _life = lifecycle();
+    let (f, last) = {
+        let mut state = STATE.lock();
+        let Some(i) = state.filters.iter().position(|f| Arc::as_ptr(f) as *mut c_void == filter) else {
+            return;
+        };
+        let f = state.filters.swap_remove(i);
+        f.unregistering.store(true, Ordering::SeqCst);
+        state.ports.retain(|p| !Arc::ptr_eq(&p.filter, &f));
+        (f, state.filters.is_empty())
+    };
+    // CONNECTs that found a port before it closed finish first.
+    while f.connecting.load(Ordering::SeqCst) != 0 {
+        sleep(Duration::from_millis(1));
+    }
+    let conns: Vec<Arc<Connection>> = {
+        let mut state = STATE.lock();
+        let (mine, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut state.conns).into_iter().partition(|c| Arc::ptr_eq(&c.port.filter, &f));
+        state.conns = rest;
+        mine
+    };
+    // Each connection's last thread calls DisconnectNotify if still owed.
+    for c in &conns {
+        c.end();
+    }
+    drop(conns);
+    let threads = core::mem::take(&mut *f.threads.lock());
+    drop(threads); // joins
+    if last {
+        device::destroy();
+    }
+    let _ = (f.driver, f.registration);
+}
+
+/// Reads a `UNICODE_STRING` name from object attributes.
+///
+/// # Safety
+/// `attrs` is NULL or valid object attributes whose name (if any) is valid.
+unsafe fn attr_name(attrs: *const OBJECT_ATTRIBUTES) -> Option<Vec<u16>> {
+    if attrs.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    let name = unsafe { (*attrs).ObjectName };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    let (len, buf) = unsafe { ((*name).Length as usize, (*name).Buffer) };
+    if len == 0 || len % 2 != 0 || buf.is_null() {
+        return None;
+    }
+    // SAFETY: a UNICODE_STRING's buffer holds Length bytes.
+    let units = unsafe { core::slice::from_raw_parts(buf, len / 2) };
+    Some(units.to_vec())
+}
+
+/// `FltCreateCommunicationPort`.
+#[no_mangle]
+pub unsafe extern "system" fn FltCreateCommunicationPort(
+    filter: *mut c_void,
+    server_port: *mut *mut c_void,
+    attributes: *const OBJECT_ATTRIBUTES,
+    server_port_cookie: *mut c_void,
+    connect: ffi::ConnectNotify,
+    disconnect: ffi::DisconnectNotify,
+    message: ffi::MessageNotify,
+    max_connections: i32,
+) -> NTSTATUS {
+    let invalid = NtStatus::STATUS_INVALID_PARAMETER.0;
+    if server_port.is_null() || connect.is_none() || disconnect.is_none() || max_connections <= 0 {
+        return invalid;
+    }
+    let Some(f) = find_filter(filter) else {
+        return invalid;
+    };
+    if f.unregistering.load(Ordering::SeqCst) {
+        return invalid;
+    }
+    // SAFETY: the caller passes valid object attributes (or NULL).
+    let Some(name) = (unsafe { attr_name(attributes) }) else {
+        return invalid;
+    };
+    if name.len() > conn::MAX_NAME_CHARS {
+        return invalid;
+    }
+    let port = Arc::new(ServerPort {
+        filter: f,
+        name,
+        cookie: server_port_cookie as usize,
+        connect,
+        disconnect,
+        message,
+        max: max_connections as u32,
+        live: AtomicU32::new(0),
+    });
+    let raw = Arc::as_ptr(&port) as *mut c_void;
+    {
+        let mut state = STATE.lock();
+        if state.ports.iter().any(|p| conn::same_name(&p.name, &port.name)) {
+            return NtStatus::STATUS_OBJECT_NAME_COLLISION.0;
+        }
+        state.ports.push(port);
+    }
+    // SAFETY: checked non-NULL; the caller's out-parameter.
+    unsafe { server_port.write(raw) };
+    0
+}
+
+/// `FltCloseCommunicationPort`: no new connections; existing ones live on.
+#[no_mangle]
+pub unsafe extern "system" fn FltCloseCommunicationPort(server_port: *mut c_void) {
+    let closed: Vec<Arc<ServerPort>> = {
+        let mut state = STATE.lock();
+        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::as_ptr(p) as *mut c_void == server_port);
+        state.ports = keep;
+        gone
+    };
+    drop(closed);
+}
+
+fn find_conn(client: *mut c_void) -> Option<Arc<Connection>> {
+    STATE.lock().conns.iter().find(|c| Arc::as_ptr(c) as *mut c_void == client).cloned()
+}
+
+/// `FltSendMessage`.
+#[no_mangle]
+pub unsafe extern "system" fn FltSendMessage(
+    filter: *mut c_void,
+    client_port: *mut *mut c_void,
+    sender_buffer: *mut c_void,
+    sender_buffer_length: u32,
+    reply_buffer: *mut c_void,
+    reply_length: *mut u32,
+    timeout: *const i64,
+) -> NTSTATUS {
+    if filter.is_null() || client_port.is_null() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    if (!reply_buffer.is_null() && reply_length.is_null()) || (sender_buffer.is_null() && sender_buffer_length != 0) {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    if sender_buffer_length as usize > wine_fltport::MAX_BODY {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    // SAFETY: checked non-NULL; the driver's variable holding the port.
+    let port = unsafe { core::ptr::read_volatile(client_port) };
+    let Some(conn) = find_conn(port) else {
+        return NtStatus::STATUS_PORT_DISCONNECTED.0;
+    };
+    let body: &[u8] = if sender_buffer_length == 0 {
+        &[]
+    } else {
+        // SAFETY: the driver's buffer of that many bytes, alive for the call.
+        unsafe { core::slice::from_raw_parts(sender_buffer as *const u8, sender_buffer_length as usize) }
+    };
+    let reply = if reply_buffer.is_null() {
+        None
+    } else {
+        // SAFETY: checked non-NULL above.
+        Some((reply_buffer as *mut u8, unsafe { reply_length.read() }))
+    };
+    // SAFETY: the driver passes NULL or a readable LARGE_INTEGER.
+    let deadline = unsafe { io::Deadline::from_timeout(timeout) };
+    let (status, copied) = conn.send(body, reply, deadline);
+    if reply.is_some() && (status == 0 || status == NtStatus::STATUS_BUFFER_OVERFLOW.0) {
+        // SAFETY: checked non-NULL above.
+        unsafe { reply_length.write(copied) };
+    }
+    status
+}
+
+/// `FltCloseClientPort`: ends the connection (the client's pending
+/// FilterGetMessage fails), does not call DisconnectNotify, and sets
+/// `*ClientPort` to NULL.
+#[no_mangle]
+pub unsafe extern "system" fn FltCloseClientPort(_filter: *mut c_void, client_port: *mut *mut c_void) {
+    if client_port.is_null() {
+        return;
+    }
+    // SAFETY: the driver's variable holding the port.
+    let port = unsafe { core::ptr::read_volatile(client_port) };
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(client_port, core::ptr::null_mut()) };
+    if port.is_null() {
+        return;
+    }
+    let conn = {
+        let mut state = STATE.lock();
+        state.conns.iter().position(|c| Arc::as_ptr(c) as *mut c_void == port).map(|i| state.conns.swap_remove(i))
+    };
+    if let Some(c) = conn {
+        c.closed_by_driver();
+    }
+}
+
+/// `FltBuildDefaultSecurityDescriptor`: SYSTEM and Administrators get
+/// `desired_access`; pool memory freed by FltFreeSecurityDescriptor.
+#[no_mangle]
+pub unsafe extern "system" fn FltBuildDefaultSecurityDescriptor(sd: *mut *mut c_void, desired_access: u32) -> NTSTATUS {
+    if sd.is_null() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    let text = format!("D:P(A;;{desired_access:#x};;;SY)(A;;{desired_access:#x};;;BA)");
+    let mut buf = [0u8; 256];
+    let Ok(len) = sddl::to_self_relative(&text, &mut buf) else {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    };
+    // SAFETY: plain pool allocation.
+    let p = unsafe { sys::ExAllocatePoolWithTag(sys::NON_PAGED_POOL_NX, len, SD_TAG) } as *mut u8;
+    if p.is_null() {
+        return NtStatus::STATUS_INSUFFICIENT_RESOURCES.0;
+    }
+    let src = buf.get(..len).unwrap_or(&[]);
+    // SAFETY: `p` has `len` bytes; `src` is `len` bytes (or empty).
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+    // SAFETY: checked non-NULL; the caller's out-parameter.
+    unsafe { sd.write(p.cast()) };
+    0
+}
+
+/// `FltFreeSecurityDescriptor`.
+#[no_mangle]
+pub unsafe extern "system" fn FltFreeSecurityDescriptor(sd: *mut c_void) {
+    if !sd.is_null() {
+        // SAFETY: allocated by FltBuildDefaultSecurityDescriptor with SD_TAG.
+        unsafe { sys::ExFreePoolWithTag(sd, SD_TAG) };
+    }
+}
