@@ -26,6 +26,16 @@ const WINEDLLOVERRIDES: &str = "mscoree,mshtml=;winemenubuilder.exe=d;winedbg.ex
 /// process exits with the exception code's low byte (5 for an access violation).
 /// AeDebug registry settings do not stop Wine 8 from starting winedbg; this does.
 const NO_WINEDBG_REG: &str = "\"winedbg.exe\"=\"\"";
+/// The prefix's HKCU DllOverrides entry that makes winedevice load our fltmgr.sys
+/// (system32\drivers) instead of Wine's, whose port functions are fatal stubs. With
+/// "builtin" as fallback a prefix without our file still starts minifilters.
+const FLTMGR_OVERRIDE_REG: &str = "\"fltmgr.sys\"=\"native,builtin\"";
+/// Wine-only Filter Manager replacements installed into the prefix: (package, its
+/// directory, built file, destination under drive_c/windows/system32).
+const FLT_COMPONENTS: [(&str, &str, &str, &str); 2] = [
+    ("wine-fltmgr", "compat/wine-fltmgr", "wine_fltmgr.dll", "drivers/fltmgr.sys"),
+    ("wine-fltlib", "compat/wine-fltlib", "fltlib.dll", "fltlib.dll"),
+];
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -33,13 +43,17 @@ usage: cargo xtask <command> [options]
 commands:
   setup                      install wine/mingw-w64 (apt-get), the Rust Windows target and
                              clippy, create the Wine prefix target/wine/prefix and install
-                             the bcryptprimitives.dll shim into it (idempotent)
-  build [--release]          setup, build ntcomm-demo + ntcomm for x86_64-pc-windows-gnu,
-                             copy ntcomm_demo.dll to ntcomm_demo.sys
+                             the bcryptprimitives.dll shim into it; build the Wine-only
+                             fltmgr.sys and fltlib.dll (compat/) and install them with the
+                             fltmgr.sys=native,builtin DllOverride (idempotent)
+  build [--release]          setup, build ntcomm-demo + ntcomm + wine-fltmgr + wine-fltlib for
+                             x86_64-pc-windows-gnu, copy ntcomm_demo.dll to ntcomm_demo.sys,
+                             install that profile's fltmgr.sys/fltlib.dll into the prefix
   test  [--release] [-- ARGS]
                              setup + build, then: host tests of ntcomm-proto; Windows tests
-                             of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); clippy
-                             -D warnings on ntcomm-km and ntcomm-demo. ARGS go to both
+                             of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
+                             minifilter + client test of compat/wine-fltmgr under Wine; clippy
+                             -D warnings on ntcomm-km, ntcomm-demo, wine-fltmgr. ARGS go to both
                              `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
                              `-- -- --nocapture`)
   demo  [--release] [ARGS]   setup + build, then `ntcomm demo --driver <sys> ARGS` under Wine
@@ -380,6 +394,11 @@ impl Workspace {
         self.ensure_shim_built()?;
         self.ensure_prefix()?;
         self.ensure_shim_installed()?;
+        // Not fatal here: a half-written compat crate must not stop every other command
+        // (`build` builds them again and fails properly).
+        if let Err(e) = self.build_flt(Profile::Debug).and_then(|()| self.install_flt(Profile::Debug)) {
+            eprintln!("  WARNING: Filter Manager replacements not installed: {e:?}");
+        }
         eprintln!("xtask setup: ready ({:.2} s)", t0.elapsed().as_secs_f64());
         Ok(())
     }
@@ -588,11 +607,68 @@ impl Workspace {
         Ok(())
     }
 
+    /// The Filter Manager replacements present in this checkout.
+    fn flt_components(&self) -> impl Iterator<Item = &(&'static str, &'static str, &'static str, &'static str)> + '_ {
+        FLT_COMPONENTS.iter().filter(|(_, dir, _, _)| self.root.join(dir).join("Cargo.toml").is_file())
+    }
+
+    fn build_flt(&self, profile: Profile) -> Result {
+        let mut c = self.cargo();
+        c.args(["build", "--quiet", "--target", WIN_TARGET]);
+        for (pkg, ..) in self.flt_components() {
+            c.args(["-p", pkg]);
+        }
+        if profile == Profile::Release {
+            c.arg("--release");
+        }
+        check(&mut c)
+    }
+
+    /// Copies the built fltmgr.sys/fltlib.dll into the prefix when they differ from
+    /// what is there, and adds the fltmgr.sys DllOverride when it is missing. A
+    /// winedevice.exe already running keeps the fltmgr.sys it loaded: restart the
+    /// wineserver (`xtask test` does) for a new one to be used.
+    fn install_flt(&self, profile: Profile) -> Result {
+        let system32 = self.prefix().join("drive_c/windows/system32");
+        for (_, _, file, dest) in self.flt_components() {
+            let src = self.win_out(profile).join(file);
+            let dest = system32.join(dest);
+            let built = fs::read(&src).context(|| format!("read {}", src.display()))?;
+            if fs::read(&dest).is_ok_and(|cur| cur == built) {
+                eprintln!("  found installed: {}", dest.display());
+                continue;
+            }
+            eprintln!("$ cp {} {}", src.display(), dest.display());
+            let tmp = dest.with_extension("tmp");
+            fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
+            fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
+        }
+        let user_reg = fs::read_to_string(self.prefix().join("user.reg")).unwrap_or_default();
+        if !user_reg.contains(FLTMGR_OVERRIDE_REG) && self.flt_components().any(|(pkg, ..)| *pkg == "wine-fltmgr") {
+            check(self.wine_cmd("wine", &self.prefix()).args([
+                "reg",
+                "add",
+                r"HKCU\Software\Wine\DllOverrides",
+                "/v",
+                "fltmgr.sys",
+                "/t",
+                "REG_SZ",
+                "/d",
+                "native,builtin",
+                "/f",
+            ]))?;
+        }
+        Ok(())
+    }
+
     // ----- build -----------------------------------------------------------------------
 
     fn build(&self, profile: Profile) -> Result<PathBuf> {
         let mut c = self.cargo();
         c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-demo", "-p", "ntcomm"]);
+        for (pkg, ..) in self.flt_components() {
+            c.args(["-p", pkg]);
+        }
         if profile == Profile::Release {
             c.arg("--release");
         }
@@ -601,7 +677,42 @@ impl Workspace {
         let (dll, sys) = (out.join("ntcomm_demo.dll"), out.join("ntcomm_demo.sys"));
         eprintln!("$ cp {} {}", dll.display(), sys.display());
         fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
+        self.install_flt(profile)?;
         Ok(sys)
+    }
+
+    /// Builds compat/wine-fltmgr's C test minifilter and client with mingw and runs
+    /// the client under Wine against the installed fltmgr.sys/fltlib.dll.
+    fn fltmgr_c_test(&self) -> Result<i32> {
+        let src = self.root.join("compat/wine-fltmgr");
+        let tests = src.join("tests");
+        let out = self.wine_dir().join("fltmgr-test");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let lib = out.join("libfltmgr.a");
+        check(Command::new(MINGW_DLLTOOL).arg("-d").arg(src.join("fltmgr.def")).arg("-l").arg(&lib))?;
+        let sys = out.join("testflt.sys");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
+                .arg(&tests)
+                .arg("-o")
+                .arg(&sys)
+                .arg(tests.join("testflt.c"))
+                .arg(&lib)
+                .arg("-lntoskrnl"),
+        )?;
+        let exe = out.join("testclient.exe");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Werror", "-I"])
+                .arg(&tests)
+                .arg("-o")
+                .arg(&exe)
+                .arg(tests.join("testclient.c"))
+                .arg("-lfltlib"),
+        )?;
+        status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg(windows_path(&sys)))
     }
 
     // ----- test ------------------------------------------------------------------------
@@ -662,12 +773,18 @@ impl Workspace {
         step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
         self.kill_wineserver();
 
+        // (b') the Wine fltmgr.sys on its own: a C minifilter and a <fltuser.h> client.
+        if self.root.join("compat/wine-fltmgr/Cargo.toml").is_file() {
+            step("Wine fltmgr.sys: C minifilter + fltuser.h client", self.fltmgr_c_test());
+            self.kill_wineserver();
+        }
+
         // (c) lints of the kernel-mode crates
         let mut c = self.cargo();
-        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo"])
+        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo", "-p", "wine-fltmgr"])
             .args(release)
             .args(["--", "-D", "warnings"]);
-        step("clippy (ntcomm-km, ntcomm-demo)", status(&mut c));
+        step("clippy (ntcomm-km, ntcomm-demo, wine-fltmgr)", status(&mut c));
 
         if failed.is_empty() {
             eprintln!("xtask test: all passed");
