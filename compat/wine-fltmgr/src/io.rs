@@ -17,13 +17,34 @@ use core::ffi::c_void;
 
 use ntcomm_km::proto::NtStatus;
 use ntcomm_km::sys::{self, HANDLE, IO_STATUS_BLOCK, OBJECT_ATTRIBUTES, UNICODE_STRING};
-use ntcomm_km::time::interrupt_time;
 
 use crate::ffi;
 
 /// How long a cancelled operation may take to report back before we give
 /// up on it (and leak its status block rather than free it under the I/O).
 const REAP_LIMIT_100NS: i64 = 50_000_000;
+
+/// Time since boot in 100 ns units: `KUSER_SHARED_DATA.InterruptTime`, read
+/// with one plain `mov` in inline assembly. Wine does not map the kernel
+/// address; its ntoskrnl emulates the faulting instruction, but only a few
+/// forms (mov, or, xor, movzx). A `read_volatile` lets the optimiser fold the
+/// read into e.g. `sub r9, [rax]`, which Wine cannot emulate, and winedevice
+/// dies (seen in release builds with `ntcomm_km::time::interrupt_time`).
+pub fn interrupt_time() -> u64 {
+    let value: u64;
+    // SAFETY: KUSER_SHARED_DATA is readable at this fixed address in every
+    // x64 context (emulated by Wine); a 64-bit load of InterruptTime is what
+    // the DDK's KeQueryInterruptTime macro does. No memory is written.
+    unsafe {
+        core::arch::asm!(
+            "mov {value}, qword ptr [{addr}]",
+            addr = in(reg) 0xFFFF_F780_0000_0008u64,
+            value = lateout(reg) value,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    value
+}
 
 /// Whether `status` is an error (severity 3), not a success, information
 /// or warning (e.g. `STATUS_BUFFER_OVERFLOW`) status.

@@ -225,6 +225,19 @@ int main(int argc, char **argv)
     st = ask("q2", 0, 64, 0, reply, &rlen);
     check(st == 0 && !strcmp(reply, "answer:q2"), "still answering after timeout and overflow", st, rlen);
 
+    {
+        int bad = 0;
+        DWORD t0 = GetTickCount();
+        for (int i = 0; i < 2000; i++) {
+            char q[32], want[48];
+            snprintf(q, sizeof(q), "n%d", i);
+            snprintf(want, sizeof(want), "answer:%s", q);
+            st = ask(q, -50000000LL, 64, 0, reply, &rlen);
+            if (st != 0 || strcmp(reply, want)) bad++;
+        }
+        check(bad == 0, "2000 questions answered in order", bad, GetTickCount() - t0);
+    }
+
     ask("exit", 0, 0, ASK_NO_REPLY, NULL, NULL);
     WaitForSingleObject(t, 5000);
     CloseHandle(t);
