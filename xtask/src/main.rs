@@ -681,6 +681,23 @@ impl Workspace {
         Ok(sys)
     }
 
+    /// Builds the plain C port client (compat/wine-fltlib/tests/fltclient.c,
+    /// written only against <fltuser.h>) with mingw; the Wine test suite runs
+    /// it against the reference driver.
+    fn fltlib_c_client(&self) -> Result<PathBuf> {
+        let out = self.wine_dir().join("fltlib-client");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let exe = out.join("fltclient.exe");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+                .arg(&exe)
+                .arg(self.root.join("compat/wine-fltlib/tests/fltclient.c"))
+                .arg("-lfltlib"),
+        )?;
+        Ok(exe)
+    }
+
     /// Builds compat/wine-fltmgr's C test minifilter and client with mingw and runs
     /// the client under Wine against the installed fltmgr.sys/fltlib.dll.
     fn fltmgr_c_test(&self) -> Result<i32> {
@@ -745,9 +762,9 @@ impl Workspace {
         };
         let release: &[&str] = if profile == Profile::Release { &["--release"] } else { &[] };
 
-        // The image must be a native-subsystem PE importing only what Windows'
-        // ntoskrnl.exe and hal.dll export (Wine would accept more).
-        step("driver image (native subsystem, ntoskrnl/hal imports only)", check_driver_image(&sys).map(|()| 0));
+        // The image must be a native-subsystem PE importing only from Windows'
+        // kernel modules (Wine would accept more).
+        step("driver image (native subsystem, ntoskrnl/hal/fltmgr imports only)", check_driver_image(&sys).map(|()| 0));
 
         // (a) host
         let mut c = self.cargo();
@@ -770,6 +787,12 @@ impl Workspace {
             .args(release)
             .args(extra)
             .env("NTCOMM_DRIVER", windows_path(&sys));
+        match self.fltlib_c_client() {
+            Ok(exe) => {
+                c.env("NTCOMM_FLT_C_CLIENT", windows_path(&exe));
+            }
+            Err(e) => step("build the C port client", Err(e)),
+        }
         step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
         self.kill_wineserver();
 
@@ -812,7 +835,8 @@ impl Workspace {
 }
 
 /// Reads the PE headers with mingw's objdump and refuses a driver image that
-/// is not native-subsystem or imports from anything but ntoskrnl.exe/hal.dll.
+/// is not native-subsystem or imports from anything but the kernel modules
+/// ntoskrnl.exe, hal.dll and fltmgr.sys.
 fn check_driver_image(sys: &Path) -> Result {
     let mut c = Command::new("x86_64-w64-mingw32-objdump");
     c.arg("-p").arg(sys);
@@ -824,9 +848,10 @@ fn check_driver_image(sys: &Path) -> Result {
     }
     let dlls: Vec<String> =
         text.lines().filter_map(|l| l.trim().strip_prefix("DLL Name:")).map(|d| d.trim().to_ascii_lowercase()).collect();
-    let foreign: Vec<&String> = dlls.iter().filter(|d| *d != "ntoskrnl.exe" && *d != "hal.dll").collect();
+    // fltmgr.sys is Windows' Filter Manager, a kernel module minifilters link to.
+    let foreign: Vec<&String> = dlls.iter().filter(|d| !matches!(d.as_str(), "ntoskrnl.exe" | "hal.dll" | "fltmgr.sys")).collect();
     if dlls.is_empty() || !foreign.is_empty() {
-        return Err(format!("{} imports {:?}; only ntoskrnl.exe and hal.dll are allowed", sys.display(), dlls).into());
+        return Err(format!("{} imports {:?}; only ntoskrnl.exe, hal.dll and fltmgr.sys are allowed", sys.display(), dlls).into());
     }
     eprintln!("xtask: {} imports only {:?}", sys.display(), dlls);
     Ok(())

@@ -9,7 +9,7 @@
  *   3. asks the driver (IOCTL PORT_ASK on \\.\NtComm, from a second thread)
  *      to send N questions, and answers each in a FilterGetMessage /
  *      FilterReplyMessage loop: the question is a demo record (u64 sequence,
- *      payload, FNV-1a checksum), the reply is the sequence and a verdict
+ *      payload, checksum), the reply is the sequence and a verdict
  *   4. checks the driver's tally and closes the port with CloseHandle
  * Prints what it did; exits 0 on success.
  *
@@ -25,8 +25,8 @@
 #define PORT_NAME L"\\NtCommPort"
 #define CONTEXT "ntcomm-demo/1"
 #define DEVICE L"\\\\.\\NtComm"
-/* ntcomm_proto::demo::PORT_ASK: CTL_CODE(0x8e7c, 12, METHOD_BUFFERED, FILE_WRITE_ACCESS) */
-#define IOCTL_PORT_ASK CTL_CODE(0x8e7c, 12, METHOD_BUFFERED, FILE_WRITE_ACCESS)
+/* ntcomm_proto::demo::PORT_ASK: function 12 of the customer range (0x800 + 12) */
+#define IOCTL_PORT_ASK CTL_CODE(0x8e7c, 0x800 + 12, METHOD_BUFFERED, FILE_WRITE_ACCESS)
 #define MAX_QUESTION (16 * 1024)
 #define QUESTION_LEN 64
 
@@ -53,14 +53,22 @@ typedef struct {
 } ANSWER;
 #pragma pack(pop)
 
-static ULONG fnv1a(const UCHAR *p, size_t n)
+/* ntcomm_proto::demo::checksum: FNV-1a style over 8-byte little-endian
+ * words, then the trailing bytes, folded to 32 bits. */
+static ULONG record_checksum(const UCHAR *p, size_t n)
 {
-    ULONG h = 0x811c9dc5u;
-    while (n--) {
-        h ^= *p++;
-        h *= 0x01000193u;
+    const ULONGLONG prime = 0x00000100000001b3ull;
+    ULONGLONG h = 0xcbf29ce484222325ull;
+    while (n >= 8) {
+        ULONGLONG w;
+        memcpy(&w, p, sizeof w);
+        h = (h ^ w) * prime;
+        p += 8;
+        n -= 8;
     }
-    return h;
+    while (n--)
+        h = (h ^ *p++) * prime;
+    return (ULONG)(h ^ (h >> 32));
 }
 
 typedef struct {
@@ -137,7 +145,7 @@ int main(int argc, char **argv)
             }
             memcpy(&seq, q.body, sizeof seq);
             memcpy(&sum, q.body + QUESTION_LEN - 4, sizeof sum);
-            if (sum != fnv1a(q.body, QUESTION_LEN - 4))
+            if (sum != record_checksum(q.body, QUESTION_LEN - 4))
                 bad++;
             if (q.header.ReplyLength != sizeof(FILTER_REPLY_HEADER) + 9) {
                 printf("  question %llu: ReplyLength %lu, expected %lu\n", seq,

@@ -214,6 +214,9 @@ pub enum SendError {
     Timeout,
     /// The client went away (or was never connected).
     Disconnected,
+    /// The client's reply was longer than the reply buffer: the buffer holds
+    /// its first `.0` bytes (`STATUS_BUFFER_OVERFLOW`).
+    ReplyTruncated(usize),
     /// Another failure of `FltSendMessage`.
     Failed(NtStatus),
 }
@@ -266,6 +269,7 @@ impl<H: PortHandler> Client<H> {
         match NtStatus(status) {
             NtStatus::STATUS_SUCCESS => Ok(reply_len as usize),
             NtStatus::STATUS_TIMEOUT => Err(SendError::Timeout),
+            NtStatus::STATUS_BUFFER_OVERFLOW => Err(SendError::ReplyTruncated(reply_len as usize)),
             NtStatus::STATUS_PORT_DISCONNECTED => Err(SendError::Disconnected),
             s => Err(SendError::Failed(s)),
         }

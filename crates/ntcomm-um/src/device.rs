@@ -228,7 +228,7 @@ impl Device {
 
     /// Runs one synchronous request. `call(overlapped, bytes)` issues it; on
     /// an overlapped handle this waits for its completion.
-    fn sync_io(&self, what: impl Fn() -> String, call: impl FnOnce(*mut OVERLAPPED, *mut u32) -> i32) -> Result<usize> {
+    pub(crate) fn sync_io(&self, what: impl Fn() -> String, call: impl FnOnce(*mut OVERLAPPED, *mut u32) -> i32) -> Result<usize> {
         let mut n = 0u32;
         if !self.overlapped {
             return if call(ptr::null_mut(), &mut n) != FALSE { Ok(n as usize) } else { Err(Error::last_with(what)) };

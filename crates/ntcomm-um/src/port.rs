@@ -41,18 +41,42 @@ fn check(hr: i32, context: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
+/// An HRESULT as a `ReadFile`-style BOOL, leaving the Win32 code (or the
+/// HRESULT) as the thread's last error.
+fn bool_from_hresult(hr: i32) -> i32 {
+    if hr >= 0 {
+        return 1;
+    }
+    let code = hr as u32;
+    // SAFETY: setting the thread's last error for the caller to read.
+    unsafe { SetLastError(if code & 0xFFFF_0000 == 0x8007_0000 { code & 0xFFFF } else { code }) };
+    0
+}
+
 /// One message from the driver, borrowed from the buffer it arrived in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
     /// Identifies the message for [`PortClient::reply`].
     pub id: u64,
-    /// Bytes of reply the driver accepts (0: it expects no reply).
+    /// `FILTER_MESSAGE_HEADER.ReplyLength`: the reply the driver accepts,
+    /// *including* the 16-byte reply header (0: it expects no reply). See
+    /// [`max_reply_body`](Self::max_reply_body).
     pub reply_length: u32,
     /// The body.
     pub body: &'a [u8],
 }
 
 impl<'a> Message<'a> {
+    /// Whether the driver waits for a reply.
+    pub fn wants_reply(&self) -> bool {
+        self.reply_length != 0
+    }
+
+    /// The longest reply body the driver accepts.
+    pub fn max_reply_body(&self) -> usize {
+        (self.reply_length as usize).saturating_sub(REPLY_HEADER_LEN)
+    }
+
     /// Parses what `FilterGetMessage` wrote (header and body).
     pub fn parse(bytes: &'a [u8]) -> Result<Message<'a>> {
         if bytes.len() < MESSAGE_HEADER_LEN {
@@ -123,13 +147,22 @@ impl PortClient {
 
     /// Waits for the driver's next message; `buf` receives header and body
     /// (size it as `MESSAGE_HEADER_LEN` + the largest body expected).
+    ///
+    /// The call is issued overlapped and waited for, so the message's length
+    /// is known (a plain blocking `FilterGetMessage` does not report it).
     pub fn get_message<'b>(&self, buf: &'b mut [u8]) -> Result<Message<'b>> {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        // SAFETY: our port handle; `buf` is writable for `len` bytes. A NULL
-        // OVERLAPPED makes the call wait.
-        let hr = unsafe { FilterGetMessage(self.device.handle, buf.as_mut_ptr().cast(), len, ptr::null_mut()) };
-        check(hr, || format!("FilterGetMessage {}", self.name))?;
-        Message::parse(buf)
+        let p = buf.as_mut_ptr();
+        let n = self.device.sync_io(
+            || format!("FilterGetMessage {}", self.name),
+            |ov, _| {
+                // SAFETY: our port handle; `buf` is writable for `len` bytes
+                // and outlives the wait `sync_io` does.
+                let hr = unsafe { FilterGetMessage(self.device.handle, p.cast(), len, ov) };
+                bool_from_hresult(hr)
+            },
+        )?;
+        Message::parse(&buf[..n.min(buf.len())])
     }
 
     /// Replies to message `id` with `status` and `body` (at most the
@@ -160,14 +193,7 @@ impl PortClient {
             // SAFETY: the handle is ours; buffer and OVERLAPPED live in the op
             // until its completion is reclaimed from the port.
             let hr = unsafe { FilterGetMessage(h, buf.cast(), len, ov) };
-            if hr >= 0 {
-                1
-            } else {
-                let code = hr as u32;
-                // SAFETY: setting the thread's last error for the caller.
-                unsafe { SetLastError(if code & 0xFFFF_0000 == 0x8007_0000 { code & 0xFFFF } else { code }) };
-                0
-            }
+            bool_from_hresult(hr)
         })
     }
 

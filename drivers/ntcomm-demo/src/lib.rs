@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+mod port;
 mod rings;
 
 use alloc::collections::VecDeque;
@@ -39,6 +40,7 @@ use ntcomm_km::pool::PoolAllocator;
 use ntcomm_km::queue::IrpQueue;
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{self, StopSignal, SystemThread};
+use ntcomm_km::user_copy::{self, UserCopyError};
 use ntcomm_km::{time, Error, NtStatus};
 use ntcomm_proto::demo::{self as proto, Delay, Stats};
 
@@ -80,6 +82,7 @@ struct Demo {
     worker: SpinLock<Option<SystemThread>>,
     pipe: Arc<PipeLog>,
     rings: rings::Rings,
+    ports: port::Ports,
     pipe_writer: SpinLock<Option<SystemThread>>,
     writes_refused: AtomicU64,
     events_delivered: AtomicU64,
@@ -99,6 +102,8 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::RING_OPEN, |d: &Demo, r| d.rings.open(r)),
     IoctlHandler::new(&proto::RING_SOURCE, |d: &Demo, r| d.rings.source(r)),
     IoctlHandler::new(&proto::RING_STATUS, |d: &Demo, r| d.rings.status(r)),
+    IoctlHandler::new(&proto::PORT_ASK, |d: &Demo, r| d.ports.ask(r)),
+    IoctlHandler::new(&proto::USER_COPY_PROBE, Demo::user_copy_probe),
 ];
 
 impl Demo {
@@ -141,6 +146,7 @@ impl Demo {
             worker: SpinLock::new(Some(worker)),
             pipe,
             rings: rings::Rings::new(),
+            ports: port::Ports::new(&device),
             pipe_writer: SpinLock::new(Some(pipe_writer)),
             writes_refused: AtomicU64::new(0),
             events_delivered: AtomicU64::new(0),
@@ -167,6 +173,7 @@ impl Demo {
     fn stats(&self, req: IoctlRequest) -> Handled {
         let io = irp::counters();
         let pool = POOL.usage();
+        let ports = &self.ports;
         let (queued, bytes) = {
             let m = self.messages.lock();
             (m.len() as u64, m.iter().map(|v| v.len() as u64).sum())
@@ -192,7 +199,26 @@ impl Demo {
             ring_records_produced: self.rings.totals.produced.load(Ordering::Relaxed),
             ring_records_consumed: self.rings.totals.consumed.load(Ordering::Relaxed),
             ring_bad_records: self.rings.totals.bad.load(Ordering::Relaxed),
+            port_available: ports.available() as u64,
+            port_clients: ports.counters.clients.load(Ordering::Relaxed),
+            port_refused: ports.counters.refused.load(Ordering::Relaxed),
+            port_disconnects: ports.counters.disconnects.load(Ordering::Relaxed),
+            port_messages: ports.counters.messages.load(Ordering::Relaxed),
         })
+    }
+
+    fn user_copy_probe(&self, req: IoctlRequest) -> Handled {
+        let addr: u64 = match req.input_as() {
+            Ok(a) => a,
+            Err(s) => return req.fail(s),
+        };
+        let mut sink = [0u8; 16];
+        let outcome = match user_copy::copy_from_user(&mut sink, addr as usize) {
+            Ok(()) => proto::PROBE_OK,
+            Err(UserCopyError::NotUserRange) => proto::PROBE_NOT_USER,
+            Err(UserCopyError::Fault) => proto::PROBE_FAULT,
+        };
+        req.reply(&outcome)
     }
 
     fn wait_event(&self, req: IoctlRequest) -> Handled {
@@ -455,6 +481,7 @@ impl DeviceOperations for Demo {
         self.pipe.signal.stop();
         drop(self.pipe_writer.lock().take());
         self.rings.shutdown();
+        self.ports.shutdown();
         let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
             + self.waiters.close(NtStatus::STATUS_CANCELLED)
             + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);

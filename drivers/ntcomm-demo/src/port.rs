@@ -1,0 +1,235 @@
+//! The Filter Manager communication port `\NtCommPort`: clients send
+//! commands (answered in the message callback: an echo), and the driver
+//! asks clients questions with `FltSendMessage` (`PORT_ASK`), the shape of
+//! an endpoint-protection driver asking its service for verdicts.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::time::Duration;
+
+use ntcomm_km::device::Device;
+use ntcomm_km::flt::{Filter, Port, PortHandler, SendError};
+use ntcomm_km::ioctl::IoctlRequest;
+use ntcomm_km::irp::{Handled, Request};
+use ntcomm_km::sync::SpinLock;
+use ntcomm_km::thread::SystemThread;
+use ntcomm_km::NtStatus;
+use ntcomm_proto::demo::{self as proto, PortAsk, PortTally};
+
+/// Counters of the port.
+#[derive(Default)]
+pub struct PortCounters {
+    pub clients: AtomicU64,
+    pub refused: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub messages: AtomicU64,
+}
+
+/// The port's behaviour.
+pub struct Handler {
+    counters: Arc<PortCounters>,
+}
+
+/// Per-client state: its number, for diagnostics.
+pub struct Connection;
+
+impl PortHandler for Handler {
+    type Connection = Connection;
+
+    fn connect(&self, context: &[u8]) -> Result<Connection, NtStatus> {
+        if context != proto::PORT_CONTEXT {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(NtStatus::STATUS_ACCESS_DENIED);
+        }
+        self.counters.clients.fetch_add(1, Ordering::Relaxed);
+        Ok(Connection)
+    }
+
+    fn disconnect(&self, _c: &Connection) {
+        self.counters.clients.fetch_sub(1, Ordering::Relaxed);
+        self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn message(&self, _c: &Connection, input: &[u8], output: &mut [u8]) -> Result<usize, NtStatus> {
+        self.counters.messages.fetch_add(1, Ordering::Relaxed);
+        if input.len() > proto::MAX_PORT_MESSAGE {
+            return Err(NtStatus::STATUS_INVALID_PARAMETER);
+        }
+        let out = output.get_mut(..input.len()).ok_or(NtStatus::STATUS_BUFFER_TOO_SMALL)?;
+        out.copy_from_slice(input);
+        Ok(input.len())
+    }
+}
+
+/// The port and its filter registration (absent when the Filter Manager
+/// refused the registration, e.g. a minifilter installed without its
+/// instance configuration on Windows).
+pub struct Ports {
+    port: SpinLock<Option<Arc<Port<Handler>>>>,
+    filter: SpinLock<Option<Filter>>,
+    pub counters: Arc<PortCounters>,
+    stopping: Arc<AtomicBool>,
+    askers: SpinLock<Vec<SystemThread>>,
+}
+
+impl Ports {
+    pub fn new(device: &Device) -> Self {
+        let counters = Arc::new(PortCounters::default());
+        let opened = Filter::register(device.driver(), None).and_then(|filter| {
+            let port = Port::create(&filter, proto::PORT_NAME, proto::PORT_MAX_CONNECTIONS, Handler { counters: counters.clone() })?;
+            Ok((filter, port))
+        });
+        let (filter, port) = match opened {
+            Ok((f, p)) => (Some(f), Some(Arc::new(p))),
+            Err(e) => {
+                ntcomm_km::kprintln!("no Filter Manager port: {}", e);
+                (None, None)
+            }
+        };
+        Self {
+            port: SpinLock::new(port),
+            filter: SpinLock::new(filter),
+            counters,
+            stopping: Arc::new(AtomicBool::new(false)),
+            askers: SpinLock::new(Vec::new()),
+        }
+    }
+
+    pub fn available(&self) -> bool {
+        self.port.lock().is_some()
+    }
+
+    fn reap(&self) {
+        let done: Vec<SystemThread> = {
+            let mut a = self.askers.lock();
+            let (done, running): (Vec<_>, Vec<_>) = a.drain(..).partition(|t| t.is_finished());
+            *a = running;
+            done
+        };
+        drop(done);
+    }
+
+    /// `PORT_ASK`: pends; a system thread runs the senders and completes it.
+    pub fn ask(&self, req: IoctlRequest) -> Handled {
+        self.reap();
+        let ask: PortAsk = match req.input_as() {
+            Ok(a) => a,
+            Err(s) => return req.fail(s),
+        };
+        let Some(port) = self.port.lock().clone() else {
+            return req.fail(NtStatus::STATUS_NOT_SUPPORTED);
+        };
+        let len = ask.question_len as usize;
+        if !(1..=16).contains(&ask.threads) || !(proto::RECORD_MIN..=proto::MAX_PORT_MESSAGE).contains(&len) || ask.reserved != 0 {
+            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        }
+        let request = match req.into_request() {
+            Ok(r) => r,
+            Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
+        };
+        let (request, handled) = request.into_pending();
+        let stopping = self.stopping.clone();
+        // Dropping the closure (if the thread cannot start) completes the
+        // request with STATUS_INTERNAL_ERROR.
+        match SystemThread::spawn(move || run_ask(port, ask, request, &stopping)) {
+            Ok(t) => self.askers.lock().push(t),
+            Err(e) => ntcomm_km::kprintln!("PORT_ASK thread: {}", e),
+        }
+        handled
+    }
+
+    /// Unload: stop askers, disconnect clients, close the port, unregister.
+    /// Every wait happens outside the spin locks.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let port = self.port.lock().take();
+        if let Some(p) = port.as_ref() {
+            for c in p.clients() {
+                c.disconnect();
+            }
+        }
+        let askers = core::mem::take(&mut *self.askers.lock());
+        drop(askers);
+        drop(port);
+        let filter = self.filter.lock().take();
+        drop(filter);
+    }
+}
+
+fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, request: Request, stopping: &Arc<AtomicBool>) {
+    let tally = Arc::new(SpinLock::new(PortTally::default()));
+    let mut senders = Vec::new();
+    for t in 0..ask.threads {
+        let (p, shared, stop) = (port.clone(), tally.clone(), stopping.clone());
+        match SystemThread::spawn(move || ask_some(&p, ask, t, &shared, &stop)) {
+            Ok(s) => senders.push(s),
+            Err(_) => tally.lock().failed += u64::from(ask.questions.div_ceil(ask.threads)),
+        }
+    }
+    drop(senders); // joins
+    let result = *tally.lock();
+    let _ = match IoctlRequest::from_request(request) {
+        Ok(r) => r.reply(&result),
+        Err(r) => r.fail(NtStatus::STATUS_INVALID_PARAMETER),
+    };
+}
+
+fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<PortTally>, stopping: &AtomicBool) {
+    let mut question = Vec::new();
+    if question.try_reserve_exact(ask.question_len as usize).is_err() {
+        return;
+    }
+    question.resize(ask.question_len as usize, 0);
+    let timeout = (ask.timeout_ms != 0).then(|| Duration::from_millis(ask.timeout_ms.into()));
+    let mut seq = u64::from(thread);
+    while seq < u64::from(ask.questions) && !stopping.load(Ordering::Acquire) {
+        proto::fill_record(seq, &mut question);
+        let clients = port.clients();
+        let mut t = PortTally::default();
+        match clients.get((seq as usize) % clients.len().max(1)) {
+            None => t.disconnected = 1,
+            Some(client) => {
+                let mut reply = [0u8; proto::PORT_REPLY_LEN];
+                let outcome = client.send(&question, (ask.want_reply != 0).then_some(&mut reply[..]), timeout);
+                match outcome {
+                    Ok(n) => {
+                        t.sent = 1;
+                        if ask.want_reply != 0 {
+                            t.replied = 1;
+                            let echoed = reply.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+                            match (n, echoed, reply.get(8)) {
+                                (proto::PORT_REPLY_LEN, Some(s), Some(1)) if s == seq => t.allowed = 1,
+                                (proto::PORT_REPLY_LEN, Some(s), Some(0)) if s == seq => t.denied = 1,
+                                _ => t.bad_replies = 1,
+                            }
+                        }
+                    }
+                    Err(SendError::Timeout) => {
+                        t.sent = 1;
+                        t.timeouts = 1;
+                    }
+                    Err(SendError::Disconnected) => t.disconnected = 1,
+                    Err(SendError::ReplyTruncated(_)) => {
+                        t.sent = 1;
+                        t.replied = 1;
+                        t.bad_replies = 1;
+                    }
+                    Err(SendError::Failed(_)) => t.failed = 1,
+                }
+            }
+        }
+        {
+            let mut all = tally.lock();
+            all.sent += t.sent;
+            all.replied += t.replied;
+            all.allowed += t.allowed;
+            all.denied += t.denied;
+            all.bad_replies += t.bad_replies;
+            all.timeouts += t.timeouts;
+            all.disconnected += t.disconnected;
+            all.failed += t.failed;
+        }
+        seq += u64::from(ask.threads);
+    }
+}
