@@ -2,11 +2,12 @@
 //! pended, and the driver stopped with requests pended, then started again.
 #![cfg(windows)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
 use ntcomm_proto::demo;
 use ntcomm_um::{service, CompletionPort, Device, ErrorKind, ServiceState};
@@ -14,17 +15,7 @@ use ntcomm_um::{service, CompletionPort, Device, ErrorKind, ServiceState};
 /// These tests change the driver's global state: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn stats(dev: &Device) -> demo::Stats {
-    dev.ioctl_get(&demo::GET_STATS).unwrap()
-}
 
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn echo_works(dev: &Device) {
     let mut out = [0u8; 4];
@@ -36,7 +27,7 @@ fn echo_works(dev: &Device) {
 #[test]
 #[ignore = "child process of a_killed_client_leaves_nothing_in_flight"]
 fn child_holds_pending_io() {
-    if std::env::var_os("NTCOMM_CHILD").is_none() {
+    if !common::is_child() {
         return;
     }
     let dev = Device::open_overlapped(demo::USER_PATH).unwrap();
@@ -57,23 +48,10 @@ fn a_killed_client_leaves_nothing_in_flight() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dev = rig::test_device();
     let before = stats(&dev);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_holds_pending_io", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("NTCOMM_CHILD", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("child exited before READY").unwrap();
-        // libtest prints "test NAME ... " first, on the same line.
-        if line.trim_end().ends_with("READY") {
-            break;
-        }
-    }
+    let mut child = ChildTest::spawn("child_holds_pending_io");
+    child.wait_for("READY");
     eventually("the child's 12 requests pended", || stats(&dev).irps_in_flight >= before.irps_in_flight + 12);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     eventually("the driver to have nothing in flight", || stats(&dev).irps_in_flight == before.irps_in_flight);
     let after = stats(&dev);
     assert!(after.irps_cancelled >= before.irps_cancelled + 12, "{before:?} -> {after:?}");

@@ -3,9 +3,12 @@
 //! wait in the driver and none is lost or torn.
 #![cfg(windows)]
 
+mod common;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{eventually, stats};
 use ntcomm::rig;
 use ntcomm_proto::demo;
 use ntcomm_um::{Device, ErrorKind, PipeServer};
@@ -13,17 +16,7 @@ use ntcomm_um::{Device, ErrorKind, PipeServer};
 /// One pipe name, one server at a time.
 static PIPE: Mutex<()> = Mutex::new(());
 
-fn stats(dev: &Device) -> demo::Stats {
-    dev.ioctl_get(&demo::GET_STATS).unwrap()
-}
 
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn send(dev: &Device, text: &str) {
     dev.ioctl(&demo::PIPE_SEND, text.as_bytes(), &mut ()).unwrap();

@@ -4,13 +4,15 @@
 //! unloading driver, a 100,000-question load, and a plain C client.
 #![cfg(windows)]
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
 use ntcomm_proto::demo::{self, PortAsk, PortTally};
 use ntcomm_proto::NtStatus;
@@ -24,17 +26,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn stats(dev: &Device) -> demo::Stats {
-    dev.ioctl_get(&demo::GET_STATS).unwrap()
-}
 
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn connect() -> PortClient {
     PortClient::connect(demo::PORT_NAME, demo::PORT_CONTEXT).unwrap()
@@ -170,7 +162,7 @@ fn a_send_whose_reply_never_comes_times_out() {
 #[test]
 #[ignore = "child process of a_service_killed_mid_question_fails_the_send"]
 fn child_takes_a_question_and_never_answers() {
-    if std::env::var_os("NTCOMM_CHILD").is_none() {
+    if !common::is_child() {
         return;
     }
     let client = connect();
@@ -186,24 +178,11 @@ fn a_service_killed_mid_question_fails_the_send() {
     let _s = serial();
     let dev = rig::test_device();
     let before = stats(&dev);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_takes_a_question_and_never_answers", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("NTCOMM_CHILD", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut wait_for = |word: &str| loop {
-        let line = lines.next().expect("child exited early").unwrap();
-        if line.trim_end().ends_with(word) {
-            break;
-        }
-    };
-    wait_for("CONNECTED");
+    let mut child = ChildTest::spawn("child_takes_a_question_and_never_answers");
+    child.wait_for("CONNECTED");
     let asker = std::thread::spawn(move || ask(&Device::open(demo::USER_PATH).unwrap(), asking(1, 1, 0, true)));
-    wait_for("GOT");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.wait_for("GOT");
+    child.kill();
     let t = asker.join().unwrap();
     assert_eq!((t.disconnected, t.replied), (1, 0), "{t:?}");
     eventually("the disconnect callback", || stats(&dev).port_disconnects > before.port_disconnects);

@@ -3,10 +3,13 @@
 //! threads at once.
 #![cfg(windows)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{eventually, stats};
 use ntcomm::rig;
 use ntcomm_proto::demo;
 use ntcomm_um::{CompletionPort, Device, ErrorKind};
@@ -26,18 +29,7 @@ fn exclusive() -> (MutexGuard<'static, ()>, Device) {
     (guard, dev)
 }
 
-fn stats(dev: &Device) -> demo::Stats {
-    dev.ioctl_get(&demo::GET_STATS).unwrap()
-}
 
-/// Polls until `f` holds, for driver state that settles asynchronously.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 #[test]
 fn write_then_read_returns_the_message() {

@@ -3,15 +3,16 @@
 //! corrupts its ring; a client that dies while the driver produces.
 #![cfg(windows)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
 use ntcomm_proto::demo;
 use ntcomm_proto::ring::layout;
-use ntcomm_um::{Device, RingChannel};
+use ntcomm_um::RingChannel;
 
 /// Tests compare driver-wide counters: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -19,17 +20,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const MIB: u32 = 1 << 20;
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
 
-fn stats(dev: &Device) -> demo::Stats {
-    dev.ioctl_get(&demo::GET_STATS).unwrap()
-}
 
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 #[test]
 fn a_million_records_each_way_none_lost_duplicated_or_reordered() {
@@ -134,7 +125,7 @@ fn a_client_that_corrupts_its_ring_fails_alone() {
 #[test]
 #[ignore = "child process of a_client_dying_while_the_driver_produces_frees_its_channel"]
 fn child_holds_a_producing_channel() {
-    if std::env::var_os("NTCOMM_CHILD").is_none() {
+    if !common::is_child() {
         return;
     }
     let ch = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
@@ -148,25 +139,13 @@ fn a_client_dying_while_the_driver_produces_frees_its_channel() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dev = rig::test_device();
     let before = stats(&dev);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_holds_a_producing_channel", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("NTCOMM_CHILD", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("child exited before READY").unwrap();
-        if line.trim_end().ends_with("READY") {
-            break;
-        }
-    }
+    let mut child = ChildTest::spawn("child_holds_a_producing_channel");
+    child.wait_for("READY");
     eventually("the child's channel is open and producing", || {
         let s = stats(&dev);
         s.ring_channels_open > before.ring_channels_open && s.ring_records_produced > before.ring_records_produced
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     eventually("the channel freed", || stats(&dev).ring_channels_open == before.ring_channels_open);
     // New channels still work.
     let ch = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
