@@ -196,6 +196,9 @@ pub struct Client<H: PortHandler> {
     /// FltCloseClientPort take its address and the latter clears it.
     port: UnsafeCell<ffi::PFLT_PORT>,
     closed: AtomicBool,
+    /// Message callbacks running for this client: the disconnect callback
+    /// waits for them before giving up the cookie.
+    in_message: AtomicUsize,
     connection: H::Connection,
     server: *const PortState<H>,
 }
@@ -362,7 +365,13 @@ unsafe extern "system" fn on_connect<H: PortHandler>(
         Ok(c) => c,
         Err(s) => return s.0,
     };
-    let client = Arc::new(Client { port: UnsafeCell::new(client_port), closed: AtomicBool::new(false), connection, server: state });
+    let client = Arc::new(Client {
+        port: UnsafeCell::new(client_port),
+        closed: AtomicBool::new(false),
+        in_message: AtomicUsize::new(0),
+        connection,
+        server: state,
+    });
     let cookie = Arc::into_raw(client.clone()) as *mut c_void;
     state.clients.lock().push(client);
     // SAFETY: out-pointer from the Filter Manager.
@@ -379,6 +388,11 @@ unsafe extern "system" fn on_disconnect<H: PortHandler>(connection_cookie: *mut 
     let state = client.server();
     let _active = enter(&state.active);
     state.close_client(&client);
+    // A Filter Manager may still be finishing a message callback of this
+    // connection: the cookie must outlive it.
+    while client.in_message.load(Ordering::Acquire) != 0 {
+        crate::sync::sleep(Duration::from_millis(1));
+    }
 }
 
 unsafe extern "system" fn on_message<H: PortHandler>(
@@ -392,9 +406,11 @@ unsafe extern "system" fn on_message<H: PortHandler>(
     if connection_cookie.is_null() {
         return NtStatus::STATUS_INVALID_PARAMETER.0;
     }
-    // SAFETY: our cookie, alive until on_disconnect, which the Filter Manager
-    // does not run concurrently with message callbacks of the connection.
+    // SAFETY: our cookie, alive until on_disconnect has returned, which waits
+    // for message callbacks already running (`in_message`); the Filter
+    // Manager calls none after it.
     let client = unsafe { &*(connection_cookie as *const Client<H>) };
+    let _in_message = enter(&client.in_message);
     let state = client.server();
     let _active = enter(&state.active);
     let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
