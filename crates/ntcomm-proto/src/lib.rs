@@ -18,6 +18,7 @@ extern crate alloc;
 pub mod ctl;
 pub mod demo;
 pub mod ioctl;
+pub mod lpc;
 pub mod ring;
 pub mod sddl;
 pub mod status;
