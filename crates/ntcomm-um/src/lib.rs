@@ -75,6 +75,8 @@ pub mod device;
 #[cfg(windows)]
 pub mod iocp;
 #[cfg(windows)]
+pub mod lpc;
+#[cfg(windows)]
 pub mod pipe;
 #[cfg(windows)]
 pub mod port;
