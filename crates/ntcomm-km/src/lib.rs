@@ -31,6 +31,7 @@ pub mod handle;
 pub mod ioctl;
 pub mod pool;
 pub mod irp;
+pub mod lpc;
 pub mod pipe;
 pub mod process;
 pub mod queue;
