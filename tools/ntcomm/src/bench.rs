@@ -27,7 +27,17 @@
 //!   instead of sleeping (the driver still sleeps between records);
 //! - `pipe`: `PIPE_SEND` of SIZE bytes, which the driver's system thread
 //!   writes to a pipe server running in a thread of this process; one
-//!   message in flight, latency = send -> the server's `ReadFile` returned.
+//!   message in flight, latency = send -> the server's `ReadFile` returned;
+//! - `port-send`: `FilterSendMessage` of SIZE bytes to the driver's
+//!   communication port, whose message callback echoes them (round trip);
+//! - `port-ask`: one `PORT_ASK` IOCTL has 16 driver threads send up to
+//!   `--port-questions` questions of SIZE bytes with `FltSendMessage`,
+//!   answered by 8 receiver threads x 16 outstanding overlapped
+//!   `FilterGetMessage` through one completion port; questions/s from the
+//!   IOCTL's duration (throughput only: a question carries no timestamp);
+//! - `port-ask-1`: the same with one driver thread and one receiver thread
+//!   with one receive outstanding: duration / questions is the round-trip
+//!   time per question (a latency proxy, not a distribution).
 //!
 //! Every reply is checked (byte count and content); a wrong reply fails the
 //! channel. Latencies are recorded in nanoseconds in an HdrHistogram (3
@@ -44,14 +54,19 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ntcomm_proto::demo as proto;
-use ntcomm_um::{CompletionPort, Device, ErrorKind, OpKind, PipeServer, RingChannel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ntcomm_proto::demo::{PortAsk, PortTally};
+use ntcomm_proto::NtStatus;
+use ntcomm_um::port::MESSAGE_HEADER_LEN;
+use ntcomm_um::{CompletionPort, Device, ErrorKind, Message, OpKind, PipeServer, PortClient, RingChannel};
 use serde::Serialize;
 
-use crate::demo::pattern;
+use crate::demo::{pattern, port_verdict};
 use crate::rig;
 
 /// Every channel, in run order, with what one round trip is.
-pub const CHANNELS: [(&str, &str); 10] = [
+pub const CHANNELS: [(&str, &str); 13] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
     ("readwrite", "WriteFile SIZE bytes then ReadFile them back, same handle"),
@@ -62,6 +77,9 @@ pub const CHANNELS: [(&str, &str); 10] = [
     ("ring-echo", "echo channel, 1 record of SIZE in flight, client idles 1 ms between round trips: the driver thread is asleep (1 wake-up), the client sleeps in recv unless the reply beat it"),
     ("ring-echo-spin", "echo channel, 1 record of SIZE in flight, client busy-polls (no sleep); the driver still sleeps between records"),
     ("pipe", "PIPE_SEND of SIZE bytes -> driver pipe thread -> pipe server thread's ReadFile; 1 in flight; latency = send -> receipt"),
+    ("port-send", "FilterSendMessage of SIZE bytes -> driver's message callback echoes them (Filter Manager port, user->driver)"),
+    ("port-ask", "PORT_ASK: 16 driver threads FltSendMessage SIZE-byte questions; 8 receiver threads x 16 outstanding FilterGetMessage (IOCP) reply; ops = questions, throughput from the IOCTL's duration, no per-question latency"),
+    ("port-ask-1", "PORT_ASK with 1 driver thread, 1 receiver thread with 1 receive outstanding; round trip per question = duration / questions (in the notes; a latency proxy, no distribution)"),
 ];
 
 /// Channels run once per `--ring-sizes` entry.
@@ -96,6 +114,8 @@ pub struct Options {
     pub ring_megabytes: u64,
     /// Data bytes of each ring of those channels (power of two).
     pub ring_capacity: u32,
+    /// Questions per `port-ask` / `port-ask-1` run, at most.
+    pub port_questions: u32,
 }
 
 /// The whole run, as printed by `--json`.
@@ -213,8 +233,8 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if opts.iterations == 0 || opts.depth == 0 || opts.max_seconds.is_nan() || opts.max_seconds <= 0.0 {
-        eprintln!("ntcomm bench: --iterations, --depth and --max-seconds must be positive");
+    if opts.iterations == 0 || opts.depth == 0 || opts.port_questions == 0 || opts.max_seconds.is_nan() || opts.max_seconds <= 0.0 {
+        eprintln!("ntcomm bench: --iterations, --depth, --port-questions and --max-seconds must be positive");
         return ExitCode::from(2);
     }
     if opts.ring_sizes.is_empty() || opts.ring_records == 0 || opts.ring_megabytes == 0 || !opts.ring_capacity.is_power_of_two() {
@@ -252,7 +272,13 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         }
         let sizes = if PER_RING_SIZE.contains(&name) { opts.ring_sizes.clone() } else { vec![opts.size] };
         for size in sizes {
-            let len = if PER_RING_SIZE.contains(&name) { ring_records(opts, size) } else { opts.iterations };
+            let len = if PER_RING_SIZE.contains(&name) {
+                ring_records(opts, size)
+            } else if name.starts_with("port-ask") {
+                u64::from(opts.port_questions)
+            } else {
+                opts.iterations
+            };
             let bar = progress_bar(progress, name, len);
             let outcome = match name {
                 "ioctl-buffered" => echo(opts, &bar, &proto::ECHO_BUFFERED),
@@ -265,6 +291,9 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
                 "ring-echo" => ring_echo(opts, &bar, true),
                 "ring-echo-spin" => ring_echo(opts, &bar, false),
                 "pipe" => pipe(opts, &bar),
+                "port-send" => port_send(opts, &bar),
+                "port-ask" => port_ask(opts, &bar, PortShape { senders: 16, receivers: 8, outstanding: 16 }),
+                "port-ask-1" => port_ask(opts, &bar, PortShape { senders: 1, receivers: 1, outstanding: 1 }),
                 _ => unreachable!("channel list"),
             };
             bar.finish_and_clear();
@@ -1155,6 +1184,182 @@ fn pipe(opts: &Options, bar: &ProgressBar) -> Outcome {
             Outcome::Done(m)
         }
         Err(e) => Outcome::Failed(e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Filter Manager communication port
+
+fn port_send(opts: &Options, bar: &ProgressBar) -> Outcome {
+    if opts.size > proto::MAX_PORT_MESSAGE {
+        return Outcome::Skipped(format!("SIZE {} exceeds the port's message limit {}", opts.size, proto::MAX_PORT_MESSAGE));
+    }
+    let client = match PortClient::connect(proto::PORT_NAME, proto::PORT_CONTEXT) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let payload = pattern(opts.size, 0x43);
+    let mut out = vec![0u8; opts.size];
+    outcome(timed(opts, bar, || {
+        out.fill(0xEE);
+        let n = client.send(&payload, &mut out).map_err(|e| e.to_string())?;
+        check_reply(&payload, n, &out)
+    }))
+}
+
+/// Who asks and who answers in a `port-ask*` run.
+#[derive(Clone, Copy)]
+struct PortShape {
+    /// Driver threads sending questions (`PortAsk::threads`).
+    senders: u32,
+    /// Receiver threads in this process.
+    receivers: usize,
+    /// Overlapped `FilterGetMessage` outstanding per receiver thread.
+    outstanding: usize,
+}
+
+/// Receiver threads answering the driver's questions through one
+/// completion port (the shape of Microsoft's scanner sample).
+struct Answerers {
+    client: Arc<PortClient>,
+    done: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    workers: Vec<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Answerers {
+    fn start(shape: PortShape, question_len: usize) -> Result<Answerers, String> {
+        let client = Arc::new(PortClient::connect(proto::PORT_NAME, proto::PORT_CONTEXT).map_err(|e| e.to_string())?);
+        let port = Arc::new(CompletionPort::new().map_err(|e| e.to_string())?);
+        client.associate(&port, 1).map_err(|e| e.to_string())?;
+        let cap = MESSAGE_HEADER_LEN + question_len;
+        for tag in 0..(shape.receivers * shape.outstanding) as u64 {
+            client.start_get_message(cap, tag).map_err(|e| e.to_string())?;
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let workers = (0..shape.receivers)
+            .map(|_| {
+                let (client, port, done, answered) = (client.clone(), port.clone(), done.clone(), answered.clone());
+                std::thread::spawn(move || loop {
+                    let Some(c) = port.wait(Some(Duration::from_millis(50))).map_err(|e| e.to_string())? else {
+                        if done.load(Ordering::Acquire) {
+                            return Ok(());
+                        }
+                        continue;
+                    };
+                    if c.result.is_err() {
+                        // Cancelled at shutdown, or the port went away.
+                        if done.load(Ordering::Acquire) {
+                            continue;
+                        }
+                        return Err(format!("receive failed: {:?}", c.result.err()));
+                    }
+                    let m = Message::parse(&c.buffer).map_err(|e| e.to_string())?;
+                    let seq = proto::check_record(m.body).ok_or("a question failed its checksum")?;
+                    client.reply(m.id, NtStatus::STATUS_SUCCESS, &port_verdict(seq)).map_err(|e| e.to_string())?;
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if !done.load(Ordering::Acquire) {
+                        client.start_get_message(cap, c.tag).map_err(|e| e.to_string())?;
+                    }
+                })
+            })
+            .collect();
+        Ok(Answerers { client, done, answered, workers })
+    }
+
+    /// Stops the receivers (cancelling outstanding receives); the first
+    /// receiver error, if any.
+    fn stop(self) -> Result<u64, String> {
+        self.done.store(true, Ordering::Release);
+        let _ = self.client.cancel_receives();
+        let mut first = Ok(());
+        for w in self.workers {
+            let r = w.join().unwrap_or_else(|_| Err("a receiver thread panicked".to_owned()));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first.map(|()| self.answered.load(Ordering::Relaxed))
+    }
+}
+
+/// One `PORT_ASK` of `questions`, in a thread, given at most `limit` to
+/// finish; returns the tally and the IOCTL's duration.
+fn ask_questions(questions: u32, senders: u32, size: usize, limit: Duration) -> Result<(PortTally, Duration), String> {
+    let (tx, rx) = mpsc::channel();
+    let ask = PortAsk { questions, threads: senders, timeout_ms: 5000, want_reply: 1, question_len: size as u32, reserved: 0 };
+    std::thread::spawn(move || {
+        let r = (|| -> Result<(PortTally, Duration), String> {
+            let d = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
+            let mut tally = PortTally::default();
+            let t = Instant::now();
+            d.ioctl(&proto::PORT_ASK, &ask, &mut tally).map_err(|e| format!("PORT_ASK: {e}"))?;
+            Ok((tally, t.elapsed()))
+        })();
+        let _ = tx.send(r);
+    });
+    let (tally, took) = rx.recv_timeout(limit).map_err(|_| format!("PORT_ASK of {questions} questions did not complete within {limit:?}"))??;
+    let q = u64::from(questions);
+    let t = tally;
+    if (t.sent, t.replied, t.bad_replies, t.timeouts, t.disconnected, t.failed) != (q, q, 0, 0, 0, 0) {
+        return Err(format!("PORT_ASK of {q}: tally {t:?}"));
+    }
+    let denied = q.div_ceil(3);
+    if (t.allowed, t.denied) != (q - denied, denied) {
+        return Err(format!("PORT_ASK of {q}: {} allowed / {} denied, expected {} / {denied}", t.allowed, t.denied, q - denied));
+    }
+    Ok((tally, took))
+}
+
+fn port_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
+    let size = opts.size;
+    if !(proto::RECORD_MIN..=proto::MAX_PORT_MESSAGE).contains(&size) {
+        return Outcome::Skipped(format!("questions are demo records of {}..={} B, SIZE is {size}", proto::RECORD_MIN, proto::MAX_PORT_MESSAGE));
+    }
+    let answerers = match Answerers::start(shape, size) {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let cap = Duration::from_secs_f64(opts.max_seconds);
+    let run = (|| -> Result<Measured, String> {
+        // Warm-up, also the calibration that keeps the timed run near the cap.
+        let warm = u32::try_from(opts.warmup.clamp(100, 100_000)).unwrap_or(100);
+        let (_, took) = ask_questions(warm, shape.senders, size, cap + STALL * 4)?;
+        let per_s = f64::from(warm) / took.as_secs_f64().max(1e-9);
+        let fit = (per_s * opts.max_seconds).floor().max(1.0).min(f64::from(u32::MAX)) as u32;
+        let n = opts.port_questions.min(fit).max(1);
+        let capped = n < opts.port_questions;
+        let (tally, took) = ask_questions(n, shape.senders, size, cap * 3 + STALL * 4)?;
+        bar.inc(u64::from(n));
+        let mut notes = vec![format!(
+            "{warm} warm-up questions first ({per_s:.0}/s), then {n} timed{}: replied {}, allowed {}, denied {}, bad {}, timeouts {}",
+            if capped { format!(" (fewer than --port-questions {}: sized to fit --max-seconds at the warm-up rate)", opts.port_questions) } else { String::new() },
+            tally.replied,
+            tally.allowed,
+            tally.denied,
+            tally.bad_replies,
+            tally.timeouts
+        )];
+        let per_q = took / n;
+        notes.push(if shape.outstanding == 1 && shape.receivers == 1 {
+            format!("round trip per question (duration / questions, one at a time): {}", fmt_ns(per_q))
+        } else {
+            format!(
+                "{} driver threads, {} receiver threads x {} outstanding; {} per question on average (throughput, not latency)",
+                shape.senders,
+                shape.receivers,
+                shape.outstanding,
+                fmt_ns(per_q)
+            )
+        });
+        Ok(Measured { hist: new_hist(), iterations: n.into(), elapsed: took, capped, notes })
+    })();
+    let stopped = answerers.stop();
+    match (run, stopped) {
+        (Err(e), _) => Outcome::Failed(e),
+        (Ok(_), Err(e)) => Outcome::Failed(format!("receivers: {e}")),
+        (Ok(m), Ok(_)) => Outcome::Done(m),
     }
 }
 

@@ -12,9 +12,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ntcomm_proto::demo::{self as proto, Delay, Stats};
-use ntcomm_proto::Ioctl;
-use ntcomm_um::{Completion, CompletionPort, Device, ErrorKind, PipeServer, RingChannel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use ntcomm_proto::demo::{self as proto, Delay, PortAsk, PortTally, Stats};
+use ntcomm_proto::{Ioctl, NtStatus};
+use ntcomm_um::port::MESSAGE_HEADER_LEN;
+use ntcomm_um::{Completion, CompletionPort, Device, ErrorKind, PipeServer, PortClient, RingChannel};
 
 use crate::rig;
 
@@ -123,14 +127,18 @@ pub fn rows(dev: &Device) -> Vec<Row> {
     row("shared memory ring", "user->driver: 10,000 x 64 B, RING_STATUS", ring_u2d());
     row("shared memory ring", "echo mode: round trip after 20 ms idle", ring_echo());
     row("named pipe", "PIPE_SEND x5 -> user pipe server (thread)", pipe(dev));
+    row("Filter Manager port", "connect \\NtCommPort with the context", port_connect(dev));
+    row("Filter Manager port", "connect with a wrong context (refused)", port_refused(dev));
+    row("Filter Manager port", "user->driver: FilterSendMessage echo", port_send());
+    row("Filter Manager port", "driver->user: PORT_ASK 100 questions, replies", port_ask());
     row("driver state", "GET_STATS after all of the above", end_state(dev, start));
 
-    for (channel, why) in [
-        ("Filter Manager port", "not implemented (Wine 8 has no FltCreateCommunicationPort)"),
-        ("LPC/ALPC port", "not implemented (Wine 8's Nt*Port return STATUS_NOT_IMPLEMENTED)"),
-    ] {
-        rows.push(Row { channel, operation: "-", outcome: Outcome::NotYet, detail: why.to_owned() });
-    }
+    rows.push(Row {
+        channel: "LPC/ALPC port",
+        operation: "-",
+        outcome: Outcome::NotYet,
+        detail: "not implemented (Wine 8's Nt*Port return STATUS_NOT_IMPLEMENTED)".to_owned(),
+    });
     rows
 }
 
@@ -517,6 +525,160 @@ fn pipe(dev: &Device) -> Step {
     let bytes: usize = want.iter().map(String::len).sum();
     Ok(format!(
         "{MESSAGES} messages ({bytes} B) received whole and in order; send->last receipt {} (driver connects within 100 ms){note}",
+        fmt_dur(took)
+    ))
+}
+
+fn port_connect(dev: &Device) -> Step {
+    let before = stats_checked(dev)?;
+    if before.port_available != 1 {
+        return Err(format!("the driver reports its port unavailable (port_available {})", before.port_available));
+    }
+    let t = Instant::now();
+    let client = PortClient::connect(proto::PORT_NAME, proto::PORT_CONTEXT).map_err(err)?;
+    let lat = t.elapsed();
+    let during = stats_checked(dev)?;
+    drop(client);
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let mut after = stats_checked(dev)?;
+    while after.port_disconnects < before.port_disconnects + 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+        after = stats_checked(dev)?;
+    }
+    if during.port_clients != before.port_clients + 1 {
+        return Err(format!("port_clients {} -> {} while connected (expected +1)", before.port_clients, during.port_clients));
+    }
+    if after.port_disconnects != before.port_disconnects + 1 || after.port_clients != before.port_clients {
+        return Err(format!(
+            "after closing: port_disconnects +{}, port_clients {} (expected +1, {})",
+            after.port_disconnects - before.port_disconnects,
+            after.port_clients,
+            before.port_clients
+        ));
+    }
+    Ok(format!(
+        "context {:?} ({} B) accepted in {}; connect callback ran (port_clients +1), close ran the disconnect callback",
+        String::from_utf8_lossy(proto::PORT_CONTEXT),
+        proto::PORT_CONTEXT.len(),
+        fmt_dur(lat)
+    ))
+}
+
+fn port_refused(dev: &Device) -> Step {
+    let before = stats_checked(dev)?;
+    let e = match PortClient::connect(proto::PORT_NAME, b"wrong context") {
+        Ok(_) => return Err("a wrong context was accepted".to_owned()),
+        Err(e) => e,
+    };
+    if e.kind() != ErrorKind::AccessDenied {
+        return Err(format!("refused with {e}, expected access denied"));
+    }
+    let after = stats_checked(dev)?;
+    if after.port_refused != before.port_refused + 1 || after.port_clients != before.port_clients {
+        return Err(format!(
+            "port_refused {} -> {}, port_clients {} -> {} (expected +1, unchanged)",
+            before.port_refused, after.port_refused, before.port_clients, after.port_clients
+        ));
+    }
+    Ok(format!("expected error: {e}; port_refused +1"))
+}
+
+fn port_send() -> Step {
+    const LEN: usize = 1000;
+    let client = PortClient::connect(proto::PORT_NAME, proto::PORT_CONTEXT).map_err(err)?;
+    let payload = pattern(LEN, 0x4c);
+    let mut out = vec![0xEE; LEN + 16];
+    let t = Instant::now();
+    let n = client.send(&payload, &mut out).map_err(err)?;
+    let lat = t.elapsed();
+    if n != LEN {
+        return Err(format!("reply of {n} B to a {LEN} B message"));
+    }
+    verify(&payload, &out[..n])?;
+    Ok(format!("{LEN} B sent, the message callback's {n} B reply verified byte for byte, {}", fmt_dur(lat)))
+}
+
+/// The demo service's verdict on question `seq`: allow unless a multiple
+/// of 3; the reply is the sequence number (u64 LE) and the verdict byte.
+pub(crate) fn port_verdict(seq: u64) -> [u8; proto::PORT_REPLY_LEN] {
+    let mut r = [0u8; proto::PORT_REPLY_LEN];
+    r[..8].copy_from_slice(&seq.to_le_bytes());
+    r[8] = u8::from(!seq.is_multiple_of(3));
+    r
+}
+
+fn port_ask() -> Step {
+    const QUESTIONS: u32 = 100;
+    let client = Arc::new(PortClient::connect(proto::PORT_NAME, proto::PORT_CONTEXT).map_err(err)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (rtx, rrx) = mpsc::channel();
+    {
+        let (client, stop) = (client.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let r = (|| -> Result<u64, String> {
+                let mut buf = vec![0u8; MESSAGE_HEADER_LEN + proto::MAX_PORT_MESSAGE];
+                let mut answered = 0u64;
+                while answered < u64::from(QUESTIONS) {
+                    let m = match client.get_message(&mut buf) {
+                        Ok(m) => m,
+                        Err(_) if stop.load(Ordering::Acquire) => break,
+                        Err(e) => return Err(format!("receiver: {e}")),
+                    };
+                    let seq = proto::check_record(m.body).ok_or("receiver: a question failed its checksum")?;
+                    if m.max_reply_body() < proto::PORT_REPLY_LEN {
+                        return Err(format!("receiver: question {seq} accepts a {} B reply", m.max_reply_body()));
+                    }
+                    client.reply(m.id, NtStatus::STATUS_SUCCESS, &port_verdict(seq)).map_err(|e| format!("receiver: {e}"))?;
+                    answered += 1;
+                }
+                Ok(answered)
+            })();
+            let _ = rtx.send(r);
+        });
+    }
+    // The IOCTL runs in its own thread so a stuck exchange cannot hang the demo.
+    let (atx, arx) = mpsc::channel();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        let r = (|| -> Result<PortTally, String> {
+            let d = Device::open(proto::USER_PATH).map_err(err)?;
+            let ask = PortAsk { questions: QUESTIONS, threads: 4, timeout_ms: 2000, want_reply: 1, question_len: 64, reserved: 0 };
+            let mut tally = PortTally::default();
+            d.ioctl(&proto::PORT_ASK, &ask, &mut tally).map_err(err)?;
+            Ok(tally)
+        })();
+        let _ = atx.send(r);
+    });
+    let asked = arx.recv_timeout(Duration::from_secs(30));
+    let took = t.elapsed();
+    stop.store(true, Ordering::Release);
+    let _ = client.cancel_receives();
+    let answered = rrx.recv_timeout(STEP_TIMEOUT);
+    let tally = match asked {
+        Ok(r) => r?,
+        Err(_) => return Err("PORT_ASK did not complete within 30 s".to_owned()),
+    };
+    let answered = match answered {
+        Ok(r) => r?,
+        Err(_) => return Err("the receiver thread did not finish".to_owned()),
+    };
+    let q = u64::from(QUESTIONS);
+    let denied = q.div_ceil(3);
+    let t = tally;
+    if (t.sent, t.replied, t.bad_replies, t.timeouts, t.disconnected, t.failed) != (q, q, 0, 0, 0, 0)
+        || (t.allowed, t.denied) != (q - denied, denied)
+        || answered != q
+    {
+        return Err(format!("tally {t:?}, receiver answered {answered} (expected {q} sent and replied, {} allowed, {denied} denied, 0 bad)", q - denied));
+    }
+    Ok(format!(
+        "{} questions (64 B records, 4 driver threads) answered by a receiver thread; tally: replied {}, allowed {}, denied {}, bad {}, timeouts {}; {}",
+        t.sent,
+        t.replied,
+        t.allowed,
+        t.denied,
+        t.bad_replies,
+        t.timeouts,
         fmt_dur(took)
     ))
 }

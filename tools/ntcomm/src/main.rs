@@ -5,7 +5,7 @@
 //! ntcomm driver install [--driver PATH] | start | stop | uninstall | status
 //! ntcomm demo  [--driver PATH]
 //! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N]
-//!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] ...
+//!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] [--port-questions N] ...
 //! ```
 //!
 //! Windows only (it runs under Wine: `cargo xtask demo`, `cargo xtask bench`).
@@ -115,6 +115,10 @@ mod cli {
         /// Data bytes of each ring of `ring-d2u`/`ring-u2d` (power of two, 4 KiB..64 MiB).
         #[arg(long, default_value_t = 4 << 20)]
         ring_capacity: u32,
+        /// Questions per `port-ask`/`port-ask-1` run, at most (fewer if the
+        /// warm-up rate says they would not fit --max-seconds).
+        #[arg(long, default_value_t = 100_000)]
+        port_questions: u32,
     }
 
     pub fn main() -> ExitCode {
@@ -135,6 +139,7 @@ mod cli {
                     ring_records: b.ring_records,
                     ring_megabytes: b.ring_megabytes,
                     ring_capacity: b.ring_capacity,
+                    port_questions: b.port_questions,
                 };
                 with_driver(b.driver.as_deref(), |image| bench::run(image, &opts))
             }
