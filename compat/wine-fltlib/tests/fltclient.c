@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
     ULONGLONG sent, replied, allowed, denied, bad_replies, timeouts, disconnected, failed;
+    ULONGLONG rtt_hist[64]; /* round trips by bucket, see ntcomm_proto::demo::rtt_bucket */
 } PORT_TALLY;
 
 typedef struct {

@@ -150,7 +150,7 @@ pub struct PortAsk {
 }
 
 /// Output of [`PORT_ASK`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct PortTally {
     /// Questions handed to a client.
@@ -170,6 +170,46 @@ pub struct PortTally {
     pub disconnected: u64,
     /// Sends that failed otherwise.
     pub failed: u64,
+    /// Round trips (send to reply, measured in the driver) of the replied
+    /// questions by [`rtt_bucket`]: 4 buckets per power of two of
+    /// microseconds, so percentiles read from it are within 25 %.
+    pub rtt_hist: [u64; RTT_BUCKETS],
+}
+
+impl Default for PortTally {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+
+/// Buckets of [`PortTally::rtt_hist`].
+pub const RTT_BUCKETS: usize = 64;
+
+/// The bucket of a round trip of `us` microseconds: `4 * log2(us)` plus the
+/// next two bits; below 4 us one bucket per microsecond; the last bucket
+/// holds everything from 2^15 us (about 33 ms) up.
+pub const fn rtt_bucket(us: u64) -> usize {
+    if us < 4 {
+        return us as usize;
+    }
+    let e = 63 - us.leading_zeros() as usize;
+    let sub = ((us >> (e - 2)) & 3) as usize;
+    let b = 4 * e + sub - 4;
+    if b >= RTT_BUCKETS {
+        RTT_BUCKETS - 1
+    } else {
+        b
+    }
+}
+
+/// The smallest round trip, in microseconds, that falls into bucket `b`.
+pub const fn rtt_bucket_floor_us(b: usize) -> u64 {
+    if b < 4 {
+        return b as u64;
+    }
+    let e = (b + 4) / 4;
+    let sub = ((b + 4) % 4) as u64;
+    (1u64 << e) | (sub << (e - 2))
 }
 
 /// Channels the driver serves at once.
@@ -431,6 +471,21 @@ mod tests {
             r[bit / 8] ^= 1 << (bit % 8);
             prop_assert_eq!(check_record(&r), None);
         }
+    }
+
+    #[test]
+    fn rtt_buckets_are_monotonic_and_invert() {
+        let mut last = 0;
+        for us in 0..100_000u64 {
+            let b = rtt_bucket(us);
+            assert!(b >= last, "{us}");
+            last = b;
+            if b < RTT_BUCKETS - 1 {
+                assert!(rtt_bucket_floor_us(b) <= us && us < rtt_bucket_floor_us(b + 1), "{us} in {b}");
+            }
+        }
+        assert_eq!(rtt_bucket(u64::MAX), RTT_BUCKETS - 1);
+        assert_eq!(rtt_bucket_floor_us(rtt_bucket(1000)), 896);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::{Handled, Request};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::SystemThread;
-use ntcomm_km::NtStatus;
+use ntcomm_km::{time, NtStatus};
 use ntcomm_proto::demo::{self as proto, PortAsk, PortTally};
 
 /// Counters of the port.
@@ -191,12 +191,17 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
             None => t.disconnected = 1,
             Some(client) => {
                 let mut reply = [0u8; proto::PORT_REPLY_LEN];
+                let started = time::interrupt_time();
                 let outcome = client.send(&question, (ask.want_reply != 0).then_some(&mut reply[..]), timeout);
+                let rtt_us = time::interrupt_time().saturating_sub(started) / 10;
                 match outcome {
                     Ok(n) => {
                         t.sent = 1;
                         if ask.want_reply != 0 {
                             t.replied = 1;
+                            if let Some(slot) = t.rtt_hist.get_mut(proto::rtt_bucket(rtt_us)) {
+                                *slot = 1;
+                            }
                             let echoed = reply.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
                             match (n, echoed, reply.get(8)) {
                                 (proto::PORT_REPLY_LEN, Some(s), Some(1)) if s == seq => t.allowed = 1,
@@ -229,6 +234,9 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
             all.timeouts += t.timeouts;
             all.disconnected += t.disconnected;
             all.failed += t.failed;
+            for (a, b) in all.rtt_hist.iter_mut().zip(t.rtt_hist.iter()) {
+                *a += b;
+            }
         }
         seq += u64::from(ask.threads);
     }

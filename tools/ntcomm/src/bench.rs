@@ -1353,7 +1353,16 @@ fn port_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
                 fmt_ns(per_q)
             )
         });
-        Ok(Measured { hist: new_hist(), iterations: n.into(), elapsed: took, capped, notes })
+        // The driver timed every question from FltSendMessage to the reply
+        // (4 buckets per octave); record each bucket at its lower bound.
+        let mut hist = new_hist();
+        for (b, &count) in tally.rtt_hist.iter().enumerate() {
+            if count > 0 {
+                let _ = hist.record_n(proto::rtt_bucket_floor_us(b).max(1) * 1000, count);
+            }
+        }
+        notes.push("latency columns: send -> reply as timed by the driver per question, bucketed (lower bounds, within 25 %)".to_owned());
+        Ok(Measured { hist, iterations: n.into(), elapsed: took, capped, notes })
     })();
     let stopped = answerers.stop();
     match (run, stopped) {

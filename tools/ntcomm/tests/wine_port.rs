@@ -138,6 +138,7 @@ fn driver_questions_with_and_without_replies() {
     assert_eq!((t.sent, t.replied, t.bad_replies, t.timeouts, t.disconnected, t.failed), (300, 300, 0, 0, 0, 0), "{t:?}");
     assert_eq!(t.allowed, 200);
     assert_eq!(t.denied, 100);
+    assert_eq!(t.rtt_hist.iter().sum::<u64>(), 300, "every replied question timed by the driver");
     let t = ask(&dev, asking(50, 1, 0, false));
     assert_eq!((t.sent, t.replied), (50, 0), "{t:?}");
     // Let the service see them all, then end it by disconnecting.
