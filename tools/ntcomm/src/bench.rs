@@ -78,8 +78,8 @@ pub const CHANNELS: [(&str, &str); 13] = [
     ("ring-echo-spin", "echo channel, 1 record of SIZE in flight, client busy-polls (no sleep); the driver still sleeps between records"),
     ("pipe", "PIPE_SEND of SIZE bytes -> driver pipe thread -> pipe server thread's ReadFile; 1 in flight; latency = send -> receipt"),
     ("port-send", "FilterSendMessage of SIZE bytes -> driver's message callback echoes them (Filter Manager port, user->driver)"),
-    ("port-ask", "PORT_ASK: 16 driver threads FltSendMessage SIZE-byte questions; 8 receiver threads x 16 outstanding FilterGetMessage (IOCP) reply; ops = questions, throughput from the IOCTL's duration, no per-question latency"),
-    ("port-ask-1", "PORT_ASK with 1 driver thread, 1 receiver thread with 1 receive outstanding; round trip per question = duration / questions (in the notes; a latency proxy, no distribution)"),
+    ("port-ask", "PORT_ASK: 16 driver threads FltSendMessage SIZE-byte questions; 8 receiver threads x 16 outstanding FilterGetMessage (IOCP) reply; ops = questions, throughput from the IOCTL's duration; latency = send -> reply timed by the driver"),
+    ("port-ask-1", "PORT_ASK with 1 driver thread, 1 receiver thread with 1 receive outstanding; latency = send -> reply timed by the driver; duration / questions in the notes"),
 ];
 
 /// Channels run once per `--ring-sizes` entry.
