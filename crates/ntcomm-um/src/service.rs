@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::System::Services::{
+    ChangeServiceConfigW, QueryServiceConfigW, QUERY_SERVICE_CONFIGW, SERVICE_CHANGE_CONFIG, SERVICE_NO_CHANGE, SERVICE_QUERY_CONFIG,
     CloseServiceHandle, ControlService, CreateServiceW, DeleteService, OpenSCManagerW, OpenServiceW, QueryServiceStatus,
     StartServiceW, SC_HANDLE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SERVICE_CONTROL_STOP, SERVICE_DEMAND_START,
     SERVICE_ERROR_NORMAL, SERVICE_KERNEL_DRIVER, SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STATUS, SERVICE_STOP,
@@ -263,6 +264,69 @@ impl Sc {
 
 /// `s` as a NUL-terminated wide string, or an InvalidParameter error naming
 /// `what` if it holds a NUL.
+/// The image path the service is configured with.
+pub fn image_path(name: &str) -> Result<String> {
+    let svc = Sc::open_service(name, SERVICE_QUERY_CONFIG)?;
+    let mut needed = 0u32;
+    // SAFETY: sizing call with no buffer.
+    unsafe { QueryServiceConfigW(svc.0, ptr::null_mut(), 0, &mut needed) };
+    // u64 storage keeps QUERY_SERVICE_CONFIGW's pointers aligned.
+    let mut buf = vec![0u64; (needed as usize).div_ceil(8).max(1)];
+    let size = u32::try_from(buf.len() * 8).unwrap_or(u32::MAX);
+    // SAFETY: a buffer of `size` bytes, aligned for the structure.
+    if unsafe { QueryServiceConfigW(svc.0, buf.as_mut_ptr().cast(), size, &mut needed) } == 0 {
+        return Err(Error::last_with(|| format!("QueryServiceConfigW {name}")));
+    }
+    // SAFETY: the call filled a QUERY_SERVICE_CONFIGW at the start of `buf`,
+    // whose string pointers point into `buf` (NUL-terminated).
+    let path = unsafe {
+        let cfg = &*(buf.as_ptr() as *const QUERY_SERVICE_CONFIGW);
+        let p = cfg.lpBinaryPathName;
+        if p.is_null() {
+            return Ok(String::new());
+        }
+        let mut n = 0;
+        while *p.add(n) != 0 {
+            n += 1;
+        }
+        String::from_utf16_lossy(core::slice::from_raw_parts(p, n))
+    };
+    Ok(path)
+}
+
+/// Points an installed service at another image (the service must be
+/// stopped for it to take effect).
+pub fn set_image_path(name: &str, image_path: &Path) -> Result<()> {
+    let image = absolute_windows_path(image_path)?;
+    let w_image = wide(&image, "image path")?;
+    let svc = Sc::open_service(name, SERVICE_CHANGE_CONFIG)?;
+    // SAFETY: an open service handle; only the binary path changes.
+    let ok = unsafe {
+        ChangeServiceConfigW(
+            svc.0,
+            SERVICE_NO_CHANGE,
+            SERVICE_NO_CHANGE,
+            SERVICE_NO_CHANGE,
+            w_image.as_ptr(),
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null(),
+            ptr::null(),
+            ptr::null(),
+        )
+    };
+    if ok == 0 {
+        return Err(Error::last_with(|| format!("ChangeServiceConfigW {name} ({image})")));
+    }
+    Ok(())
+}
+
+/// The absolute Windows form of `path`, as [`install`] records it.
+pub fn windows_image_path(path: &Path) -> Result<String> {
+    absolute_windows_path(path)
+}
+
 fn wide(s: &str, what: &str) -> Result<Vec<u16>> {
     to_wide_nul(s).ok_or_else(|| Error::new(format!("{what} {s:?} holds a NUL"), ERROR_INVALID_PARAMETER))
 }

@@ -23,11 +23,21 @@ pub fn driver_path(explicit: Option<&Path>) -> Option<PathBuf> {
     [dir.join(demo::DRIVER_FILE), dir.parent()?.join(demo::DRIVER_FILE)].into_iter().find(|p| p.exists())
 }
 
-/// Installs the demo driver's service if needed and starts it.
+/// Installs the demo driver's service if needed and starts it. An existing
+/// service configured with another image (e.g. a debug build when a
+/// release build is asked for) is stopped and pointed at `image` first, so
+/// the driver that runs is the one asked for.
 pub fn ensure_running(image: &Path) -> Result<()> {
     match service::install(demo::SERVICE_NAME, "ntcomm reference driver", image) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::ServiceExists => {}
+        Err(e) if e.kind() == ErrorKind::ServiceExists => {
+            let want = service::windows_image_path(image)?;
+            let have = service::image_path(demo::SERVICE_NAME)?;
+            if !have.eq_ignore_ascii_case(&want) {
+                service::stop(demo::SERVICE_NAME)?;
+                service::set_image_path(demo::SERVICE_NAME, image)?;
+            }
+        }
         Err(e) => return Err(e),
     }
     service::start(demo::SERVICE_NAME)
