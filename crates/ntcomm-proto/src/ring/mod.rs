@@ -380,21 +380,56 @@ fn mark_failed(region: &Region, code: u32) -> RingError {
     RingError::Corrupt(code)
 }
 
+/// What both ends of a ring keep: the region, the geometry copied when
+/// attaching (never re-read from shared memory), and this end's failure.
+struct Side {
+    region: Region,
+    geo: Geometry,
+    /// Nonzero once this end saw a failure: every later call reports it.
+    broken: u32,
+}
+
+impl Side {
+    #[inline]
+    fn check(&self) -> Result<(), RingError> {
+        if self.broken != 0 {
+            Err(RingError::Corrupt(self.broken))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fail_with(&mut self, code: u32) -> RingError {
+        let e = mark_failed(&self.region, code);
+        if let RingError::Corrupt(c) = e {
+            self.broken = c;
+        }
+        e
+    }
+
+    #[inline]
+    fn check_shared_failed(&mut self) -> Result<(), RingError> {
+        let f = self.region.failed().load(Ordering::Acquire);
+        if f != 0 {
+            self.broken = f;
+            return Err(RingError::Corrupt(f));
+        }
+        Ok(())
+    }
+}
+
 /// The writing side of a ring.
 ///
 /// Records are staged with [`write`](Self::write) and made visible together by
 /// [`publish`](Self::publish); [`try_push`](Self::try_push) does both.
 pub struct Producer {
-    region: Region,
-    geo: Geometry,
+    side: Side,
     /// Next write position (staged records end here).
     write: u64,
     /// Last value stored to `head`.
     published: u64,
     /// Last validated consumer `tail`.
     tail: u64,
-    /// Nonzero once this side saw a failure.
-    broken: u32,
 }
 
 impl Producer {
@@ -415,77 +450,50 @@ impl Producer {
 
     fn from_region(region: Region, geo: Geometry) -> Result<Self, RingError> {
         let (head, tail) = attach_indices(&region, geo)?;
-        Ok(Producer { region, geo, write: head, published: head, tail, broken: 0 })
+        Ok(Producer { side: Side { region, geo, broken: 0 }, write: head, published: head, tail })
     }
 
     /// The largest payload [`write`](Self::write) accepts.
     pub fn max_record(&self) -> usize {
-        self.geo.max_record as usize
+        self.side.geo.max_record as usize
     }
 
     /// Data capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.geo.cap as usize
-    }
-
-    #[inline]
-    fn check(&self) -> Result<(), RingError> {
-        if self.broken != 0 {
-            Err(RingError::Corrupt(self.broken))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn fail_with(&mut self, code: u32) -> RingError {
-        let e = mark_failed(&self.region, code);
-        if let RingError::Corrupt(c) = e {
-            self.broken = c;
-        }
-        e
-    }
-
-    #[inline]
-    fn check_shared_failed(&mut self) -> Result<(), RingError> {
-        let f = self.region.failed().load(Ordering::Acquire);
-        if f != 0 {
-            self.broken = f;
-            return Err(RingError::Corrupt(f));
-        }
-        Ok(())
+        self.side.geo.cap as usize
     }
 
     /// Reloads and validates the consumer's `tail`.
     #[inline]
     fn reload_tail(&mut self) -> Result<(), RingError> {
-        let t = self.region.tail().load(Ordering::Acquire);
+        let t = self.side.region.tail().load(Ordering::Acquire);
         if t < self.tail {
-            return Err(self.fail_with(reason::TAIL_BACKWARDS));
+            return Err(self.side.fail_with(reason::TAIL_BACKWARDS));
         }
         if t > self.published {
-            return Err(self.fail_with(reason::TAIL_AHEAD));
+            return Err(self.side.fail_with(reason::TAIL_AHEAD));
         }
         if t & 7 != 0 {
-            return Err(self.fail_with(reason::MISALIGNED_INDEX));
+            return Err(self.side.fail_with(reason::MISALIGNED_INDEX));
         }
         self.tail = t;
-        self.check_shared_failed()
+        self.side.check_shared_failed()
     }
 
     /// Whether `len` payload bytes fit now; reloads `tail` only if the cached
     /// value says they do not.
     #[inline]
     fn reserve(&mut self, len: usize) -> Result<Option<u32>, RingError> {
-        self.check()?;
+        self.side.check()?;
         let len32 = match u32::try_from(len) {
-            Ok(l) if l <= self.geo.max_record => l,
+            Ok(l) if l <= self.side.geo.max_record => l,
             _ => return Err(RingError::TooLarge { len, max: self.max_record() }),
         };
         let foot = footprint(len32);
         // write - tail <= cap always holds (tail is validated <= published <= write).
-        if self.write - self.tail + foot > self.geo.cap {
+        if self.write - self.tail + foot > self.side.geo.cap {
             self.reload_tail()?;
-            if self.write - self.tail + foot > self.geo.cap {
+            if self.write - self.tail + foot > self.side.geo.cap {
                 return Ok(None);
             }
         }
@@ -494,7 +502,7 @@ impl Producer {
 
     #[inline]
     fn put_header(&mut self, len: u32) {
-        self.region.write_word(self.write, u64::from(len));
+        self.side.region.write_word(self.write, u64::from(len));
     }
 
     /// Stages one record (not yet visible to the consumer). `Ok(false)` if the
@@ -503,7 +511,7 @@ impl Producer {
     pub fn write(&mut self, record: &[u8]) -> Result<bool, RingError> {
         let Some(len) = self.reserve(record.len())? else { return Ok(false) };
         self.put_header(len);
-        self.region.copy_in(self.write + RECORD_HEADER as u64, record);
+        self.side.region.copy_in(self.write + RECORD_HEADER as u64, record);
         self.write += footprint(len);
         Ok(true)
     }
@@ -516,7 +524,7 @@ impl Producer {
         self.put_header(len);
         let mut pos = self.write + RECORD_HEADER as u64;
         for p in parts {
-            self.region.copy_in(pos, p);
+            self.side.region.copy_in(pos, p);
             pos += p.len() as u64;
         }
         self.write += footprint(len);
@@ -532,16 +540,16 @@ impl Producer {
     /// consumer announced it sleeps: the caller must then signal its event.
     #[inline]
     pub fn publish(&mut self) -> Result<WakeNeeded, RingError> {
-        self.check()?;
+        self.side.check()?;
         if self.write == self.published {
             return Ok(WakeNeeded(false));
         }
         // A read-modify-write (not a plain store): it pairs with the consumer's
         // RMW in `prepare_sleep`, so either we see its flag or it sees our head.
-        self.region.head().swap(self.write, Ordering::AcqRel);
+        self.side.region.head().swap(self.write, Ordering::AcqRel);
         self.published = self.write;
-        self.check_shared_failed()?;
-        let sleeping = self.region.sleeping();
+        self.side.check_shared_failed()?;
+        let sleeping = self.side.region.sleeping();
         if sleeping.load(Ordering::Acquire) != 0 && sleeping.swap(0, Ordering::AcqRel) != 0 {
             return Ok(WakeNeeded(true));
         }
@@ -562,20 +570,19 @@ impl Producer {
     /// Marks the channel failed (e.g. on teardown); both sides then report
     /// [`RingError::Corrupt`]`(reason)` (0 becomes [`reason::ABORTED`]).
     pub fn fail(&mut self, reason: u32) {
-        let _ = self.fail_with(reason);
+        let _ = self.side.fail_with(reason);
     }
 
     /// Checks the shared `failed` word now.
     pub fn status(&mut self) -> Result<(), RingError> {
-        self.check()?;
-        self.check_shared_failed()
+        self.side.check()?;
+        self.side.check_shared_failed()
     }
 }
 
 /// The reading side of a ring.
 pub struct Consumer {
-    region: Region,
-    geo: Geometry,
+    side: Side,
     /// Own index: everything before it is consumed.
     tail: u64,
     /// Last validated producer `head`.
@@ -584,7 +591,6 @@ pub struct Consumer {
     /// batches: when the consumer catches up with the `head` it knows, or after
     /// an eighth of the capacity).
     released: u64,
-    broken: u32,
 }
 
 impl Consumer {
@@ -605,68 +611,41 @@ impl Consumer {
 
     fn from_region(region: Region, geo: Geometry) -> Result<Self, RingError> {
         let (head, tail) = attach_indices(&region, geo)?;
-        Ok(Consumer { region, geo, tail, head, released: tail, broken: 0 })
+        Ok(Consumer { side: Side { region, geo, broken: 0 }, tail, head, released: tail })
     }
 
     /// The largest payload a record can have.
     pub fn max_record(&self) -> usize {
-        self.geo.max_record as usize
+        self.side.geo.max_record as usize
     }
 
     /// Data capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.geo.cap as usize
-    }
-
-    #[inline]
-    fn check(&self) -> Result<(), RingError> {
-        if self.broken != 0 {
-            Err(RingError::Corrupt(self.broken))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn fail_with(&mut self, code: u32) -> RingError {
-        let e = mark_failed(&self.region, code);
-        if let RingError::Corrupt(c) = e {
-            self.broken = c;
-        }
-        e
-    }
-
-    #[inline]
-    fn check_shared_failed(&mut self) -> Result<(), RingError> {
-        let f = self.region.failed().load(Ordering::Acquire);
-        if f != 0 {
-            self.broken = f;
-            return Err(RingError::Corrupt(f));
-        }
-        Ok(())
+        self.side.geo.cap as usize
     }
 
     #[inline]
     fn accept_head(&mut self, h: u64) -> Result<(), RingError> {
         if h < self.head {
-            return Err(self.fail_with(reason::HEAD_BACKWARDS));
+            return Err(self.side.fail_with(reason::HEAD_BACKWARDS));
         }
-        if h - self.tail > self.geo.cap {
-            return Err(self.fail_with(reason::HEAD_OVERRUN));
+        if h - self.tail > self.side.geo.cap {
+            return Err(self.side.fail_with(reason::HEAD_OVERRUN));
         }
         if h & 7 != 0 {
-            return Err(self.fail_with(reason::MISALIGNED_INDEX));
+            return Err(self.side.fail_with(reason::MISALIGNED_INDEX));
         }
         self.head = h;
-        self.check_shared_failed()
+        self.side.check_shared_failed()
     }
 
     /// Published bytes not yet consumed; reloads `head` only when the cached
     /// value says the ring is empty.
     #[inline]
     fn available(&mut self) -> Result<u64, RingError> {
-        self.check()?;
+        self.side.check()?;
         if self.head == self.tail {
-            let h = self.region.head().load(Ordering::Acquire);
+            let h = self.side.region.head().load(Ordering::Acquire);
             self.accept_head(h)?;
         }
         Ok(self.head - self.tail)
@@ -680,17 +659,17 @@ impl Consumer {
             return Ok(None);
         }
         // avail >= 8: both indices are multiples of 8.
-        let word = self.region.read_word(self.tail);
+        let word = self.side.region.read_word(self.tail);
         if word >> 32 != 0 {
-            return Err(self.fail_with(reason::RECORD_HEADER));
+            return Err(self.side.fail_with(reason::RECORD_HEADER));
         }
         let len = word as u32;
-        if len > self.geo.max_record {
-            return Err(self.fail_with(reason::RECORD_TOO_LONG));
+        if len > self.side.geo.max_record {
+            return Err(self.side.fail_with(reason::RECORD_TOO_LONG));
         }
         let foot = footprint(len);
         if foot > avail {
-            return Err(self.fail_with(reason::RECORD_TRUNCATED));
+            return Err(self.side.fail_with(reason::RECORD_TRUNCATED));
         }
         Ok(Some((len as usize, foot)))
     }
@@ -698,7 +677,7 @@ impl Consumer {
     #[inline]
     fn advance(&mut self, foot: u64) {
         self.tail += foot;
-        if self.tail == self.head || self.tail - self.released >= self.geo.cap / 8 {
+        if self.tail == self.head || self.tail - self.released >= self.side.geo.cap / 8 {
             self.release();
         }
     }
@@ -706,7 +685,7 @@ impl Consumer {
     #[inline]
     fn release(&mut self) {
         self.released = self.tail;
-        self.region.tail().store(self.tail, Ordering::Release);
+        self.side.region.tail().store(self.tail, Ordering::Release);
     }
 
     /// The length of the next record, if one is published.
@@ -721,7 +700,7 @@ impl Consumer {
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RingError> {
         let Some((len, foot)) = self.next()? else { return Ok(None) };
         let dst = buf.get_mut(..len).ok_or(RingError::BufferTooSmall { needed: len })?;
-        self.region.copy_out(self.tail + RECORD_HEADER as u64, dst);
+        self.side.region.copy_out(self.tail + RECORD_HEADER as u64, dst);
         self.advance(foot);
         Ok(Some(len))
     }
@@ -731,28 +710,28 @@ impl Consumer {
     pub fn try_pop_vec(&mut self) -> Result<Option<alloc::vec::Vec<u8>>, RingError> {
         let Some((len, foot)) = self.next()? else { return Ok(None) };
         let mut v = alloc::vec![0u8; len];
-        self.region.copy_out(self.tail + RECORD_HEADER as u64, &mut v);
+        self.side.region.copy_out(self.tail + RECORD_HEADER as u64, &mut v);
         self.advance(foot);
         Ok(Some(v))
     }
 
     /// Announces that the consumer is about to wait. See the module docs.
     pub fn prepare_sleep(&mut self) -> Result<SleepDecision, RingError> {
-        self.check()?;
+        self.side.check()?;
         if self.head != self.tail {
             return Ok(SleepDecision::DataReady);
         }
-        let sleeping = self.region.sleeping();
+        let sleeping = self.side.region.sleeping();
         sleeping.store(1, Ordering::Relaxed);
         // Read-modify-write of `head` (adds nothing): ordered after the flag store
         // (release) and paired with the producer's RMW in `publish`.
-        let h = self.region.head().fetch_add(0, Ordering::AcqRel);
+        let h = self.side.region.head().fetch_add(0, Ordering::AcqRel);
         if let Err(e) = self.accept_head(h) {
-            self.region.sleeping().store(0, Ordering::Relaxed);
+            self.side.region.sleeping().store(0, Ordering::Relaxed);
             return Err(e);
         }
         if self.head != self.tail {
-            self.region.sleeping().store(0, Ordering::Relaxed);
+            self.side.region.sleeping().store(0, Ordering::Relaxed);
             return Ok(SleepDecision::DataReady);
         }
         Ok(SleepDecision::MustWait)
@@ -760,19 +739,19 @@ impl Consumer {
 
     /// Withdraws a sleep announcement (after a wait that timed out).
     pub fn cancel_sleep(&mut self) {
-        self.region.sleeping().store(0, Ordering::Relaxed);
+        self.side.region.sleeping().store(0, Ordering::Relaxed);
     }
 
     /// Marks the channel failed (e.g. on teardown); both sides then report
     /// [`RingError::Corrupt`]`(reason)` (0 becomes [`reason::ABORTED`]).
     pub fn fail(&mut self, reason: u32) {
-        let _ = self.fail_with(reason);
+        let _ = self.side.fail_with(reason);
     }
 
     /// Checks the shared `failed` word now.
     pub fn status(&mut self) -> Result<(), RingError> {
-        self.check()?;
-        self.check_shared_failed()
+        self.side.check()?;
+        self.side.check_shared_failed()
     }
 }
 
