@@ -7,6 +7,8 @@
 #include <windows.h>
 #include <limits.h>
 
+#include "../wine-lpc/lpc.h"
+
 #define STATUS_INTERNAL_ERROR_CODE 0xC00000E5u
 
 /* advapi32!SystemFunction036, a.k.a. RtlGenRandom. */
@@ -48,7 +50,11 @@ BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len)
 BOOL WINAPI DllMainCRTStartup(HINSTANCE inst, DWORD reason, LPVOID reserved)
 {
     (void)reserved;
-    if (reason == DLL_PROCESS_ATTACH)
+    if (reason == DLL_PROCESS_ATTACH) {
         DisableThreadLibraryCalls(inst);
+        /* Every Rust program loads this DLL: it is how ntcomm's LPC for Wine gets into
+           user processes (compat/wine-lpc). A failure leaves Wine's stubs in place. */
+        ntcomm_lpc_install(0);
+    }
     return TRUE;
 }

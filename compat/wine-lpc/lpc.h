@@ -1,0 +1,16 @@
+/*
+ * ntcomm's LPC for Wine (Wine only). See README.md.
+ */
+#ifndef NTCOMM_WINE_LPC_H
+#define NTCOMM_WINE_LPC_H
+
+/*
+ * Points this process's ntdll Nt*Port entry points (and NtClose) at the
+ * implementations in lpc.c. `in_driver_host` is nonzero inside winedevice.exe:
+ * ntoskrnl's NtRequestPort is patched too, and messages are marked as sent from
+ * kernel mode. Returns nonzero when every entry point was patched; safe to call
+ * more than once; meant for DllMain (it allocates, patches and returns).
+ */
+int ntcomm_lpc_install(int in_driver_host);
+
+#endif

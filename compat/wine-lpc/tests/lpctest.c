@@ -1,0 +1,157 @@
+/*
+ * A user-mode check of ntcomm's Wine LPC, written only against the ntdll
+ * prototypes: a server thread and client threads in one process. Under Wine the
+ * Nt*Port calls work once bcryptprimitives.dll (the shim that carries the LPC)
+ * is loaded; a C program does not import it, so this one loads it first (the one
+ * Wine-specific line). Exit code 0: every check passed.
+ */
+#define WIN32_NO_STATUS
+#include <windows.h>
+#undef WIN32_NO_STATUS
+#include <ntstatus.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct { USHORT Length, MaximumLength; PWSTR Buffer; } USTR;
+typedef struct { ULONG Length; HANDLE Root; USTR *Name; ULONG Attributes; PVOID Sd, Qos; } OA;
+typedef struct {
+    USHORT DataLength, TotalLength, Type, DataInfoOffset;
+    ULONG64 Pid, Tid;
+    ULONG MessageId, Pad;
+    ULONG64 ClientViewSize;
+} PM;
+typedef struct { PM h; unsigned char body[648]; } LMSG;
+
+typedef LONG (NTAPI *CreatePort)(HANDLE *, OA *, ULONG, ULONG, ULONG);
+typedef LONG (NTAPI *ReplyWaitReceive)(HANDLE, PVOID *, PM *, PM *);
+typedef LONG (NTAPI *Accept)(HANDLE *, PVOID, PM *, BOOLEAN, PVOID, PVOID);
+typedef LONG (NTAPI *Complete)(HANDLE);
+typedef LONG (NTAPI *Connect)(HANDLE *, USTR *, PVOID, PVOID, PVOID, ULONG *, PVOID, ULONG *);
+typedef LONG (NTAPI *RequestWaitReply)(HANDLE, PM *, PM *);
+typedef LONG (NTAPI *Close)(HANDLE);
+
+static CreatePort pCreatePort;
+static ReplyWaitReceive pReplyWaitReceive;
+static Accept pAccept;
+static Complete pComplete;
+static Connect pConnect;
+static RequestWaitReply pRequest;
+static Close pClose;
+static int failures;
+static volatile LONG closed_seen;
+
+#define CHECK(c) do { if (!(c)) { printf("FAIL line %d: %s\n", __LINE__, #c); failures++; } } while (0)
+
+static USTR name(PWSTR s) { USTR u = { (USHORT)(wcslen(s) * 2), (USHORT)(wcslen(s) * 2), s }; return u; }
+
+static DWORD WINAPI server(void *arg)
+{
+    HANDLE port = arg;
+    LMSG m, r;
+    PM *reply = NULL;
+    for (;;) {
+        PVOID ctx = NULL;
+        LONG st = pReplyWaitReceive(port, &ctx, reply, &m.h);
+        reply = NULL;
+        if (st) { printf("server: receive %08lx\n", (unsigned long)st); return 0; }
+        switch (m.h.Type & 0xff) {
+        case 10: { /* connection request: refuse "no" */
+            HANDLE comm = NULL;
+            BOOLEAN ok = !(m.h.DataLength == 2 && !memcmp(m.body, "no", 2));
+            memcpy(m.body, "welcome", 7);
+            m.h.DataLength = 7;
+            m.h.TotalLength = sizeof(PM) + 7;
+            st = pAccept(&comm, (PVOID)0x1234, &m.h, ok, NULL, NULL);
+            CHECK(st == 0);
+            if (ok) CHECK(pComplete(comm) == 0);
+            break;
+        }
+        case 1: /* request: reply with the body reversed */
+            CHECK(ctx == (PVOID)0x1234);
+            r.h = m.h;
+            r.h.Type = 2;
+            for (int i = 0; i < m.h.DataLength; i++) r.body[i] = m.body[m.h.DataLength - 1 - i];
+            reply = &r.h;
+            break;
+        case 5:
+            InterlockedIncrement(&closed_seen);
+            break;
+        default:
+            printf("server: type %u\n", m.h.Type);
+        }
+    }
+}
+
+static DWORD WINAPI client(void *arg)
+{
+    USTR n = name(L"\\RPC Control\\ntcomm-lpctest");
+    HANDLE h = NULL;
+    ULONG maxm = 0, il = 5;
+    char info[128] = "hello";
+    LMSG q, r;
+    LONG st = pConnect(&h, &n, NULL, NULL, NULL, &maxm, info, &il);
+    CHECK(st == 0);
+    if (st) return 1;
+    CHECK(maxm == 512);
+    CHECK(il == 5); /* the reply info is cut to what we sent */
+    CHECK(!memcmp(info, "welco", 5));
+    for (int k = 0; k < (int)(ULONG_PTR)arg; k++) {
+        int len = k % 473;
+        memset(&q, 0, sizeof(q));
+        for (int i = 0; i < len; i++) q.body[i] = (unsigned char)(i + k);
+        q.h.DataLength = len;
+        q.h.TotalLength = sizeof(PM) + len;
+        st = pRequest(h, &q.h, &r.h);
+        CHECK(st == 0);
+        if (st) break;
+        CHECK(r.h.DataLength == len && (r.h.Type & 0xff) == 2);
+        for (int i = 0; i < len; i++) if (r.body[i] != (unsigned char)(len - 1 - i + k)) { CHECK(0); break; }
+    }
+    q.h.DataLength = 473;
+    q.h.TotalLength = sizeof(PM) + 473;
+    CHECK(pRequest(h, &q.h, &r.h) == STATUS_PORT_MESSAGE_TOO_LONG);
+    CHECK(pClose(h) == 0);
+    return 0;
+}
+
+int main(void)
+{
+    HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+    /* Wine only: load the DLL that installs ntcomm's LPC (absent: Windows' own LPC). */
+    LoadLibraryW(L"bcryptprimitives.dll");
+    pCreatePort = (CreatePort)GetProcAddress(nt, "NtCreatePort");
+    pReplyWaitReceive = (ReplyWaitReceive)GetProcAddress(nt, "NtReplyWaitReceivePort");
+    pAccept = (Accept)GetProcAddress(nt, "NtAcceptConnectPort");
+    pComplete = (Complete)GetProcAddress(nt, "NtCompleteConnectPort");
+    pConnect = (Connect)GetProcAddress(nt, "NtConnectPort");
+    pRequest = (RequestWaitReply)GetProcAddress(nt, "NtRequestWaitReplyPort");
+    pClose = (Close)GetProcAddress(nt, "NtClose");
+
+    USTR n = name(L"\\RPC Control\\ntcomm-lpctest");
+    OA oa = { sizeof(OA), NULL, &n, 0x40, NULL, NULL };
+    HANDLE port = NULL, h = NULL;
+    LONG st = pCreatePort(&port, &oa, 128, 512, 0);
+    CHECK(st == 0);
+    if (st) { printf("NtCreatePort %08lx\n", (unsigned long)st); return 1; }
+    HANDLE dup = NULL;
+    CHECK(pCreatePort(&dup, &oa, 128, 512, 0) == STATUS_OBJECT_NAME_COLLISION);
+    CloseHandle(CreateThread(NULL, 0, server, port, 0, NULL));
+
+    /* no such port, refused */
+    USTR none = name(L"\\RPC Control\\ntcomm-none");
+    ULONG il = 2;
+    char no[128] = "no";
+    CHECK(pConnect(&h, &none, NULL, NULL, NULL, NULL, NULL, NULL) == STATUS_OBJECT_NAME_NOT_FOUND);
+    CHECK(pConnect(&h, &n, NULL, NULL, NULL, NULL, no, &il) == STATUS_PORT_CONNECTION_REFUSED);
+
+    HANDLE t[4];
+    DWORD t0 = GetTickCount();
+    for (int i = 0; i < 4; i++) t[i] = CreateThread(NULL, 0, client, (PVOID)2500, 0, NULL);
+    WaitForMultipleObjects(4, t, TRUE, INFINITE);
+    printf("4 x 2500 requests in %lu ms\n", GetTickCount() - t0);
+    for (int i = 0; i < 50 && closed_seen < 4; i++) Sleep(20);
+    CHECK(closed_seen == 4);
+    CHECK(pClose(port) == 0);
+    printf(failures ? "lpctest: %d FAILED\n" : "lpctest: ok\n", failures);
+    return failures != 0;
+}
