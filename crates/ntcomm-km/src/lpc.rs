@@ -1,40 +1,44 @@
 //! The driver as an LPC client of a port a user-mode process created
 //! (`ntcomm_um::lpc::LpcServer`): connect by name with connection
-//! information, request/reply, datagrams.
+//! information, request/reply, datagrams, a section view for large payloads,
+//! and [`supervise`], which runs blocking LPC work for a pended request so
+//! that the request can be cancelled or time out while the work is stuck.
 //!
 //! LPC is undocumented; layouts and size rules are in [`ntcomm_proto::lpc`].
-//! Which exports exist (checked against Wine 8.0's `ntoskrnl.exe.spec` and
-//! `objdump -p` of its ntoskrnl.exe; the Windows list from the public
-//! references, not checked against a Windows ntoskrnl here):
+//! Exports used (the Windows column from the public references, not checked
+//! against a Windows ntoskrnl here):
 //!
 //! | export | Windows ntoskrnl | Wine 8 ntoskrnl |
 //! |---|---|---|
-//! | `ZwConnectPort` | exported | exported, forwards to ntdll's stub (`STATUS_NOT_IMPLEMENTED`) |
-//! | `ZwSecureConnectPort` | exported | same as above |
-//! | `ZwRequestWaitReplyPort` | exported | same as above |
-//! | `NtRequestPort` (datagram) | exported | **fatal stub**: calling it kills winedevice |
-//! | `ZwRequestPort` | not exported | not exported |
+//! | `ZwConnectPort` | exported | forwards to ntdll's stub (`STATUS_NOT_IMPLEMENTED`) unless ntcomm's compat LPC is loaded |
+//! | `ZwRequestWaitReplyPort` | exported | same |
+//! | `NtRequestPort` (datagram) | exported | **fatal stub** unless ntcomm's compat LPC is loaded: calling it kills winedevice |
 //!
-//! Status (issue 5 groundwork): compiled and linted only. Nothing in the
-//! demo driver calls it yet, so the driver's import table is unchanged.
-//! Never call [`LpcClient::datagram`] under a Wine without ntcomm's compat
-//! LPC (see docs/LPC.md).
-//!
-//! Every call here blocks (an LPC request waits for its reply without a
-//! timeout): call them from a system thread or work item, never from a
-//! dispatch routine (Wine runs all dispatch of a winedevice on one thread).
-//! The handle lives in the process the call ran in: connect from a system
-//! thread so it lands in the System process's table.
+//! Every call blocks (an LPC request waits for its reply without a timeout):
+//! call them from a system thread, never from a dispatch routine (Wine runs
+//! all dispatch of a winedevice on one thread). The port handle and the
+//! view live in the process the connect ran in: connect from a system
+//! thread, so that they land in the System process, and use the client from
+//! system threads.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::ffi::c_void;
 use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::time::Duration;
 
 use ntcomm_proto::lpc::{self as wire, MessageBuffer, PortMessage};
 use ntcomm_proto::NtStatus;
 
 use crate::handle::KernelHandle;
+use crate::irp::{Handled, Request};
+use crate::queue::IrpQueue;
+use crate::section::Section;
+use crate::security::SecurityDescriptor;
 use crate::string::UnicodeString;
+use crate::sync::{Event, EventKind, SpinLock};
+use crate::thread::SystemThread;
 use crate::{sys, Error};
 
 /// `SECURITY_QUALITY_OF_SERVICE` (x64: 12 bytes).
@@ -78,74 +82,229 @@ extern "system" {
     fn NtRequestPort(port: sys::HANDLE, request: *mut PortMessage) -> sys::NTSTATUS;
 }
 
-/// A connected LPC client port, closed on drop (the server then receives
-/// `LPC_PORT_CLOSED`).
+/// What went wrong with an LPC call, by cause. Each carries the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LpcError {
+    /// No server port of that name (`STATUS_OBJECT_NAME_NOT_FOUND`): the
+    /// server is not running.
+    NotRunning(Error),
+    /// The server refused the connection (`STATUS_PORT_CONNECTION_REFUSED`).
+    Refused(Error),
+    /// The server went away (`STATUS_PORT_DISCONNECTED`), or this client
+    /// was closed ([`LpcClient::close`]) while or before the call ran.
+    Disconnected(Error),
+    /// The message is longer than the port allows
+    /// (`STATUS_PORT_MESSAGE_TOO_LONG`); nothing was sent.
+    TooLong(Error),
+    /// The system has no LPC (`STATUS_NOT_IMPLEMENTED`: a Wine without
+    /// ntcomm's compat layer).
+    NotImplemented(Error),
+    /// Anything else.
+    Other(Error),
+}
+
+impl LpcError {
+    /// Classifies a failed call.
+    pub fn from_error(e: Error) -> Self {
+        match e.status {
+            NtStatus::STATUS_OBJECT_NAME_NOT_FOUND | NtStatus::STATUS_OBJECT_PATH_NOT_FOUND => Self::NotRunning(e),
+            s if s == wire::STATUS_PORT_CONNECTION_REFUSED => Self::Refused(e),
+            s if s == wire::STATUS_PORT_DISCONNECTED || s == wire::STATUS_INVALID_PORT_HANDLE => Self::Disconnected(e),
+            NtStatus::STATUS_INVALID_HANDLE => Self::Disconnected(e),
+            s if s == wire::STATUS_PORT_MESSAGE_TOO_LONG => Self::TooLong(e),
+            NtStatus::STATUS_NOT_IMPLEMENTED => Self::NotImplemented(e),
+            _ => Self::Other(e),
+        }
+    }
+
+    /// The underlying error (status and context).
+    pub fn error(&self) -> Error {
+        match *self {
+            Self::NotRunning(e)
+            | Self::Refused(e)
+            | Self::Disconnected(e)
+            | Self::TooLong(e)
+            | Self::NotImplemented(e)
+            | Self::Other(e) => e,
+        }
+    }
+
+    /// The status, e.g. to complete a request with.
+    pub fn status(&self) -> NtStatus {
+        self.error().status
+    }
+
+    fn check(status: i32, context: &'static str) -> Result<(), Self> {
+        Error::check(status, context).map_err(Self::from_error)
+    }
+}
+
+impl core::fmt::Display for LpcError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let what = match self {
+            Self::NotRunning(_) => "LPC server not running",
+            Self::Refused(_) => "LPC connection refused",
+            Self::Disconnected(_) => "LPC port disconnected",
+            Self::TooLong(_) => "LPC message too long",
+            Self::NotImplemented(_) => "no LPC on this system",
+            Self::Other(_) => "LPC call failed",
+        };
+        write!(f, "{what} ({})", self.error())
+    }
+}
+
+/// How to connect: security quality of service, and an optional section
+/// view shared with the server for payloads larger than a message.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnectOptions {
+    /// Passed to `ZwConnectPort`.
+    pub qos: SecurityQos,
+    /// Size of a section created for this connection and mapped on both
+    /// sides (`PORT_VIEW`); 0 for none.
+    pub view_size: usize,
+}
+
+/// The client's view of the section shared with the server. The server can
+/// write it at any time: it is hostile memory, reached only through copies.
+pub struct PortView {
+    base: *mut u8,
+    len: usize,
+    remote_base: u64,
+    _section: Section,
+}
+
+// SAFETY: the view is mapped for the life of the connection and only
+// reached through volatile copies.
+unsafe impl Send for PortView {}
+// SAFETY: as above.
+unsafe impl Sync for PortView {}
+
+impl PortView {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty (never, for a connected view).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the server mapped the same view (`ViewRemoteBase`), for
+    /// messages that point into it.
+    pub fn remote_base(&self) -> u64 {
+        self.remote_base
+    }
+
+    /// Copies `data` into the view at `offset`; `STATUS_INVALID_PARAMETER`
+    /// if it does not fit.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), Error> {
+        let end = offset.checked_add(data.len()).filter(|&e| e <= self.len);
+        if end.is_none() {
+            return Err(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC view write out of range"));
+        }
+        // SAFETY: in bounds (checked); the view is mapped while self lives;
+        // the peer may touch the same bytes, so no reference is formed.
+        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(offset), data.len()) };
+        Ok(())
+    }
+
+    /// Copies from the view at `offset` into `out`.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), Error> {
+        let end = offset.checked_add(out.len()).filter(|&e| e <= self.len);
+        if end.is_none() {
+            return Err(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC view read out of range"));
+        }
+        // SAFETY: as in `write`.
+        unsafe { ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+}
+
+/// A connected LPC client port. Closing it (explicitly or on drop) makes the
+/// server receive `LPC_PORT_CLOSED`.
 pub struct LpcClient {
-    handle: KernelHandle,
+    handle: AtomicPtr<c_void>,
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
     max_message: usize,
+    view: Option<PortView>,
 }
 
 impl LpcClient {
     /// Connects to the server port `name` (e.g. `\RPC Control\NtComm`)
     /// sending `connection_info` (at most
-    /// [`wire::LPC_MAX_CONNECTION_INFO_SIZE`] bytes). The server's reply
-    /// information is discarded; see [`LpcClient::connect_with`].
-    pub fn connect(name: &str, connection_info: &[u8]) -> Result<Self, Error> {
-        Self::connect_with(name, connection_info, &mut [], SecurityQos::default()).map(|(c, _)| c)
-    }
-
-    /// [`LpcClient::connect`] that also returns the server's connection
-    /// information in `reply_info` (its length as the second value; longer
-    /// information is cut to `reply_info.len()`).
-    ///
-    /// Errors: `STATUS_OBJECT_NAME_NOT_FOUND` (no server),
-    /// `STATUS_PORT_CONNECTION_REFUSED` (refused), `STATUS_NOT_IMPLEMENTED`
-    /// (a Wine without ntcomm's compat LPC), `STATUS_INVALID_PARAMETER`
-    /// (connection information too long).
-    pub fn connect_with(
+    /// [`wire::LPC_MAX_CONNECTION_INFO_SIZE`] bytes). The server's
+    /// connection information is copied into `reply_info` (cut to its
+    /// length); its length is the second value.
+    pub fn connect(
         name: &str,
         connection_info: &[u8],
         reply_info: &mut [u8],
-        qos: SecurityQos,
-    ) -> Result<(Self, usize), Error> {
+        options: ConnectOptions,
+    ) -> Result<(Self, usize), LpcError> {
         let mut info = [0u8; wire::LPC_MAX_CONNECTION_INFO_SIZE];
         info.get_mut(..connection_info.len())
-            .ok_or(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC connection information too long"))?
+            .ok_or(LpcError::Other(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC connection information too long")))?
             .copy_from_slice(connection_info);
         // Fits: at most 128.
         let mut info_len = connection_info.len() as u32;
-        let mut path = UnicodeString::new(name)?;
+        let mut path = UnicodeString::new(name).map_err(LpcError::Other)?;
         let mut raw = path.as_raw();
-        let mut qos = qos;
+        let mut qos = options.qos;
         let mut max_message: u32 = 0;
         let mut h: sys::HANDLE = ptr::null_mut();
-        // SAFETY: valid out-pointers; the name, QoS and the connection
-        // information buffer (128 bytes, the most LPC passes either way, with
-        // its in/out length) live for the call; no views.
+        let section = match options.view_size {
+            0 => None,
+            n => Some(Section::create(None, n, &SecurityDescriptor::system_and_admins().map_err(LpcError::Other)?).map_err(LpcError::Other)?),
+        };
+        let mut view = section.as_ref().map(|s| wire::PortView::new(s.raw_handle() as u64, 0, s.size() as u64));
+        let view_ptr = view.as_mut().map_or(ptr::null_mut(), |v| v as *mut wire::PortView);
+        // SAFETY: valid out-pointers; the name, QoS, the view description and
+        // the connection information buffer (128 bytes, the most LPC passes
+        // either way, with its in/out length) live for the call.
         let status = unsafe {
             ZwConnectPort(
                 &mut h,
                 &mut raw,
                 &mut qos,
-                ptr::null_mut(),
+                view_ptr,
                 ptr::null_mut(),
                 &mut max_message,
                 info.as_mut_ptr().cast(),
                 &mut info_len,
             )
         };
-        Error::check(status, "ZwConnectPort")?;
-        let handle = KernelHandle::from_raw(h).ok_or(Error::new(NtStatus::STATUS_UNSUCCESSFUL, "ZwConnectPort"))?;
+        LpcError::check(status, "ZwConnectPort")?;
+        let handle = KernelHandle::from_raw(h)
+            .ok_or(LpcError::Other(Error::new(NtStatus::STATUS_UNSUCCESSFUL, "ZwConnectPort returned no handle")))?;
         let got = (info_len as usize).min(info.len());
         let n = got.min(reply_info.len());
         if let (Some(dst), Some(src)) = (reply_info.get_mut(..n), info.get(..n)) {
             dst.copy_from_slice(src);
         }
+        let view = match (section, view) {
+            (Some(section), Some(v)) => {
+                if v.view_base == 0 || v.view_size < section.size() as u64 {
+                    return Err(LpcError::Other(Error::new(NtStatus::STATUS_INVALID_VIEW_SIZE, "ZwConnectPort mapped no view")));
+                }
+                Some(PortView { base: v.view_base as *mut u8, len: section.size(), remote_base: v.view_remote_base, _section: section })
+            }
+            _ => None,
+        };
         let max_message = match max_message as usize {
             0 => wire::PORT_MAXIMUM_MESSAGE_LENGTH,
             m => m.min(wire::PORT_MAXIMUM_MESSAGE_LENGTH),
         };
-        Ok((Self { handle, max_message }, got))
+        let client = Self {
+            handle: AtomicPtr::new(handle.raw()),
+            closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_message,
+            view,
+        };
+        core::mem::forget(handle); // owned by `client` from here (closed in `close`)
+        Ok((client, got))
     }
 
     /// The port's maximum message length (header included) as the server set it.
@@ -153,47 +312,212 @@ impl LpcClient {
         self.max_message
     }
 
-    /// The largest request or reply body.
+    /// The largest request, reply or datagram body.
     pub fn max_body(&self) -> usize {
         self.max_message.saturating_sub(wire::PORT_MESSAGE_LEN)
     }
 
+    /// The section view shared with the server, if one was asked for.
+    pub fn view(&self) -> Option<&PortView> {
+        self.view.as_ref()
+    }
+
+    /// Whether [`LpcClient::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the port now: the server receives `LPC_PORT_CLOSED`, later
+    /// calls fail with [`LpcError::Disconnected`]. Under ntcomm's compat
+    /// LPC a request blocked in another thread returns at once; on Windows
+    /// (not verified here) it may stay blocked until the server replies or
+    /// goes away. The view stays mapped until the client is dropped.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let h = self.handle.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !h.is_null() {
+            // A call that read the handle just before the swap may reach
+            // the system after this close; the port call then fails on a
+            // stale handle (a type-checked error), never touches memory.
+            drop(KernelHandle::from_raw(h));
+        }
+    }
+
+    fn enter(&self) -> Result<Guard<'_>, LpcError> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let g = Guard(self);
+        let h = self.handle.load(Ordering::Acquire);
+        if h.is_null() {
+            return Err(LpcError::Disconnected(Error::new(wire::STATUS_PORT_DISCONNECTED, "LPC client closed")));
+        }
+        Ok(g)
+    }
+
     /// Sends `body` and waits (without a timeout: LPC has none) for the
     /// reply, whose body is copied into `reply`; returns its length.
-    /// A body over [`LpcClient::max_body`] is `STATUS_PORT_MESSAGE_TOO_LONG`
-    /// before anything is sent; a reply longer than `reply` is
+    /// A body over [`LpcClient::max_body`] is [`LpcError::TooLong`] before
+    /// anything is sent; a reply longer than `reply` is
     /// `STATUS_BUFFER_OVERFLOW` (the reply is consumed).
-    pub fn request(&self, body: &[u8], reply: &mut [u8]) -> Result<usize, Error> {
+    pub fn request(&self, body: &[u8], reply: &mut [u8]) -> Result<usize, LpcError> {
         let mut req = Box::new(MessageBuffer::default());
         let mut rep = Box::new(MessageBuffer::default());
         let h = PortMessage::default();
-        wire::encode(&h, body, self.max_message, &mut req.0)
-            .map_err(|e| Error::new(e.status(), "LPC request"))?;
-        // SAFETY: our port handle; both buffers are 8-aligned and hold
+        wire::encode(&h, body, self.max_message, &mut req.0).map_err(|e| LpcError::TooLong(Error::new(e.status(), "LPC request")))?;
+        let _g = self.enter()?;
+        let handle = self.handle.load(Ordering::Acquire);
+        // SAFETY: our port handle (or, after a racing close, a stale value
+        // the call rejects); both buffers are 8-aligned and hold
         // PORT_TOTAL_MAXIMUM_MESSAGE_LENGTH bytes; the request is checked.
-        let status = unsafe {
-            ZwRequestWaitReplyPort(self.handle.raw(), req.0.as_mut_ptr().cast(), rep.0.as_mut_ptr().cast())
-        };
-        Error::check(status, "ZwRequestWaitReplyPort")?;
-        let m = wire::parse(&rep.0).map_err(|e| Error::new(e.status(), "LPC reply"))?;
+        let status = unsafe { ZwRequestWaitReplyPort(handle, req.0.as_mut_ptr().cast(), rep.0.as_mut_ptr().cast()) };
+        LpcError::check(status, "ZwRequestWaitReplyPort")?;
+        let m = wire::parse(&rep.0).map_err(|e| LpcError::Other(Error::new(e.status(), "LPC reply")))?;
         let dst = reply
             .get_mut(..m.body.len())
-            .ok_or(Error::new(NtStatus::STATUS_BUFFER_OVERFLOW, "LPC reply longer than the buffer"))?;
+            .ok_or(LpcError::Other(Error::new(NtStatus::STATUS_BUFFER_OVERFLOW, "LPC reply longer than the buffer")))?;
         dst.copy_from_slice(m.body);
         Ok(m.body.len())
     }
 
     /// Sends `body` as a datagram (no reply) with `NtRequestPort`.
     ///
-    /// Under Wine 8 without ntcomm's compat LPC, `NtRequestPort` is a fatal
-    /// stub: this call kills the winedevice process. Do not call it there.
-    pub fn datagram(&self, body: &[u8]) -> Result<(), Error> {
+    /// Under a Wine without ntcomm's compat LPC, `NtRequestPort` is a fatal
+    /// stub: this call kills the winedevice process.
+    pub fn datagram(&self, body: &[u8]) -> Result<(), LpcError> {
         let mut req = Box::new(MessageBuffer::default());
         let h = PortMessage::default();
-        wire::encode(&h, body, self.max_message, &mut req.0)
-            .map_err(|e| Error::new(e.status(), "LPC datagram"))?;
-        // SAFETY: our port handle and a checked message in an aligned buffer.
-        let status = unsafe { NtRequestPort(self.handle.raw(), req.0.as_mut_ptr().cast()) };
-        Error::check(status, "NtRequestPort")
+        wire::encode(&h, body, self.max_message, &mut req.0).map_err(|e| LpcError::TooLong(Error::new(e.status(), "LPC datagram")))?;
+        let _g = self.enter()?;
+        let handle = self.handle.load(Ordering::Acquire);
+        // SAFETY: as in `request`; a checked message in an aligned buffer.
+        let status = unsafe { NtRequestPort(handle, req.0.as_mut_ptr().cast()) };
+        LpcError::check(status, "NtRequestPort")
     }
 }
+
+struct Guard<'a>(&'a LpcClient);
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for LpcClient {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// How a supervised request ended, for counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The work finished and completed the request.
+    Finished,
+    /// The caller cancelled the request; the client was closed.
+    Cancelled,
+    /// The timeout passed; the request was completed with
+    /// `STATUS_IO_TIMEOUT` and the client closed.
+    TimedOut,
+}
+
+/// Runs `work` (blocking LPC calls on `client`) on a system thread for the
+/// pended `req`, so that no dispatch routine ever waits on LPC:
+/// - when `work` returns first, `complete` completes the request with its
+///   result;
+/// - when the caller cancels the request first, it is completed with
+///   `STATUS_CANCELLED` at once and `client` is closed, so the work ends;
+/// - when `timeout` passes first, it is completed with `STATUS_IO_TIMEOUT`
+///   and `client` is closed.
+///
+/// `done` is called last, on the supervising thread, with how it ended.
+/// Returns the [`Handled`] for dispatch and the supervising thread (join it,
+/// by dropping, before unload).
+pub fn supervise<R, W, C, D>(
+    client: Arc<LpcClient>,
+    req: Request,
+    timeout: Option<Duration>,
+    work: W,
+    complete: C,
+    done: D,
+) -> (Handled, Option<SystemThread>)
+where
+    R: Send + 'static,
+    W: FnOnce(&Arc<LpcClient>) -> R + Send + 'static,
+    C: FnOnce(Request, R) -> Handled + Send + 'static,
+    D: FnOnce(Ending) + Send + 'static,
+{
+    let wake = Arc::new(Event::new(EventKind::Synchronization, false));
+    let queue = Arc::new(IrpQueue::with_cancel_event(wake.clone()));
+    let handled = queue.pend(req);
+    // If this thread cannot start, dropping the closure drops the queue,
+    // which completes the request with STATUS_CANCELLED; nothing else ran.
+    let supervisor = SystemThread::spawn(move || {
+        let result: Arc<SpinLock<Option<R>>> = Arc::new(SpinLock::new(None));
+        let finished = Arc::new(AtomicBool::new(false));
+        let (c2, r2, f2, w2) = (client.clone(), result.clone(), finished.clone(), wake.clone());
+        let worker = SystemThread::spawn(move || {
+            let r = work(&c2);
+            *r2.lock() = Some(r);
+            f2.store(true, Ordering::Release);
+            w2.set();
+        });
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                crate::kprintln!("lpc::supervise: no worker thread: {}", e);
+                queue.close(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+                done(Ending::Finished);
+                return;
+            }
+        };
+        let deadline = timeout.map(|t| crate::time::interrupt_time().saturating_add(duration_100ns(t)));
+        let ending = loop {
+            if finished.load(Ordering::Acquire) {
+                break Ending::Finished;
+            }
+            if queue.is_empty() {
+                break Ending::Cancelled;
+            }
+            let left = deadline.map(|d| d.saturating_sub(crate::time::interrupt_time()));
+            if left == Some(0) {
+                break Ending::TimedOut;
+            }
+            wake.wait(left.map(|l| Duration::from_nanos(l.saturating_mul(100))));
+        };
+        match ending {
+            Ending::Finished => {
+                let r = result.lock().take();
+                match (queue.pop(), r) {
+                    (Some(req), Some(r)) => {
+                        let _ = complete(req, r);
+                    }
+                    (Some(req), None) => {
+                        let _ = req.complete(NtStatus::STATUS_INTERNAL_ERROR, 0);
+                    }
+                    _ => {} // cancelled just as the work ended
+                }
+            }
+            Ending::TimedOut => {
+                queue.close(NtStatus::STATUS_IO_TIMEOUT);
+                client.close();
+            }
+            Ending::Cancelled => client.close(),
+        }
+        drop(worker); // joins: the work ends once the client is closed
+        done(ending);
+    });
+    match supervisor {
+        Ok(s) => (handled, Some(s)),
+        Err(e) => {
+            crate::kprintln!("lpc::supervise: no supervisor thread: {}", e);
+            (handled, None)
+        }
+    }
+}
+
+fn duration_100ns(d: Duration) -> u64 {
+    (d.as_nanos() / 100).min(u64::MAX as u128) as u64
+}
+

@@ -18,13 +18,14 @@
 //! linked through `Tail.Overlay.ListEntry`, so queueing never allocates.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use ntcomm_proto::NtStatus;
 
 use crate::irp::{self, FileId, Handled, Request};
-use crate::sync::SpinLock;
+use crate::sync::{Event, SpinLock};
 use crate::sys::{self, IRP, LIST_ENTRY};
 
 /// A FIFO of pended requests that handles cancellation.
@@ -34,6 +35,8 @@ pub struct IrpQueue {
 
 struct Inner {
     list: SpinLock<List>,
+    /// Set after a cancel routine completed one of our requests.
+    on_cancel: Option<Arc<Event>>,
     /// Requests unlinked by us whose cancel routine has yet to run.
     orphans: AtomicUsize,
 }
@@ -73,7 +76,19 @@ unsafe fn unlink(e: *mut LIST_ENTRY) {
 impl IrpQueue {
     /// An empty, open queue.
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// An empty, open queue that sets `event` each time the caller cancels
+    /// one of its requests (after completing it), so that a thread waiting
+    /// for the request's work learns of it without polling.
+    pub fn with_cancel_event(event: Arc<Event>) -> Self {
+        Self::build(Some(event))
+    }
+
+    fn build(on_cancel: Option<Arc<Event>>) -> Self {
         let inner = Box::new(Inner {
+            on_cancel,
             list: SpinLock::new(List {
                 head: LIST_ENTRY { Flink: core::ptr::null_mut(), Blink: core::ptr::null_mut() },
                 len: 0,
@@ -258,11 +273,16 @@ unsafe extern "system" fn cancel_routine(_device: *mut sys::DEVICE_OBJECT, irp: 
             unlink(e);
             l.len = l.len.saturating_sub(1);
         }
+        // Taken under the lock: once it is released the queue may be dropped.
+        let notify = inner.on_cancel.clone();
         drop(l);
         if orphaned {
             // Last touch of `inner`.
             inner.orphans.fetch_sub(1, Ordering::AcqRel);
         }
         irp::complete_raw(irp, NtStatus::STATUS_CANCELLED, 0);
+        if let Some(ev) = notify {
+            ev.set();
+        }
     }
 }

@@ -56,6 +56,12 @@ impl Section {
         self.size
     }
 
+    /// The handle, for a system call that takes the section (e.g. LPC's
+    /// `PORT_VIEW`).
+    pub(crate) fn raw_handle(&self) -> sys::HANDLE {
+        self.handle.raw()
+    }
+
     fn map(&self, process: sys::HANDLE) -> Result<(NonNull<u8>, usize), Error> {
         let mut base = core::ptr::null_mut();
         let mut view = 0usize;

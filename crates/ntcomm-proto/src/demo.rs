@@ -122,6 +122,175 @@ pub const PORT_ASK: Ioctl<PortAsk, PortTally> =
 pub const USER_COPY_PROBE: Ioctl<u64, u32> =
     Ioctl::new("USER_COPY_PROBE", DEVICE_TYPE, 13, Method::Buffered, Access::READ, Len::of::<u64>(), Len::of::<u32>());
 
+/// The LPC port a user-mode server creates (`ntcomm lpc-server`) and the
+/// driver connects to.
+pub const LPC_PORT_NAME: &str = r"\RPC Control\NtCommDemo";
+/// The connection information of a demo client; the demo server refuses
+/// any other.
+pub const LPC_CONNECT_INFO: &[u8] = b"ntcomm-demo/lpc/1";
+/// The connection information the demo server answers with.
+pub const LPC_SERVER_INFO: &[u8] = b"ntcomm-lpc-server/1";
+/// Largest section view a connection asks for.
+pub const LPC_MAX_VIEW: usize = 4 << 20;
+/// Most worker threads of one `LPC_ASK`.
+pub const LPC_MAX_WORKERS: u32 = 16;
+
+/// The driver connects to an LPC server (replacing its current connection)
+/// from a system thread; pends until the server accepted or refused (the
+/// caller may cancel it). Fails with the connect status:
+/// `STATUS_OBJECT_NAME_NOT_FOUND` (no server), `STATUS_PORT_CONNECTION_REFUSED`.
+pub const LPC_CONNECT: Ioctl<LpcConnect, LpcConnected> =
+    Ioctl::new("LPC_CONNECT", DEVICE_TYPE, 14, Method::Buffered, Access::WRITE, Len::of::<LpcConnect>(), Len::of::<LpcConnected>());
+/// The driver calls the connected server from worker threads and completes
+/// with the tally; cancellable, and bounded by its timeout (both close the
+/// connection, so the workers end).
+pub const LPC_ASK: Ioctl<LpcAsk, LpcTally> =
+    Ioctl::new("LPC_ASK", DEVICE_TYPE, 15, Method::Buffered, Access::WRITE, Len::of::<LpcAsk>(), Len::of::<LpcTally>());
+/// The driver closes its connection (the server sees the port closed).
+pub const LPC_DISCONNECT: Ioctl<(), ()> =
+    Ioctl::new("LPC_DISCONNECT", DEVICE_TYPE, 16, Method::Buffered, Access::WRITE, Len::NONE, Len::NONE);
+
+/// Input of [`LPC_CONNECT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LpcConnect {
+    /// Bytes of `info` to send (at most 128).
+    pub info_len: u32,
+    /// Size of a section view to share with the server (0: none; at most
+    /// [`LPC_MAX_VIEW`]).
+    pub view_size: u32,
+    /// Zero.
+    pub reserved: [u32; 2],
+    /// Connection information.
+    pub info: [u8; 128],
+}
+
+impl LpcConnect {
+    /// A request to connect with `info` (cut to 128 bytes).
+    pub fn new(info: &[u8], view_size: u32) -> Self {
+        let mut c = Self { info_len: 0, view_size, reserved: [0; 2], info: [0; 128] };
+        let n = info.len().min(128);
+        if let (Some(d), Some(s)) = (c.info.get_mut(..n), info.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        c.info_len = n as u32;
+        c
+    }
+}
+
+/// Output of [`LPC_CONNECT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LpcConnected {
+    /// The port's maximum message length, header included.
+    pub max_message: u32,
+    /// Bytes of `info` the server answered.
+    pub info_len: u32,
+    /// The view's size (0: none).
+    pub view_size: u64,
+    /// The server's connection information.
+    pub info: [u8; 128],
+}
+
+/// [`LpcAsk::kind`]: requests that wait for a reply.
+pub const LPC_KIND_REQUEST: u32 = 0;
+/// [`LpcAsk::kind`]: datagrams (no reply).
+pub const LPC_KIND_DATAGRAM: u32 = 1;
+/// [`LpcAsk::kind`]: requests whose payload (`view_len` bytes) travels in
+/// the connection's view; the message carries an [`LpcViewRequest`].
+pub const LPC_KIND_VIEW: u32 = 2;
+
+/// Input of [`LPC_ASK`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LpcAsk {
+    /// [`LPC_KIND_REQUEST`], [`LPC_KIND_DATAGRAM`] or [`LPC_KIND_VIEW`].
+    pub kind: u32,
+    /// Worker threads (1..=[`LPC_MAX_WORKERS`]), each with its own requests.
+    pub workers: u32,
+    /// Requests per worker.
+    pub count: u32,
+    /// Body bytes of each message (0..=472; more is refused by the port,
+    /// which the tally reports).
+    pub body_len: u32,
+    /// Milliseconds before the whole ask is abandoned (0: none).
+    pub timeout_ms: u32,
+    /// [`LPC_KIND_VIEW`]: payload bytes per request, at most the view.
+    pub view_len: u32,
+}
+
+/// Output of [`LPC_ASK`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LpcTally {
+    /// Messages sent.
+    pub sent: u64,
+    /// Replies that matched their request ([`lpc_answer`]).
+    pub replied: u64,
+    /// Replies that did not.
+    pub mismatched: u64,
+    /// Calls that failed.
+    pub failed: u64,
+    /// The first failure's NTSTATUS (0: none).
+    pub first_error: i32,
+    /// Zero.
+    pub reserved: u32,
+    /// Round trips measured in the driver, as [`PortTally::rtt_hist`].
+    pub rtt_hist: [u64; RTT_BUCKETS],
+}
+
+impl Default for LpcTally {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+
+/// The message of an [`LPC_KIND_VIEW`] request: where the payload is in the
+/// view and its checksum. The reply is an [`LpcViewReply`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LpcViewRequest {
+    /// Offset in the view.
+    pub offset: u64,
+    /// Payload bytes.
+    pub len: u64,
+    /// [`checksum`] of the payload as the driver wrote it.
+    pub checksum: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// The reply to an [`LpcViewRequest`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct LpcViewReply {
+    /// [`checksum`] of the payload as the server read it.
+    pub checksum: u32,
+    /// 1 if it equals the request's.
+    pub matched: u32,
+}
+
+/// Fills an LPC request body for request `seq`: a demo record when long
+/// enough, else bytes derived from `seq`; either way distinct per `seq`.
+pub fn lpc_fill_request(seq: u64, body: &mut [u8]) {
+    if !fill_record(seq, body) {
+        for (i, b) in body.iter_mut().enumerate() {
+            *b = (seq as u8).wrapping_add(i as u8).wrapping_mul(31);
+        }
+    }
+}
+
+/// The demo server's answer to a request body: the bytes reversed, each
+/// XOR 0x5A, written to `out`; returns its length, `None` if `out` is
+/// shorter.
+pub fn lpc_answer(request: &[u8], out: &mut [u8]) -> Option<usize> {
+    let out = out.get_mut(..request.len())?;
+    for (o, r) in out.iter_mut().zip(request.iter().rev()) {
+        *o = r ^ 0x5A;
+    }
+    Some(request.len())
+}
+
 /// [`USER_COPY_PROBE`]: the copy worked.
 pub const PROBE_OK: u32 = 0;
 /// [`USER_COPY_PROBE`]: refused, not a user-mode address range.
@@ -452,6 +621,16 @@ pub struct Stats {
     pub port_disconnects: u64,
     /// Messages clients sent to the port.
     pub port_messages: u64,
+    /// 1 while the driver holds an LPC connection.
+    pub lpc_connected: u64,
+    /// LPC connects that succeeded since load.
+    pub lpc_connects: u64,
+    /// LPC replies received that matched their request.
+    pub lpc_replies: u64,
+    /// LPC datagrams sent.
+    pub lpc_datagrams: u64,
+    /// LPC calls that failed.
+    pub lpc_failures: u64,
 }
 
 #[cfg(test)]
@@ -460,6 +639,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::vec;
+
+    #[test]
+    fn lpc_answers_differ_per_request_and_size() {
+        for len in [0usize, 1, 11, 12, 100, 472] {
+            let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+            lpc_fill_request(7, &mut a);
+            lpc_fill_request(8, &mut b);
+            if len > 0 {
+                assert_ne!(a, b, "len {len}");
+            }
+            let mut out = vec![0u8; len];
+            assert_eq!(lpc_answer(&a, &mut out), Some(len));
+            let mut back = vec![0u8; len];
+            assert_eq!(lpc_answer(&out, &mut back), Some(len));
+            assert_eq!(back, a);
+        }
+        assert_eq!(lpc_answer(&[1, 2], &mut [0u8; 1]), None);
+    }
 
     proptest! {
         #[test]

@@ -81,15 +81,15 @@ pub const PORT_CONNECT: u32 = 0x0001;
 pub const PORT_ALL_ACCESS: u32 = 0x000F_0000 | 0x0010_0000 | 0x1;
 
 /// `STATUS_PORT_MESSAGE_TOO_LONG`.
-pub const STATUS_PORT_MESSAGE_TOO_LONG: NtStatus = NtStatus(0xC000_002Fu32 as i32);
+pub const STATUS_PORT_MESSAGE_TOO_LONG: NtStatus = NtStatus::STATUS_PORT_MESSAGE_TOO_LONG;
 /// `STATUS_PORT_CONNECTION_REFUSED`: the server refused the connection.
-pub const STATUS_PORT_CONNECTION_REFUSED: NtStatus = NtStatus(0xC000_0041u32 as i32);
+pub const STATUS_PORT_CONNECTION_REFUSED: NtStatus = NtStatus::STATUS_PORT_CONNECTION_REFUSED;
 /// `STATUS_INVALID_PORT_HANDLE`.
-pub const STATUS_INVALID_PORT_HANDLE: NtStatus = NtStatus(0xC000_0042u32 as i32);
+pub const STATUS_INVALID_PORT_HANDLE: NtStatus = NtStatus::STATUS_INVALID_PORT_HANDLE;
 /// `STATUS_REPLY_MESSAGE_MISMATCH`: a reply for no waiting request.
-pub const STATUS_REPLY_MESSAGE_MISMATCH: NtStatus = NtStatus(0xC000_021Fu32 as i32);
+pub const STATUS_REPLY_MESSAGE_MISMATCH: NtStatus = NtStatus::STATUS_REPLY_MESSAGE_MISMATCH;
 /// `STATUS_LPC_REPLY_LOST`: the server's port closed before it replied.
-pub const STATUS_LPC_REPLY_LOST: NtStatus = NtStatus(0xC000_0253u32 as i32);
+pub const STATUS_LPC_REPLY_LOST: NtStatus = NtStatus::STATUS_LPC_REPLY_LOST;
 /// `STATUS_PORT_DISCONNECTED` (also in [`crate::status`]).
 pub const STATUS_PORT_DISCONNECTED: NtStatus = NtStatus::STATUS_PORT_DISCONNECTED;
 

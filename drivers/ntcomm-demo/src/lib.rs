@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+mod lpc;
 mod port;
 mod rings;
 
@@ -83,6 +84,7 @@ struct Demo {
     pipe: Arc<PipeLog>,
     rings: rings::Rings,
     ports: port::Ports,
+    lpc: lpc::Lpc,
     pipe_writer: SpinLock<Option<SystemThread>>,
     writes_refused: AtomicU64,
     events_delivered: AtomicU64,
@@ -104,6 +106,9 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::RING_STATUS, |d: &Demo, r| d.rings.status(r)),
     IoctlHandler::new(&proto::PORT_ASK, |d: &Demo, r| d.ports.ask(r)),
     IoctlHandler::new(&proto::USER_COPY_PROBE, Demo::user_copy_probe),
+    IoctlHandler::new(&proto::LPC_CONNECT, |d: &Demo, r| d.lpc.connect(r)),
+    IoctlHandler::new(&proto::LPC_ASK, |d: &Demo, r| d.lpc.ask(r)),
+    IoctlHandler::new(&proto::LPC_DISCONNECT, |d: &Demo, r| d.lpc.disconnect(r)),
 ];
 
 impl Demo {
@@ -147,6 +152,7 @@ impl Demo {
             pipe,
             rings: rings::Rings::new(),
             ports: port::Ports::new(&device),
+            lpc: lpc::Lpc::new(),
             pipe_writer: SpinLock::new(Some(pipe_writer)),
             writes_refused: AtomicU64::new(0),
             events_delivered: AtomicU64::new(0),
@@ -204,6 +210,11 @@ impl Demo {
             port_refused: ports.counters.refused.load(Ordering::Relaxed),
             port_disconnects: ports.counters.disconnects.load(Ordering::Relaxed),
             port_messages: ports.counters.messages.load(Ordering::Relaxed),
+            lpc_connected: self.lpc.connected() as u64,
+            lpc_connects: self.lpc.counters.connects.load(Ordering::Relaxed),
+            lpc_replies: self.lpc.counters.replies.load(Ordering::Relaxed),
+            lpc_datagrams: self.lpc.counters.datagrams.load(Ordering::Relaxed),
+            lpc_failures: self.lpc.counters.failures.load(Ordering::Relaxed),
         })
     }
 
@@ -413,6 +424,7 @@ impl DeviceOperations for Demo {
         self.waiters.drain_file(file, NtStatus::STATUS_CANCELLED);
         self.delayed.queue.drain_file(file, NtStatus::STATUS_CANCELLED);
         self.rings.close(file);
+        self.lpc.cleanup(file);
     }
 
     fn close(&self, _file: FileId) {
@@ -482,6 +494,7 @@ impl DeviceOperations for Demo {
         drop(self.pipe_writer.lock().take());
         self.rings.shutdown();
         self.ports.shutdown();
+        self.lpc.shutdown();
         let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
             + self.waiters.close(NtStatus::STATUS_CANCELLED)
             + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);

@@ -1,0 +1,346 @@
+//! The driver as an LPC client of a user-mode server (`ntcomm lpc-server`):
+//! `LPC_CONNECT` connects from a system thread, `LPC_ASK` calls the server
+//! from worker threads under [`ntcomm_km::lpc::supervise`] (so the request
+//! can be cancelled or time out while a call is stuck), `LPC_DISCONNECT`
+//! closes. Dispatch never waits on LPC.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::time::Duration;
+
+use ntcomm_km::ioctl::IoctlRequest;
+use ntcomm_km::irp::Handled;
+use ntcomm_km::lpc::{self, ConnectOptions, Ending, LpcClient, LpcError};
+use ntcomm_km::queue::IrpQueue;
+use ntcomm_km::sync::SpinLock;
+use ntcomm_km::thread::SystemThread;
+use ntcomm_km::{time, NtStatus};
+use ntcomm_proto::demo::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewReply, LpcViewRequest};
+use ntcomm_proto::lpc::MAX_BODY;
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Largest body an ask may ask for: above the port's maximum on purpose
+/// (the port refuses it, which the tally reports), bounded for allocation.
+const MAX_ASK_BODY: usize = 1024;
+
+/// Counters for `GET_STATS`.
+#[derive(Default)]
+pub struct LpcCounters {
+    pub connects: AtomicU64,
+    pub replies: AtomicU64,
+    pub datagrams: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+pub struct Lpc {
+    current: Arc<SpinLock<Option<Arc<LpcClient>>>>,
+    /// Connecting requests, cancellable while the connect runs.
+    connecting: Arc<IrpQueue>,
+    threads: SpinLock<Vec<SystemThread>>,
+    pub counters: Arc<LpcCounters>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Lpc {
+    pub fn new() -> Self {
+        Self {
+            current: Arc::new(SpinLock::new(None)),
+            connecting: Arc::new(IrpQueue::new()),
+            threads: SpinLock::new(Vec::new()),
+            counters: Arc::new(LpcCounters::default()),
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.current.lock().as_ref().is_some_and(|c| !c.is_closed())
+    }
+
+    fn keep(&self, t: SystemThread) {
+        let done: Vec<SystemThread> = {
+            let mut all = self.threads.lock();
+            let (done, running): (Vec<_>, Vec<_>) = all.drain(..).partition(|t| t.is_finished());
+            *all = running;
+            all.push(t);
+            done
+        };
+        drop(done); // finished: joining does not wait
+    }
+
+    /// `LPC_CONNECT`.
+    pub fn connect(&self, req: IoctlRequest) -> Handled {
+        let c: LpcConnect = match req.input_as() {
+            Ok(c) => c,
+            Err(s) => return req.fail(s),
+        };
+        let info_len = c.info_len as usize;
+        if info_len > c.info.len() || c.view_size as usize > proto::LPC_MAX_VIEW || c.reserved != [0; 2] {
+            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            return req.fail(NtStatus::STATUS_DELETE_PENDING);
+        }
+        let request = match req.into_request() {
+            Ok(r) => r,
+            Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
+        };
+        let file = request.file();
+        let handled = self.connecting.pend(request);
+        let (queue, current, counters) = (self.connecting.clone(), self.current.clone(), self.counters.clone());
+        let run = move || {
+            let mut reply = [0u8; 128];
+            let info = c.info.get(..info_len).unwrap_or(&[]);
+            let options = ConnectOptions { view_size: c.view_size as usize, ..ConnectOptions::default() };
+            let outcome = LpcClient::connect(proto::LPC_PORT_NAME, info, &mut reply, options);
+            // The request of this connect (by file; one connect per handle at a time
+            // is the protocol), unless the caller cancelled it meanwhile.
+            let Some(request) = queue.pop_if(|r| r.file() == file) else {
+                return; // cancelled: a connected client is dropped, which closes it
+            };
+            let Ok(req) = IoctlRequest::from_request(request) else { return };
+            match outcome {
+                Ok((client, n)) => {
+                    let out = LpcConnected {
+                        max_message: client.max_message() as u32,
+                        info_len: n.min(reply.len()) as u32,
+                        view_size: client.view().map_or(0, |v| v.len() as u64),
+                        info: reply,
+                    };
+                    counters.connects.fetch_add(1, Ordering::Relaxed);
+                    let old = current.lock().replace(Arc::new(client));
+                    drop(old); // closes the previous connection, if any
+                    let _ = req.reply(&out);
+                }
+                Err(e) => {
+                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    let _ = req.fail(e.status());
+                }
+            }
+        };
+        match SystemThread::spawn(run) {
+            Ok(t) => self.keep(t),
+            Err(_) => {
+                let _ = self.connecting.pop_if(|r| r.file() == file).map(|r| r.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES));
+            }
+        }
+        handled
+    }
+
+    /// `LPC_DISCONNECT`.
+    pub fn disconnect(&self, req: IoctlRequest) -> Handled {
+        let old = self.current.lock().take();
+        match old {
+            Some(c) => {
+                c.close();
+                req.reply(&())
+            }
+            None => req.fail(NtStatus::STATUS_PORT_DISCONNECTED),
+        }
+    }
+
+    /// `LPC_ASK`.
+    pub fn ask(&self, req: IoctlRequest) -> Handled {
+        let ask: LpcAsk = match req.input_as() {
+            Ok(a) => a,
+            Err(s) => return req.fail(s),
+        };
+        let Some(client) = self.current.lock().clone().filter(|c| !c.is_closed()) else {
+            return req.fail(NtStatus::STATUS_PORT_DISCONNECTED);
+        };
+        let view_ok = match ask.kind {
+            proto::LPC_KIND_VIEW => client.view().is_some_and(|v| {
+                let need = (ask.view_len as usize).checked_mul(ask.workers as usize);
+                ask.view_len as usize >= proto::RECORD_MIN && need.is_some_and(|n| n <= v.len())
+            }),
+            proto::LPC_KIND_REQUEST | proto::LPC_KIND_DATAGRAM => ask.view_len == 0,
+            _ => false,
+        };
+        if !view_ok || !(1..=proto::LPC_MAX_WORKERS).contains(&ask.workers) || ask.body_len as usize > MAX_ASK_BODY {
+            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
+        }
+        let request = match req.into_request() {
+            Ok(r) => r,
+            Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
+        };
+        let timeout = (ask.timeout_ms != 0).then(|| Duration::from_millis(ask.timeout_ms.into()));
+        let (counters, stopping) = (self.counters.clone(), self.stopping.clone());
+        let (current, failed_client) = (self.current.clone(), client.clone());
+        let (handled, supervisor) = lpc::supervise(
+            client,
+            request,
+            timeout,
+            move |client: &Arc<LpcClient>| run_ask(client, ask, &counters, &stopping),
+            |request, tally: LpcTally| match IoctlRequest::from_request(request) {
+                Ok(r) => r.reply(&tally),
+                Err(r) => r.fail(NtStatus::STATUS_INVALID_PARAMETER),
+            },
+            move |ending| {
+                if ending != Ending::Finished {
+                    // Cancelled or timed out: that connection is closed; forget it.
+                    let mut cur = current.lock();
+                    if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &failed_client)) {
+                        *cur = None;
+                    }
+                }
+            },
+        );
+        if let Some(t) = supervisor {
+            self.keep(t);
+        }
+        handled
+    }
+
+    /// The handle closed: its pending connect ends (the connection itself is
+    /// the driver's, not the handle's, and stays).
+    pub fn cleanup(&self, file: ntcomm_km::irp::FileId) {
+        self.connecting.drain_file(file, NtStatus::STATUS_CANCELLED);
+    }
+
+    /// Unload: close the connection (the server sees the port closed), fail
+    /// pending connects, join every thread.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let old = self.current.lock().take();
+        if let Some(c) = old {
+            c.close();
+        }
+        self.connecting.close(NtStatus::STATUS_CANCELLED);
+        let threads = core::mem::take(&mut *self.threads.lock());
+        drop(threads);
+    }
+}
+
+/// The work of one ask: `workers` threads, each sending `count` messages.
+fn run_ask(client: &Arc<LpcClient>, ask: LpcAsk, counters: &Arc<LpcCounters>, stopping: &Arc<AtomicBool>) -> LpcTally {
+    let total = Arc::new(SpinLock::new(LpcTally::default()));
+    let mut workers = Vec::new();
+    for w in 0..ask.workers {
+        let (t, cl, c, s) = (total.clone(), client.clone(), counters.clone(), stopping.clone());
+        match SystemThread::spawn(move || {
+            let mine = ask_some(&cl, ask, w, &c, &s);
+            merge(&mut t.lock(), &mine);
+        }) {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                let mut t = total.lock();
+                t.failed += u64::from(ask.count);
+                if t.first_error == 0 {
+                    t.first_error = e.status.0;
+                }
+            }
+        }
+    }
+    drop(workers); // joins
+    let tally = *total.lock();
+    tally
+}
+
+fn merge(into: &mut LpcTally, from: &LpcTally) {
+    into.sent += from.sent;
+    into.replied += from.replied;
+    into.mismatched += from.mismatched;
+    into.failed += from.failed;
+    if into.first_error == 0 {
+        into.first_error = from.first_error;
+    }
+    for (a, b) in into.rtt_hist.iter_mut().zip(from.rtt_hist.iter()) {
+        *a += b;
+    }
+}
+
+fn fail(t: &mut LpcTally, counters: &LpcCounters, e: &LpcError) {
+    t.failed += 1;
+    counters.failures.fetch_add(1, Ordering::Relaxed);
+    if t.first_error == 0 {
+        t.first_error = e.status().0;
+    }
+}
+
+/// One worker: `count` messages of request numbers `worker << 32 | i`.
+fn ask_some(client: &LpcClient, ask: LpcAsk, worker: u32, counters: &LpcCounters, stopping: &AtomicBool) -> LpcTally {
+    let mut t = LpcTally::default();
+    let body_len = ask.body_len as usize;
+    let mut body = Vec::new();
+    let mut payload = Vec::new();
+    let view_len = ask.view_len as usize;
+    if body.try_reserve_exact(body_len).is_err() || payload.try_reserve_exact(view_len).is_err() {
+        t.failed = u64::from(ask.count);
+        t.first_error = NtStatus::STATUS_INSUFFICIENT_RESOURCES.0;
+        return t;
+    }
+    body.resize(body_len, 0);
+    payload.resize(view_len, 0);
+    let mut reply = [0u8; MAX_BODY];
+    let mut expect = [0u8; MAX_ASK_BODY];
+    let view_offset = view_len * worker as usize;
+    for i in 0..ask.count {
+        if stopping.load(Ordering::Acquire) {
+            break;
+        }
+        let seq = (u64::from(worker) << 32) | u64::from(i);
+        let started = time::interrupt_time();
+        let outcome = match ask.kind {
+            proto::LPC_KIND_DATAGRAM => {
+                proto::lpc_fill_request(seq, &mut body);
+                client.datagram(&body).map(|()| {
+                    counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                    true
+                })
+            }
+            proto::LPC_KIND_VIEW => {
+                proto::lpc_fill_request(seq, &mut payload);
+                let Some(view) = client.view() else { break };
+                if view.write(view_offset, &payload).is_err() {
+                    break;
+                }
+                let vr = LpcViewRequest {
+                    offset: view_offset as u64,
+                    len: view_len as u64,
+                    checksum: proto::checksum(&payload),
+                    reserved: 0,
+                };
+                client.request(vr.as_bytes(), &mut reply).map(|n| {
+                    reply.get(..n).and_then(|r| LpcViewReply::read_from_bytes(r).ok()).is_some_and(|r| r.checksum == vr.checksum && r.matched == 1)
+                })
+            }
+            _ => {
+                proto::lpc_fill_request(seq, &mut body);
+                let want = proto::lpc_answer(&body, &mut expect);
+                client.request(&body, &mut reply).map(|n| match (want, expect.get(..n), reply.get(..n)) {
+                    (Some(w), Some(e), Some(r)) => w == n && e == r,
+                    _ => false,
+                })
+            }
+        };
+        match outcome {
+            Ok(matched) => {
+                t.sent += 1;
+                if ask.kind == proto::LPC_KIND_DATAGRAM {
+                    continue;
+                }
+                if matched {
+                    t.replied += 1;
+                    counters.replies.fetch_add(1, Ordering::Relaxed);
+                    let us = time::interrupt_time().saturating_sub(started) / 10;
+                    if let Some(b) = t.rtt_hist.get_mut(proto::rtt_bucket(us)) {
+                        *b += 1;
+                    }
+                } else {
+                    t.mismatched += 1;
+                }
+            }
+            Err(e) => {
+                let gone = matches!(e, LpcError::Disconnected(_));
+                fail(&mut t, counters, &e);
+                if gone {
+                    // The server (or our end) is gone: the rest would fail the same way.
+                    let left = u64::from(ask.count - i - 1);
+                    t.failed += left;
+                    break;
+                }
+            }
+        }
+    }
+    t
+}
