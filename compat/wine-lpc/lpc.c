@@ -447,11 +447,17 @@ static void object_close(struct object *o)
     InterlockedExchange(&o->closed, 1);
     SetEvent(o->stop);
     switch (o->kind) {
-    case K_SERVER:
+    case K_SERVER: {
+        HANDLE claim;
         AcquireSRWLockExclusive(&o->u.server.lock);
         WakeAllConditionVariable(&o->u.server.ready);
         ReleaseSRWLockExclusive(&o->u.server.lock);
+        /* The name is free once this returns: no listening instance, no claim. */
+        if (o->u.server.listener) WaitForSingleObject(o->u.server.listener, 5000);
+        claim = InterlockedExchangePointer(&o->u.server.claim, NULL);
+        if (claim) CloseHandle(claim);
         break;
+    }
     case K_COMM:
         /* The client sees the pipe break: its next request fails PORT_DISCONNECTED.
            The server closed it itself: no LPC_PORT_CLOSED for it. */
@@ -687,7 +693,7 @@ static NTSTATUS NTAPI lpc_NtCreatePort(HANDLE *out, NT_OBJECT_ATTRIBUTES *oa, UL
         st = STATUS_INSUFFICIENT_RESOURCES;
         goto fail;
     }
-    CloseHandle(t);
+    s->listener = t;
     if ((st = object_publish(o, out))) {
         object_close(o);
         goto fail;

@@ -394,6 +394,7 @@ impl Workspace {
         self.ensure_shim_built()?;
         self.ensure_prefix()?;
         self.ensure_shim_installed()?;
+        self.ensure_lpc_helper()?;
         // Not fatal here: a half-written compat crate must not stop every other command
         // (`build` builds them again and fails properly).
         if let Err(e) = self.build_flt(Profile::Debug).and_then(|()| self.install_flt(Profile::Debug)) {
@@ -504,8 +505,10 @@ impl Workspace {
     fn ensure_shim_built(&self) -> Result {
         let src = self.shim_src();
         let (c, def) = (src.join("prng.c"), src.join("bcryptprimitives.def"));
+        let lpc = self.root.join("compat/wine-lpc");
+        let (lpc_c, lpc_h) = (lpc.join("lpc.c"), lpc.join("lpc.h"));
         let out = self.shim_out();
-        if !newer_than(&[c.clone(), def.clone()], &out) {
+        if !newer_than(&[c.clone(), def.clone(), lpc_c.clone(), lpc_h.clone()], &out) {
             eprintln!("  found bcryptprimitives shim: {}", out.display());
             return Ok(());
         }
@@ -518,10 +521,44 @@ impl Workspace {
                 .arg("-o")
                 .arg(&tmp)
                 .arg(&c)
+                .arg(&lpc_c)
                 .arg(&def)
                 .args(["-ladvapi32", "-lkernel32"]),
         )?;
         fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
+        Ok(())
+    }
+
+    /// Builds compat/wine-lpc's helper driver (the LPC implementation in
+    /// winedevice.exe) and copies it to the prefix's system32\drivers, where
+    /// the CLI's rig finds it (`rig::wine_lpc_helper`).
+    fn ensure_lpc_helper(&self) -> Result {
+        let src = self.root.join("compat/wine-lpc");
+        let inputs = [src.join("helper.c"), src.join("lpc.c"), src.join("lpc.h")];
+        let out = self.wine_dir().join("ntcomm_lpc.sys");
+        if newer_than(&inputs, &out) {
+            let tmp = out.with_extension("sys.tmp");
+            check(
+                Command::new(MINGW_GCC)
+                    .args(["-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-nostdlib", "-s"])
+                    .args(["-Wl,--subsystem,native", "-Wl,--entry,LpcHelperEntry", "-o"])
+                    .arg(&tmp)
+                    .arg(&inputs[0])
+                    .arg(&inputs[1])
+                    .arg("-lkernel32"),
+            )?;
+            fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
+        }
+        let dest = self.prefix().join("drive_c/windows/system32/drivers/ntcomm_lpc.sys");
+        let built = fs::read(&out).context(|| format!("read {}", out.display()))?;
+        if fs::read(&dest).is_ok_and(|cur| cur == built) {
+            eprintln!("  found installed: {}", dest.display());
+            return Ok(());
+        }
+        eprintln!("$ cp {} {}", out.display(), dest.display());
+        let tmp = dest.with_extension("tmp");
+        fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
         Ok(())
     }
 
@@ -732,6 +769,21 @@ impl Workspace {
         status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg(windows_path(&sys)))
     }
 
+    /// Builds compat/wine-lpc's C check (server and clients in one process,
+    /// written against the ntdll prototypes only) and runs it under Wine.
+    fn lpc_c_test(&self) -> Result<i32> {
+        let out = self.wine_dir().join("lpc-test");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let exe = out.join("lpctest.exe");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Werror", "-o"])
+                .arg(&exe)
+                .arg(self.root.join("compat/wine-lpc/tests/lpctest.c")),
+        )?;
+        status(self.wine_cmd("wine", &self.prefix()).arg(&exe))
+    }
+
     // ----- test ------------------------------------------------------------------------
 
     fn test(&self, profile: Profile, extra: &[String]) -> Result<ExitCode> {
@@ -801,6 +853,10 @@ impl Workspace {
             step("Wine fltmgr.sys: C minifilter + fltuser.h client", self.fltmgr_c_test());
             self.kill_wineserver();
         }
+
+        // (b'') the Wine LPC on its own: a C server and C clients in one process.
+        step("Wine LPC: C server + clients (compat/wine-lpc)", self.lpc_c_test());
+        self.kill_wineserver();
 
         // (c) lints of the kernel-mode crates
         let mut c = self.cargo();

@@ -236,7 +236,9 @@ impl LpcClient {
     /// sending `connection_info` (at most
     /// [`wire::LPC_MAX_CONNECTION_INFO_SIZE`] bytes). The server's
     /// connection information is copied into `reply_info` (cut to its
-    /// length); its length is the second value.
+    /// length); its length is the second value. LPC passes connection
+    /// information both ways in one buffer whose length is what the client
+    /// sent: a longer answer is cut to `connection_info.len()`.
     pub fn connect(
         name: &str,
         connection_info: &[u8],

@@ -125,11 +125,46 @@ pub const USER_COPY_PROBE: Ioctl<u64, u32> =
 /// The LPC port a user-mode server creates (`ntcomm lpc-server`) and the
 /// driver connects to.
 pub const LPC_PORT_NAME: &str = r"\RPC Control\NtCommDemo";
+/// Longest port name [`lpc_port_name`] writes, in UTF-16 units.
+pub const LPC_PORT_NAME_MAX: usize = 48;
+
+/// The name of demo LPC server `instance` (see [`LpcConnect::instance`])
+/// into `out`; returns its length.
+pub fn lpc_port_name(instance: u32, out: &mut [u8; LPC_PORT_NAME_MAX]) -> usize {
+    let mut digits = [0u8; 11];
+    let mut d = digits.len();
+    if instance != 0 {
+        let mut v = instance;
+        for slot in digits.iter_mut().rev() {
+            if v == 0 {
+                break;
+            }
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+            d -= 1;
+        }
+        d -= 1;
+        if let Some(dash) = digits.get_mut(d) {
+            *dash = b'-';
+        }
+    }
+    let suffix = digits.get(d..).unwrap_or(&[]);
+    let mut n = 0;
+    for (o, b) in out.iter_mut().zip(LPC_PORT_NAME.as_bytes().iter().chain(suffix)) {
+        *o = *b;
+        n += 1;
+    }
+    n
+}
+
 /// The connection information of a demo client; the demo server refuses
 /// any other.
 pub const LPC_CONNECT_INFO: &[u8] = b"ntcomm-demo/lpc/1";
-/// The connection information the demo server answers with.
-pub const LPC_SERVER_INFO: &[u8] = b"ntcomm-lpc-server/1";
+/// The connection information the demo server answers with. LPC carries
+/// connection information both ways in one buffer of the length the client
+/// sent, so an answer is cut to that length: this one is shorter than
+/// [`LPC_CONNECT_INFO`].
+pub const LPC_SERVER_INFO: &[u8] = b"ntcomm-lpc-srv/1";
 /// Largest section view a connection asks for.
 pub const LPC_MAX_VIEW: usize = 4 << 20;
 /// Most worker threads of one `LPC_ASK`.
@@ -159,8 +194,11 @@ pub struct LpcConnect {
     /// Size of a section view to share with the server (0: none; at most
     /// [`LPC_MAX_VIEW`]).
     pub view_size: u32,
+    /// Which server: 0 for [`LPC_PORT_NAME`], n for `LPC_PORT_NAME-n`
+    /// (tests run several servers side by side).
+    pub instance: u32,
     /// Zero.
-    pub reserved: [u32; 2],
+    pub reserved: u32,
     /// Connection information.
     pub info: [u8; 128],
 }
@@ -168,7 +206,7 @@ pub struct LpcConnect {
 impl LpcConnect {
     /// A request to connect with `info` (cut to 128 bytes).
     pub fn new(info: &[u8], view_size: u32) -> Self {
-        let mut c = Self { info_len: 0, view_size, reserved: [0; 2], info: [0; 128] };
+        let mut c = Self { info_len: 0, view_size, instance: 0, reserved: 0, info: [0; 128] };
         let n = info.len().min(128);
         if let (Some(d), Some(s)) = (c.info.get_mut(..n), info.get(..n)) {
             d.copy_from_slice(s);
@@ -639,6 +677,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::vec;
+
+    #[test]
+    fn lpc_port_names() {
+        let mut b = [0u8; LPC_PORT_NAME_MAX];
+        let n = lpc_port_name(0, &mut b);
+        assert_eq!(&b[..n], LPC_PORT_NAME.as_bytes());
+        let n = lpc_port_name(4_294_967_295, &mut b);
+        assert_eq!(core::str::from_utf8(&b[..n]).unwrap(), "\\RPC Control\\NtCommDemo-4294967295");
+        let n = lpc_port_name(7, &mut b);
+        assert_eq!(core::str::from_utf8(&b[..n]).unwrap(), "\\RPC Control\\NtCommDemo-7");
+    }
 
     #[test]
     fn lpc_answers_differ_per_request_and_size() {

@@ -6,11 +6,12 @@
 //! from the system [`LpcError::Status`]. Message layouts and size rules are
 //! in [`ntcomm_proto::lpc`].
 //!
-//! Status (issue 5 groundwork): written against the layouts and signatures
-//! of the public references (ReactOS, Process Hacker/System Informer). It has
-//! NOT run against a working LPC yet: Wine 8's entry points all return
-//! `STATUS_NOT_IMPLEMENTED` and `NtReplyPort`/`NtRequestPort` are not exported
-//! there; it has not been run on Windows.
+//! Written against the layouts and signatures of the public references
+//! (ReactOS, Process Hacker/System Informer). Verified under Wine with
+//! ntcomm's compat LPC (`compat/wine-lpc`), which does not export
+//! `NtReplyPort`/`NtRequestPort` to user mode ([`LpcServer::reply`] and
+//! [`Connection::datagram`] are [`LpcError::Missing`] there). Not run on
+//! Windows.
 //!
 //! ```text
 //! LpcServer::create(name, max_connection_info, max_message) / create_with_sd(.., sd)
@@ -379,12 +380,40 @@ pub struct Connection {
     handle: PortHandle,
     client: ClientId,
     max_message: usize,
+    /// The client's section view as mapped here (`REMOTE_PORT_VIEW`), valid
+    /// while the connection is open.
+    view: Option<(usize, usize)>,
 }
+
+// SAFETY: a port handle and the address of a view mapped for its lifetime.
+unsafe impl Send for Connection {}
+// SAFETY: as above; the view is only reached through copies.
+unsafe impl Sync for Connection {}
 
 impl Connection {
     /// The connected client.
     pub fn client(&self) -> ClientId {
         self.client
+    }
+
+    /// Size of the section view the client shared at connect (0: none).
+    pub fn view_len(&self) -> usize {
+        self.view.map_or(0, |(_, len)| len)
+    }
+
+    /// Copies `out.len()` bytes at `offset` of the client's view. The
+    /// client may write the view at any time: this is a copy of what was
+    /// there, to validate afterwards. Out of range (or no view) is
+    /// [`LpcError::Message`] (`BadLengths`).
+    pub fn read_view(&self, offset: usize, out: &mut [u8]) -> Result<()> {
+        let (base, len) = self.view.ok_or(LpcError::Message(wire::LpcError::BadLengths))?;
+        if offset.checked_add(out.len()).is_none_or(|end| end > len) {
+            return Err(LpcError::Message(wire::LpcError::BadLengths));
+        }
+        // SAFETY: in range of a view mapped while this connection lives;
+        // no reference to the shared bytes is formed.
+        unsafe { ptr::copy_nonoverlapping((base + offset) as *const u8, out.as_mut_ptr(), out.len()) };
+        Ok(())
     }
 
     /// Sends a datagram to the client (`NtRequestPort`; not exported by Wine 8).
@@ -531,16 +560,20 @@ impl LpcServer {
         let max = wire::PORT_MESSAGE_LEN + self.max_connection_info;
         wire::encode(&req.header, reply_info, max, &mut buf.0)?;
         let mut h: Handle = ptr::null_mut();
+        let mut client_view = wire::RemotePortView::new();
         // SAFETY: out-pointer, the connection request header (with our reply
-        // info) in an aligned buffer; no views.
+        // info) in an aligned buffer, a REMOTE_PORT_VIEW for the client's
+        // view (filled when it offered one); no server view.
         let status = unsafe {
-            accept(&mut h, context as *mut c_void, buf.0.as_mut_ptr().cast(), 1, ptr::null_mut(), ptr::null_mut())
+            accept(&mut h, context as *mut c_void, buf.0.as_mut_ptr().cast(), 1, ptr::null_mut(), &mut client_view)
         };
         check("NtAcceptConnectPort", status)?;
         let handle = PortHandle(h);
         // SAFETY: the communication port just accepted.
         check("NtCompleteConnectPort", unsafe { complete(handle.0) })?;
-        Ok(Connection { handle, client: req.client, max_message: self.max_message })
+        let view = (req.client_view_size != 0 && client_view.view_base != 0)
+            .then_some((client_view.view_base as usize, client_view.view_size as usize));
+        Ok(Connection { handle, client: req.client, max_message: self.max_message, view })
     }
 
     /// Refuses a connection: the client's connect fails

@@ -266,6 +266,20 @@ impl Sc {
 /// `what` if it holds a NUL.
 /// The image path the service is configured with.
 pub fn image_path(name: &str) -> Result<String> {
+    config(name).map(|c| c.image_path)
+}
+
+/// The load order group the service is configured with ("" for none).
+pub fn load_order_group(name: &str) -> Result<String> {
+    config(name).map(|c| c.load_order_group)
+}
+
+struct Config {
+    image_path: String,
+    load_order_group: String,
+}
+
+fn config(name: &str) -> Result<Config> {
     let svc = Sc::open_service(name, SERVICE_QUERY_CONFIG)?;
     let mut needed = 0u32;
     // SAFETY: sizing call with no buffer.
@@ -277,21 +291,55 @@ pub fn image_path(name: &str) -> Result<String> {
     if unsafe { QueryServiceConfigW(svc.0, buf.as_mut_ptr().cast(), size, &mut needed) } == 0 {
         return Err(Error::last_with(|| format!("QueryServiceConfigW {name}")));
     }
-    // SAFETY: the call filled a QUERY_SERVICE_CONFIGW at the start of `buf`,
-    // whose string pointers point into `buf` (NUL-terminated).
-    let path = unsafe {
-        let cfg = &*(buf.as_ptr() as *const QUERY_SERVICE_CONFIGW);
-        let p = cfg.lpBinaryPathName;
+    /// # Safety
+    /// `p` is null or a NUL-terminated wide string.
+    unsafe fn text(p: *const u16) -> String {
         if p.is_null() {
-            return Ok(String::new());
+            return String::new();
         }
         let mut n = 0;
-        while *p.add(n) != 0 {
-            n += 1;
+        // SAFETY: per the contract, readable up to its NUL.
+        unsafe {
+            while *p.add(n) != 0 {
+                n += 1;
+            }
+            String::from_utf16_lossy(core::slice::from_raw_parts(p, n))
         }
-        String::from_utf16_lossy(core::slice::from_raw_parts(p, n))
+    }
+    // SAFETY: the call filled a QUERY_SERVICE_CONFIGW at the start of `buf`,
+    // whose string pointers are null or point into `buf` (NUL-terminated).
+    let cfg = unsafe {
+        let cfg = &*(buf.as_ptr() as *const QUERY_SERVICE_CONFIGW);
+        Config { image_path: text(cfg.lpBinaryPathName), load_order_group: text(cfg.lpLoadOrderGroup) }
     };
-    Ok(path)
+    Ok(cfg)
+}
+
+/// Sets the service's load order group (the service must be stopped for it
+/// to take effect).
+pub fn set_load_order_group(name: &str, group: &str) -> Result<()> {
+    let w_group = wide(group, "load order group")?;
+    let svc = Sc::open_service(name, SERVICE_CHANGE_CONFIG)?;
+    // SAFETY: an open service handle; only the group changes.
+    let ok = unsafe {
+        ChangeServiceConfigW(
+            svc.0,
+            SERVICE_NO_CHANGE,
+            SERVICE_NO_CHANGE,
+            SERVICE_NO_CHANGE,
+            ptr::null(),
+            w_group.as_ptr(),
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null(),
+            ptr::null(),
+            ptr::null(),
+        )
+    };
+    if ok == 0 {
+        return Err(Error::last_with(|| format!("ChangeServiceConfigW {name} (group {group})")));
+    }
+    Ok(())
 }
 
 /// Points an installed service at another image (the service must be

@@ -75,7 +75,7 @@ impl Lpc {
             Err(s) => return req.fail(s),
         };
         let info_len = c.info_len as usize;
-        if info_len > c.info.len() || c.view_size as usize > proto::LPC_MAX_VIEW || c.reserved != [0; 2] {
+        if info_len > c.info.len() || c.view_size as usize > proto::LPC_MAX_VIEW || c.reserved != 0 {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
         if self.stopping.load(Ordering::Acquire) {
@@ -92,7 +92,10 @@ impl Lpc {
             let mut reply = [0u8; 128];
             let info = c.info.get(..info_len).unwrap_or(&[]);
             let options = ConnectOptions { view_size: c.view_size as usize, ..ConnectOptions::default() };
-            let outcome = LpcClient::connect(proto::LPC_PORT_NAME, info, &mut reply, options);
+            let mut name = [0u8; proto::LPC_PORT_NAME_MAX];
+            let n = proto::lpc_port_name(c.instance, &mut name);
+            let name = core::str::from_utf8(name.get(..n).unwrap_or(&[])).unwrap_or(proto::LPC_PORT_NAME);
+            let outcome = LpcClient::connect(name, info, &mut reply, options);
             // The request of this connect (by file; one connect per handle at a time
             // is the protocol), unless the caller cancelled it meanwhile.
             let Some(request) = queue.pop_if(|r| r.file() == file) else {

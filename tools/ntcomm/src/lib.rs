@@ -9,3 +9,5 @@ pub mod rig;
 pub mod bench;
 #[cfg(windows)]
 pub mod demo;
+#[cfg(windows)]
+pub mod lpc_server;

@@ -56,6 +56,16 @@ mod cli {
         },
         /// Round-trip latency and throughput of each channel.
         Bench(BenchCmd),
+        /// Serve the demo's LPC port (the driver connects with LPC_CONNECT)
+        /// until killed.
+        LpcServer {
+            /// Server instance: 0 is \RPC Control\NtCommDemo, n is ...NtCommDemo-n.
+            #[arg(long, default_value_t = 0)]
+            instance: u32,
+            /// Never answer requests (to test a server that hangs).
+            #[arg(long)]
+            stall: bool,
+        },
     }
 
     #[derive(Subcommand, Debug)]
@@ -126,6 +136,7 @@ mod cli {
         match cli.command {
             Command::Driver { action } => driver(action),
             Command::Demo { driver } => with_driver(driver.as_deref(), demo::run),
+            Command::LpcServer { instance, stall } => lpc_server(instance, stall),
             Command::Bench(b) => {
                 let opts = bench::Options {
                     json: b.json,
@@ -146,6 +157,28 @@ mod cli {
         }
     }
 
+    fn lpc_server(instance: u32, stall: bool) -> ExitCode {
+        use ntcomm::lpc_server::{self as server, ServerOptions, ServerStats};
+        let name = server::port_name(instance);
+        let port = match server::create(instance) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("ntcomm: LPC port {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("serving LPC port {name}");
+        let stats = ServerStats::default();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        match server::serve(port, ServerOptions { stall }, &stats, &stop) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ntcomm: LPC port {name}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
     /// Resolves the driver image and hands it to `f`, which returns the exit code.
     fn with_driver(explicit: Option<&Path>, f: impl FnOnce(&Path) -> ExitCode) -> ExitCode {
         match rig::driver_path(explicit) {
@@ -162,13 +195,10 @@ mod cli {
         let result = match action {
             DriverAction::Install { driver } => {
                 return with_driver(driver.as_deref(), |image| {
-                    report(
-                        service::install(name, "ntcomm reference driver", image),
-                        &format!("installed service {name} for {}", image.display()),
-                    )
+                    report(rig::install(image), &format!("installed service {name} for {}", image.display()))
                 })
             }
-            DriverAction::Start => service::start(name).map(|()| format!("service {name} running")),
+            DriverAction::Start => rig::start().map(|()| format!("service {name} running")),
             DriverAction::Stop => service::stop(name).map(|()| format!("service {name} stopped")),
             DriverAction::Uninstall => service::uninstall(name).map(|()| format!("service {name} uninstalled")),
             DriverAction::Status => service::status(name).map(|s| format!("{name}: {s}")),

@@ -6,7 +6,26 @@
 use std::path::{Path, PathBuf};
 
 use ntcomm_proto::demo;
-use ntcomm_um::{service, Device, ErrorKind, Result};
+use ntcomm_um::service::{self, InstallOptions, ServiceState};
+use ntcomm_um::{Device, ErrorKind, Result};
+
+/// The demo driver's service group (`lpLoadOrderGroup`). Windows uses it only
+/// for boot ordering; under Wine, drivers of one group share a winedevice
+/// process, which is how ntcomm's Wine LPC reaches the driver (see
+/// [`wine_lpc_helper`]).
+pub const DRIVER_GROUP: &str = "NtComm";
+
+/// Installs the demo driver's service for `image`, in [`DRIVER_GROUP`].
+pub fn install(image: &Path) -> Result<()> {
+    let options = InstallOptions { load_order_group: Some(DRIVER_GROUP.into()) };
+    service::install_with(demo::SERVICE_NAME, "ntcomm reference driver", image, &options)
+}
+
+/// Starts the demo driver (after the Wine LPC helper, under Wine).
+pub fn start() -> Result<()> {
+    wine_lpc_helper()?;
+    service::start(demo::SERVICE_NAME)
+}
 
 /// The driver image to use: `explicit`, else `$NTCOMM_DRIVER`, else
 /// `ntcomm_demo.sys` beside the running executable (or its parent, for test
@@ -28,7 +47,7 @@ pub fn driver_path(explicit: Option<&Path>) -> Option<PathBuf> {
 /// release build is asked for) is stopped and pointed at `image` first, so
 /// the driver that runs is the one asked for.
 pub fn ensure_running(image: &Path) -> Result<()> {
-    match service::install(demo::SERVICE_NAME, "ntcomm reference driver", image) {
+    match install(image) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::ServiceExists => {
             let want = service::windows_image_path(image)?;
@@ -37,16 +56,68 @@ pub fn ensure_running(image: &Path) -> Result<()> {
                 service::stop(demo::SERVICE_NAME)?;
                 service::set_image_path(demo::SERVICE_NAME, image)?;
             }
+            if !service::load_order_group(demo::SERVICE_NAME)?.eq_ignore_ascii_case(DRIVER_GROUP) {
+                service::stop(demo::SERVICE_NAME)?;
+                service::set_load_order_group(demo::SERVICE_NAME, DRIVER_GROUP)?;
+            }
         }
         Err(e) => return Err(e),
     }
-    service::start(demo::SERVICE_NAME)
+    start()
 }
 
 /// Stops the driver (completing whatever it has pended) and starts it again.
 pub fn restart() -> Result<()> {
     service::stop(demo::SERVICE_NAME)?;
-    service::start(demo::SERVICE_NAME)
+    start()
+}
+
+// ----- Wine only: the one place where the CLI knows about Wine --------------------------
+
+/// The service of ntcomm's Wine LPC helper driver (`compat/wine-lpc`).
+pub const WINE_LPC_SERVICE: &str = "NtCommWineLpc";
+
+/// Under Wine, with ntcomm's compat LPC installed in the prefix
+/// (`system32\drivers\ntcomm_lpc.sys`, put there by `cargo xtask setup`):
+/// installs its helper driver in [`DRIVER_GROUP`] and starts it before the
+/// demo driver, so that it patches LPC into the winedevice process the
+/// demo driver then loads into. If the demo driver already runs without
+/// it, the demo driver is stopped first (it restarts in the helper's
+/// process). Elsewhere (Windows, or Wine without the compat layer) it does
+/// nothing.
+pub fn wine_lpc_helper() -> Result<()> {
+    if !is_wine() {
+        return Ok(());
+    }
+    let Some(root) = std::env::var_os("SystemRoot").or_else(|| std::env::var_os("windir")) else { return Ok(()) };
+    let helper = Path::new(&root).join(r"system32\drivers\ntcomm_lpc.sys");
+    if !helper.is_file() {
+        return Ok(());
+    }
+    let options = InstallOptions { load_order_group: Some(DRIVER_GROUP.into()) };
+    match service::install_with(WINE_LPC_SERVICE, "ntcomm LPC for Wine", &helper, &options) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::ServiceExists => {}
+        Err(e) => return Err(e),
+    }
+    if service::status(WINE_LPC_SERVICE)? == ServiceState::Running {
+        return Ok(());
+    }
+    if service::status(demo::SERVICE_NAME)? == ServiceState::Running {
+        service::stop(demo::SERVICE_NAME)?;
+    }
+    service::start(WINE_LPC_SERVICE)
+}
+
+#[cfg(windows)]
+fn is_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    let name: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
+    // SAFETY: NUL-terminated names; ntdll is mapped in every process.
+    unsafe {
+        let ntdll = GetModuleHandleW(name.as_ptr());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
 }
 
 /// For test suites: the driver found by [`driver_path`], running, and a
