@@ -20,7 +20,7 @@ use ntcomm_proto::{Ioctl, NtStatus};
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{Completion, CompletionPort, Device, ErrorKind, PipeServer, PortClient, RingChannel};
 
-use crate::rig;
+use crate::{lpc_server, rig};
 
 /// How long a step waits for a completion (or a request to be pended)
 /// before it is declared failed.
@@ -131,15 +131,94 @@ pub fn rows(dev: &Device) -> Vec<Row> {
     row("Filter Manager port", "connect with a wrong context (refused)", port_refused(dev));
     row("Filter Manager port", "user->driver: FilterSendMessage echo", port_send());
     row("Filter Manager port", "driver->user: PORT_ASK 100 questions, replies", port_ask());
+    let lpc = lpc_server::BackgroundServer::start(DEMO_LPC_INSTANCE, lpc_server::ServerOptions::default());
+    match &lpc {
+        Ok(srv) => {
+            row("LPC port", "user server; driver LPC_CONNECT (accepted)", lpc_connect(dev, srv));
+            row("LPC port", "driver LPC_CONNECT, wrong information (refused)", lpc_refused(dev, srv));
+            row("LPC port", "driver->user: LPC_ASK 4 workers x 100 requests", lpc_ask(dev, srv));
+            row("LPC port", "driver->user: 1 MiB through the port's view", lpc_view(dev, srv));
+            row("LPC port", "driver->user: 100 datagrams", lpc_datagrams(dev, srv));
+        }
+        Err(e) => row("LPC port", "create the server port", Err(format!("{e}"))),
+    }
     row("driver state", "GET_STATS after all of the above", end_state(dev, start));
-
-    rows.push(Row {
-        channel: "LPC/ALPC port",
-        operation: "-",
-        outcome: Outcome::NotYet,
-        detail: "not implemented (Wine 8's Nt*Port return STATUS_NOT_IMPLEMENTED)".to_owned(),
-    });
     rows
+}
+
+/// The demo's LPC server instance (the benchmarks and tests use others).
+const DEMO_LPC_INSTANCE: u32 = 100;
+
+fn lpc_connect_to(dev: &Device, info: &[u8], view_size: u32) -> Result<proto::LpcConnected, ntcomm_um::Error> {
+    let mut c = proto::LpcConnect::new(info, view_size);
+    c.instance = DEMO_LPC_INSTANCE;
+    let mut out = proto::LpcConnected { max_message: 0, info_len: 0, view_size: 0, info: [0; 128] };
+    dev.ioctl(&proto::LPC_CONNECT, &c, &mut out).map(|_| out)
+}
+
+fn lpc_connect(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
+    let t = Instant::now();
+    let c = lpc_connect_to(dev, proto::LPC_CONNECT_INFO, 0).map_err(err)?;
+    let info = c.info.get(..c.info_len as usize).unwrap_or(&[]);
+    if info != proto::LPC_SERVER_INFO || srv.stats.accepted.load(Ordering::Relaxed) != 1 || stats(dev).is_none_or(|s| s.lpc_connected != 1) {
+        return Err(format!("server answered {:?}, accepted {}", String::from_utf8_lossy(info), srv.stats.accepted.load(Ordering::Relaxed)));
+    }
+    Ok(format!("{} accepted in {}; the driver got {:?}, max message {} B", lpc_server::port_name(DEMO_LPC_INSTANCE), fmt_dur(t.elapsed()), String::from_utf8_lossy(info), c.max_message))
+}
+
+fn lpc_refused(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
+    match lpc_connect_to(dev, b"not the demo", 0) {
+        Ok(_) => Err("the server accepted a wrong connection information".to_owned()),
+        Err(e) if e.ntstatus() == Some(NtStatus::STATUS_PORT_CONNECTION_REFUSED) && srv.stats.refused.load(Ordering::Relaxed) == 1 => {
+            Ok(format!("expected error: {e}"))
+        }
+        Err(e) => Err(format!("unexpected: {e}")),
+    }
+}
+
+fn lpc_tally(dev: &Device, ask: proto::LpcAsk) -> Result<proto::LpcTally, String> {
+    let mut t = proto::LpcTally::default();
+    dev.ioctl(&proto::LPC_ASK, &ask, &mut t).map_err(err)?;
+    Ok(t)
+}
+
+fn lpc_ask(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
+    let before = srv.stats.requests.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let ask = proto::LpcAsk { kind: proto::LPC_KIND_REQUEST, workers: 4, count: 100, body_len: 64, timeout_ms: 30_000, view_len: 0 };
+    let tally = lpc_tally(dev, ask)?;
+    let served = srv.stats.requests.load(Ordering::Relaxed) - before;
+    if tally.replied != 400 || tally.mismatched != 0 || tally.failed != 0 || served != 400 {
+        return Err(format!("replied {} mismatched {} failed {} (first error {}), server answered {served}", tally.replied, tally.mismatched, tally.failed, NtStatus(tally.first_error)));
+    }
+    Ok(format!("400 replies, each matched to its request, in {}", fmt_dur(t.elapsed())))
+}
+
+fn lpc_view(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
+    lpc_connect_to(dev, proto::LPC_CONNECT_INFO, 1 << 20).map_err(err)?;
+    let t = Instant::now();
+    let ask = proto::LpcAsk { kind: proto::LPC_KIND_VIEW, workers: 1, count: 4, body_len: 0, timeout_ms: 30_000, view_len: 1 << 20 };
+    let tally = lpc_tally(dev, ask)?;
+    if tally.replied != 4 || srv.stats.view_ok.load(Ordering::Relaxed) != 4 {
+        return Err(format!("replied {}, server checksums ok {}", tally.replied, srv.stats.view_ok.load(Ordering::Relaxed)));
+    }
+    Ok(format!("4 x 1 MiB written by the driver, checksummed by the server, in {}", fmt_dur(t.elapsed())))
+}
+
+fn lpc_datagrams(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
+    let before = srv.stats.datagrams.load(Ordering::Relaxed);
+    let ask = proto::LpcAsk { kind: proto::LPC_KIND_DATAGRAM, workers: 1, count: 100, body_len: 64, timeout_ms: 30_000, view_len: 0 };
+    let tally = lpc_tally(dev, ask)?;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while srv.stats.datagrams.load(Ordering::Relaxed) < before + 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let got = srv.stats.datagrams.load(Ordering::Relaxed) - before;
+    let _ = dev.ioctl(&proto::LPC_DISCONNECT, &(), &mut ());
+    if tally.sent != 100 || got != 100 {
+        return Err(format!("sent {}, server received {got}", tally.sent));
+    }
+    Ok("100 sent, 100 received and validated; then LPC_DISCONNECT".to_owned())
 }
 
 /// The table as text.
