@@ -38,6 +38,11 @@
 //! - `port-ask-1`: the same with one driver thread and one receiver thread
 //!   with one receive outstanding: duration / questions is the round-trip
 //!   time per question (a latency proxy, not a distribution).
+//! - `lpc-ask-1` / `lpc-ask`: the driver connects to an LPC server running
+//!   in a thread of this process (`ntcomm::lpc_server`) and one `LPC_ASK`
+//!   has 1 (or 4) driver workers send SIZE-byte requests with
+//!   `ZwRequestWaitReplyPort`; every reply is checked by the driver; the
+//!   latency columns are the driver's own timing of each request.
 //!
 //! Every reply is checked (byte count and content); a wrong reply fails the
 //! channel. Latencies are recorded in nanoseconds in an HdrHistogram (3
@@ -66,7 +71,7 @@ use crate::demo::{pattern, port_verdict};
 use crate::rig;
 
 /// Every channel, in run order, with what one round trip is.
-pub const CHANNELS: [(&str, &str); 13] = [
+pub const CHANNELS: [(&str, &str); 15] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
     ("readwrite", "WriteFile SIZE bytes then ReadFile them back, same handle"),
@@ -80,6 +85,8 @@ pub const CHANNELS: [(&str, &str); 13] = [
     ("port-send", "FilterSendMessage of SIZE bytes -> driver's message callback echoes them (Filter Manager port, user->driver)"),
     ("port-ask", "PORT_ASK: 16 driver threads FltSendMessage SIZE-byte questions; 8 receiver threads x 16 outstanding FilterGetMessage (IOCP) reply; ops = questions, throughput from the IOCTL's duration; latency = send -> reply timed by the driver"),
     ("port-ask-1", "PORT_ASK with 1 driver thread, 1 receiver thread with 1 receive outstanding; latency = send -> reply timed by the driver; duration / questions in the notes"),
+    ("lpc-ask-1", "LPC_ASK: 1 driver worker ZwRequestWaitReplyPort SIZE-byte requests to an ntcomm_um LPC server thread, reply checked by the driver; latency = request -> reply timed by the driver"),
+    ("lpc-ask", "LPC_ASK with 4 driver workers on one connection (the server answers one at a time); ops = requests, throughput from the IOCTL's duration; latency timed by the driver"),
 ];
 
 /// Channels run once per `--ring-sizes` entry.
@@ -274,7 +281,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         for size in sizes {
             let len = if PER_RING_SIZE.contains(&name) {
                 ring_records(opts, size)
-            } else if name.starts_with("port-ask") {
+            } else if name.starts_with("port-ask") || name.starts_with("lpc-ask") {
                 u64::from(opts.port_questions)
             } else {
                 opts.iterations
@@ -294,6 +301,8 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
                 "port-send" => port_send(opts, &bar),
                 "port-ask" => port_ask(opts, &bar, PortShape { senders: 16, receivers: 8, outstanding: 16 }),
                 "port-ask-1" => port_ask(opts, &bar, PortShape { senders: 1, receivers: 1, outstanding: 1 }),
+                "lpc-ask-1" => lpc_ask(opts, &bar, 1),
+                "lpc-ask" => lpc_ask(opts, &bar, 4),
                 _ => unreachable!("channel list"),
             };
             bar.finish_and_clear();
@@ -1370,6 +1379,65 @@ fn port_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
         (Ok(_), Err(e)) => Outcome::Failed(format!("receivers: {e}")),
         (Ok(m), Ok(_)) => Outcome::Done(m),
     }
+}
+
+/// The LPC server instance the benchmarks use (the demo and tests use others).
+const BENCH_LPC_INSTANCE: u32 = 200;
+
+fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32) -> Outcome {
+    let size = opts.size;
+    if size > ntcomm_proto::lpc::MAX_BODY {
+        return Outcome::Skipped(format!("an LPC message body holds at most {} B, SIZE is {size}", ntcomm_proto::lpc::MAX_BODY));
+    }
+    static SERVER: std::sync::OnceLock<Result<crate::lpc_server::BackgroundServer, String>> = std::sync::OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        crate::lpc_server::BackgroundServer::start(BENCH_LPC_INSTANCE, crate::lpc_server::ServerOptions::default()).map_err(|e| e.to_string())
+    });
+    if let Err(e) = server {
+        return Outcome::Failed(format!("LPC server port: {e}"));
+    }
+    let run = || -> Result<Measured, String> {
+        let dev = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
+        let mut c = proto::LpcConnect::new(proto::LPC_CONNECT_INFO, 0);
+        c.instance = BENCH_LPC_INSTANCE;
+        let mut connected = proto::LpcConnected { max_message: 0, info_len: 0, view_size: 0, info: [0; 128] };
+        dev.ioctl(&proto::LPC_CONNECT, &c, &mut connected).map_err(|e| format!("LPC_CONNECT: {e}"))?;
+        let ask = |count: u32| -> Result<(proto::LpcTally, Duration), String> {
+            let a = proto::LpcAsk { kind: proto::LPC_KIND_REQUEST, workers, count, body_len: size as u32, timeout_ms: 0, view_len: 0 };
+            let mut t = proto::LpcTally::default();
+            let started = Instant::now();
+            dev.ioctl(&proto::LPC_ASK, &a, &mut t).map_err(|e| format!("LPC_ASK: {e}"))?;
+            let took = started.elapsed();
+            let n = u64::from(count) * u64::from(workers);
+            if (t.sent, t.replied, t.mismatched, t.failed) != (n, n, 0, 0) {
+                return Err(format!("LPC_ASK of {n}: tally sent {} replied {} mismatched {} failed {} (first error {})", t.sent, t.replied, t.mismatched, t.failed, NtStatus(t.first_error)));
+            }
+            Ok((t, took))
+        };
+        let warm = u32::try_from(opts.warmup.clamp(50, 10_000)).unwrap_or(50);
+        let (_, took) = ask(warm)?;
+        let per_s = f64::from(warm * workers) / took.as_secs_f64().max(1e-9);
+        let fit = (per_s * opts.max_seconds / f64::from(workers)).floor().max(1.0).min(f64::from(u32::MAX)) as u32;
+        let want = (opts.port_questions / workers).max(1);
+        let count = want.min(fit);
+        let (tally, took) = ask(count)?;
+        let n = u64::from(count) * u64::from(workers);
+        bar.inc(n);
+        let _ = dev.ioctl(&proto::LPC_DISCONNECT, &(), &mut ());
+        let mut hist = new_hist();
+        for (b, &k) in tally.rtt_hist.iter().enumerate() {
+            if k > 0 {
+                let _ = hist.record_n(proto::rtt_bucket_floor_us(b).max(1) * 1000, k);
+            }
+        }
+        let notes = vec![
+            format!("{} warm-up requests first ({per_s:.0}/s), then {n} timed, every reply matched to its request by the driver", warm * workers),
+            format!("{workers} driver worker(s) on one connection; {} per request on average (duration / requests)", fmt_ns(took / u32::try_from(n).unwrap_or(u32::MAX).max(1))),
+            "latency columns: request -> reply as timed by the driver per request, bucketed (lower bounds, within 25 %)".to_owned(),
+        ];
+        Ok(Measured { hist, iterations: n, elapsed: took, capped: count < want, notes })
+    };
+    outcome(run())
 }
 
 // ---------------------------------------------------------------------------
