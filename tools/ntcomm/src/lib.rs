@@ -2,6 +2,7 @@
 //! Wine test suites, the demo and the benchmarks.
 #![warn(missing_docs)]
 
+pub mod chart;
 #[cfg(windows)]
 pub mod rig;
 
