@@ -319,27 +319,7 @@ fn config(name: &str) -> Result<Config> {
 /// to take effect).
 pub fn set_load_order_group(name: &str, group: &str) -> Result<()> {
     let w_group = wide(group, "load order group")?;
-    let svc = Sc::open_service(name, SERVICE_CHANGE_CONFIG)?;
-    // SAFETY: an open service handle; only the group changes.
-    let ok = unsafe {
-        ChangeServiceConfigW(
-            svc.0,
-            SERVICE_NO_CHANGE,
-            SERVICE_NO_CHANGE,
-            SERVICE_NO_CHANGE,
-            ptr::null(),
-            w_group.as_ptr(),
-            ptr::null_mut(),
-            ptr::null(),
-            ptr::null(),
-            ptr::null(),
-            ptr::null(),
-        )
-    };
-    if ok == 0 {
-        return Err(Error::last_with(|| format!("ChangeServiceConfigW {name} (group {group})")));
-    }
-    Ok(())
+    change_config(name, None, Some(&w_group)).map_err(|e| e.prefixed(format_args!("group {group}")))
 }
 
 /// Points an installed service at another image (the service must be
@@ -347,16 +327,23 @@ pub fn set_load_order_group(name: &str, group: &str) -> Result<()> {
 pub fn set_image_path(name: &str, image_path: &Path) -> Result<()> {
     let image = absolute_windows_path(image_path)?;
     let w_image = wide(&image, "image path")?;
+    change_config(name, Some(&w_image), None).map_err(|e| e.prefixed(format_args!("image {image}")))
+}
+
+/// `ChangeServiceConfigW` of the image path and/or the load order group
+/// (NUL-terminated); everything else unchanged.
+fn change_config(name: &str, image: Option<&[u16]>, group: Option<&[u16]>) -> Result<()> {
     let svc = Sc::open_service(name, SERVICE_CHANGE_CONFIG)?;
-    // SAFETY: an open service handle; only the binary path changes.
+    // SAFETY: an open service handle; each string is NUL-terminated (made by
+    // `wide`) or null (unchanged) and outlives the call.
     let ok = unsafe {
         ChangeServiceConfigW(
             svc.0,
             SERVICE_NO_CHANGE,
             SERVICE_NO_CHANGE,
             SERVICE_NO_CHANGE,
-            w_image.as_ptr(),
-            ptr::null(),
+            image.map_or(ptr::null(), <[u16]>::as_ptr),
+            group.map_or(ptr::null(), <[u16]>::as_ptr),
             ptr::null_mut(),
             ptr::null(),
             ptr::null(),
@@ -365,7 +352,7 @@ pub fn set_image_path(name: &str, image_path: &Path) -> Result<()> {
         )
     };
     if ok == 0 {
-        return Err(Error::last_with(|| format!("ChangeServiceConfigW {name} ({image})")));
+        return Err(Error::last_with(|| format!("ChangeServiceConfigW {name}")));
     }
     Ok(())
 }
