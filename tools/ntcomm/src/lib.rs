@@ -6,6 +6,8 @@
 pub mod rig;
 
 #[cfg(windows)]
+pub mod baseline;
+#[cfg(windows)]
 pub mod bench;
 #[cfg(windows)]
 pub mod demo;
