@@ -59,7 +59,10 @@ commands:
   demo  [--release] [ARGS]   setup + build, then `ntcomm demo --driver <sys> ARGS` under Wine
   bench [--release] [ARGS]   setup + build, build the C baseline (baseline/c, mingw -O2), then
                              `ntcomm bench --driver <sys> --c-baseline <client> ARGS` under Wine
-                             (e.g. `cargo xtask bench --json`; `--no-c-baseline` leaves it out)
+                             (e.g. `cargo xtask bench --json`; `--no-c-baseline` leaves it out;
+                             `--one-cpu` runs Wine and all its processes on CPU 0 (taskset): on a
+                             small VM this removes the cross-CPU wake-ups that make IOCTL latency
+                             jump between ~75 and ~200 us)
   wine  [--] EXE [ARGS]      run a Windows executable in the workspace's Wine prefix
   help                       this text
 
@@ -200,7 +203,8 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             // The bench compares the channels it shares with the C baseline
             // (baseline/c) unless told not to or given another client.
             let no_c = extra.iter().any(|a| a == "--no-c-baseline");
-            extra.retain(|a| a != "--no-c-baseline");
+            let one_cpu = extra.iter().any(|a| a == "--one-cpu");
+            extra.retain(|a| a != "--no-c-baseline" && a != "--one-cpu");
             if cmd == "bench" && !no_c && !extra.iter().any(|a| a.starts_with("--c-baseline")) {
                 let (_, client) = ws.c_baseline()?;
                 tool_args.push("--c-baseline".into());
@@ -208,6 +212,13 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             }
             tool_args.extend(extra.into_iter().map(OsString::from));
             ws.kill_wineserver();
+            if one_cpu {
+                // The wineserver this starts, winedevice and every client
+                // inherit the affinity.
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0"]).arg(ws.runner()).args(&tool_args).env("NTCOMM_WINE_NO_SETUP", "1");
+                return Ok(exit_code(status(&mut c)?));
+            }
             ws.run_in_wine(&tool_args)
         }
         "wine" => {

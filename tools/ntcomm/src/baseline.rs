@@ -10,7 +10,11 @@
 //! shared channel runs once on each side, ntcomm first in odd rounds and the
 //! C client first in even ones, `--iterations / --c-rounds` round trips each.
 //! Reported per channel: the median over rounds of each side's p50 and p99,
-//! their ratio (ntcomm / C), and the median of the per-round p50 ratios.
+//! their ratio (ntcomm / C), and the median of the per-round p50 ratios
+//! ("paired"). The goal is judged on the paired ratio: under Wine on a small
+//! VM the latency of a whole stretch of time can jump between two levels
+//! (measured: 75 us and 200 us for the same IOCTL), and the two runs of one
+//! round are the closest in time, so their ratio is the least disturbed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +28,8 @@ use crate::bench::{self, Latency, Measured, Options, Outcome};
 /// The channels both ntcomm's bench and the C client have.
 pub const SHARED: [&str; 5] = ["ioctl-buffered", "ioctl-in-direct", "ioctl-direct", "ioctl-neither", "readwrite"];
 
-/// The overhead goal: ntcomm's p50 at most this times the C baseline's.
+/// The overhead goal: ntcomm's p50 at most this times the C baseline's
+/// (judged on the paired ratio).
 pub const GOAL_RATIO: f64 = 1.05;
 
 /// File name of the C baseline's driver, looked for beside its client.
@@ -43,7 +48,7 @@ pub struct Comparison {
     pub iterations_per_round: u64,
     /// Run order within a round.
     pub order: &'static str,
-    /// The goal: ntcomm's median p50 within this ratio of C's.
+    /// The goal: the paired p50 ratio at most this.
     pub goal_ratio: f64,
     /// One entry per shared channel.
     pub channels: Vec<Compared>,
@@ -72,7 +77,7 @@ pub struct Compared {
     pub ratio_p99: Option<f64>,
     /// Median over rounds of (ntcomm p50 / C p50) of the same round.
     pub paired_ratio_p50: Option<f64>,
-    /// `ratio_p50 <= goal_ratio`.
+    /// `paired_ratio_p50 <= goal_ratio`.
     pub goal_met: Option<bool>,
 }
 
@@ -225,7 +230,6 @@ pub(crate) fn compare(
         if let (Some(a), Some(b)) = (c.ntcomm_median, c.c_median) {
             c.ratio_p50 = Some(a.p50 / b.p50);
             c.ratio_p99 = Some(a.p99 / b.p99);
-            c.goal_met = Some(a.p50 / b.p50 <= GOAL_RATIO);
         }
         let paired: Vec<f64> = c
             .ntcomm
@@ -233,6 +237,7 @@ pub(crate) fn compare(
             .filter_map(|a| c.c.iter().find(|b| b.round == a.round).map(|b| a.latency_us.p50 / b.latency_us.p50))
             .collect();
         c.paired_ratio_p50 = median(paired);
+        c.goal_met = c.paired_ratio_p50.map(|r| r <= GOAL_RATIO);
     }
 
     let outcomes = shared
@@ -347,7 +352,7 @@ pub fn render(c: &Comparison) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<15} {:>10} {:>8} {:>7}  {:>10} {:>8} {:>7}  {:>7}  {:>9} {:>9}  goal (p50 <= {:.2}x C)",
+        "{:<15} {:>10} {:>8} {:>7}  {:>10} {:>8} {:>7}  {:>7}  {:>9} {:>9}  goal (paired <= {:.2}x)",
         "CHANNEL", "ntcomm p50", "C p50", "ratio", "ntcomm p99", "C p99", "ratio", "paired", "ntcomm/s", "C/s", c.goal_ratio
     );
     for ch in &c.channels {

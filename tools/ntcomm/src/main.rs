@@ -129,7 +129,7 @@ mod cli {
         #[arg(long, requires = "c_baseline")]
         c_driver: Option<PathBuf>,
         /// Rounds of the C comparison; --iterations is split over them.
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = 10)]
         c_rounds: u32,
     }
 
