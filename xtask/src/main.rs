@@ -854,6 +854,12 @@ impl Workspace {
             }
             Err(e) => step("build the C port client", Err(e)),
         }
+        match self.c_baseline() {
+            Ok((_, client)) => {
+                c.env("NTCOMM_C_BASELINE", windows_path(&client));
+            }
+            Err(e) => step("build the C baseline", Err(e)),
+        }
         step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
         self.kill_wineserver();
 

@@ -294,8 +294,12 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     let (comparison, mut compared) = match &opts.c_baseline {
         Some(client) => {
             let shared: Vec<&'static str> = baseline::SHARED.iter().copied().filter(|n| selected(n)).collect();
-            let (c, outcomes) = baseline::compare(opts, client, &shared, progress, run_channel);
-            (Some(c), outcomes)
+            if shared.is_empty() {
+                (None, Vec::new())
+            } else {
+                let (c, outcomes) = baseline::compare(opts, client, &shared, progress, run_channel);
+                (Some(c), outcomes)
+            }
         }
         None => (None, Vec::new()),
     };
