@@ -57,8 +57,12 @@ commands:
                              `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
                              `-- -- --nocapture`)
   demo  [--release] [ARGS]   setup + build, then `ntcomm demo --driver <sys> ARGS` under Wine
-  bench [--release] [ARGS]   setup + build, then `ntcomm bench --driver <sys> ARGS` under Wine
-                             (e.g. `cargo xtask bench --json`)
+  bench [--release] [ARGS]   setup + build, build the C baseline (baseline/c, mingw -O2), then
+                             `ntcomm bench --driver <sys> --c-baseline <client> ARGS` under Wine
+                             (e.g. `cargo xtask bench --json`; `--no-c-baseline` leaves it out;
+                             `--one-cpu` runs Wine and all its processes on CPU 0 (taskset): on a
+                             small VM this removes the cross-CPU wake-ups that make IOCTL latency
+                             jump between ~75 and ~200 us)
   wine  [--] EXE [ARGS]      run a Windows executable in the workspace's Wine prefix
   help                       this text
 
@@ -186,7 +190,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             ws.test(profile, &extra)
         }
         "demo" | "bench" => {
-            let (profile, extra) = parse_profile_args(rest, false)?;
+            let (profile, mut extra) = parse_profile_args(rest, false)?;
             ws.setup()?;
             let sys = ws.build(profile)?;
             let exe = ws.win_out(profile).join("ntcomm.exe");
@@ -196,8 +200,25 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                 "--driver".into(),
                 windows_path(&sys).into(),
             ];
+            // The bench compares the channels it shares with the C baseline
+            // (baseline/c) unless told not to or given another client.
+            let no_c = extra.iter().any(|a| a == "--no-c-baseline");
+            let one_cpu = extra.iter().any(|a| a == "--one-cpu");
+            extra.retain(|a| a != "--no-c-baseline" && a != "--one-cpu");
+            if cmd == "bench" && !no_c && !extra.iter().any(|a| a.starts_with("--c-baseline")) {
+                let (_, client) = ws.c_baseline()?;
+                tool_args.push("--c-baseline".into());
+                tool_args.push(windows_path(&client).into());
+            }
             tool_args.extend(extra.into_iter().map(OsString::from));
             ws.kill_wineserver();
+            if one_cpu {
+                // The wineserver this starts, winedevice and every client
+                // inherit the affinity.
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0"]).arg(ws.runner()).args(&tool_args).env("NTCOMM_WINE_NO_SETUP", "1");
+                return Ok(exit_code(status(&mut c)?));
+            }
             ws.run_in_wine(&tool_args)
         }
         "wine" => {
@@ -784,6 +805,46 @@ impl Workspace {
         status(self.wine_cmd("wine", &self.prefix()).arg(&exe))
     }
 
+    /// Builds the C baseline (baseline/c) with mingw at -O2 whatever the
+    /// profile: the driver `ntcomm_c.sys` and its client
+    /// `ntcomm_c_client.exe`, side by side in target/c-baseline (the client
+    /// finds the driver there). Returns (driver, client).
+    fn c_baseline(&self) -> Result<(PathBuf, PathBuf)> {
+        let src = self.root.join("baseline/c");
+        let out = self.root.join("target/c-baseline");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let sys = out.join("ntcomm_c.sys");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
+                .arg(&src)
+                .arg("-o")
+                .arg(&sys)
+                .arg(src.join("driver.c"))
+                .arg("-lntoskrnl"),
+        )?;
+        let exe = out.join("ntcomm_c_client.exe");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(&src)
+                .arg("-o")
+                .arg(&exe)
+                .arg(src.join("client.c")),
+        )?;
+        Ok((sys, exe))
+    }
+
+    /// Builds the C baseline and runs its client's self-test under Wine:
+    /// installs and starts the driver (service NtCommC), checks the echo in
+    /// all four methods and the read/write queue, stops the driver.
+    fn c_baseline_test(&self) -> Result<i32> {
+        let (sys, exe) = self.c_baseline()?;
+        check_driver_image(&sys)?;
+        status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg("--driver").arg(windows_path(&sys)).arg("test"))
+    }
+
     // ----- test ------------------------------------------------------------------------
 
     fn test(&self, profile: Profile, extra: &[String]) -> Result<ExitCode> {
@@ -845,6 +906,12 @@ impl Workspace {
             }
             Err(e) => step("build the C port client", Err(e)),
         }
+        match self.c_baseline() {
+            Ok((_, client)) => {
+                c.env("NTCOMM_C_BASELINE", windows_path(&client));
+            }
+            Err(e) => step("build the C baseline", Err(e)),
+        }
         step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
         self.kill_wineserver();
 
@@ -856,6 +923,10 @@ impl Workspace {
 
         // (b'') the Wine LPC on its own: a C server and C clients in one process.
         step("Wine LPC: C server + clients (compat/wine-lpc)", self.lpc_c_test());
+        self.kill_wineserver();
+
+        // (b-3) the C baseline of the benchmark (its driver and client).
+        step("C baseline: driver + client test (baseline/c)", self.c_baseline_test());
         self.kill_wineserver();
 
         // (c) lints of the kernel-mode crates

@@ -3,7 +3,9 @@
 //!
 //! Channels (one timed round trip each):
 //! - `ioctl-buffered`: synchronous `ECHO_BUFFERED` of SIZE bytes;
+//! - `ioctl-in-direct`: synchronous `ECHO_IN_DIRECT` of SIZE bytes;
 //! - `ioctl-direct`: synchronous `ECHO_OUT_DIRECT` of SIZE bytes;
+//! - `ioctl-neither`: synchronous `ECHO_NEITHER` of SIZE bytes;
 //! - `readwrite`: `WriteFile` of SIZE bytes then `ReadFile` of it, same handle;
 //! - `inverted-call`: a thread keeps one overlapped `WAIT_EVENT` pended
 //!   through a completion port; the timed loop posts SIZE bytes with
@@ -44,6 +46,11 @@
 //!   `ZwRequestWaitReplyPort`; every reply is checked by the driver; the
 //!   latency columns are the driver's own timing of each request.
 //!
+//! With `--c-baseline CLIENT`, the channels the C baseline also has
+//! (`baseline/c`: the four echo IOCTLs and read/write) are measured in
+//! rounds that alternate ntcomm and the C client (see [`crate::baseline`]),
+//! and a table of ratios follows the usual one.
+//!
 //! Every reply is checked (byte count and content); a wrong reply fails the
 //! channel. Latencies are recorded in nanoseconds in an HdrHistogram (3
 //! significant digits) and printed in microseconds. MB/s counts the payload
@@ -67,13 +74,16 @@ use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{CompletionPort, Device, ErrorKind, Message, OpKind, PipeServer, PortClient, RingChannel};
 use serde::Serialize;
 
+use crate::baseline;
 use crate::demo::{pattern, port_verdict};
 use crate::rig;
 
 /// Every channel, in run order, with what one round trip is.
-pub const CHANNELS: [(&str, &str); 15] = [
+pub const CHANNELS: [(&str, &str); 17] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
+    ("ioctl-in-direct", "synchronous ECHO_IN_DIRECT (METHOD_IN_DIRECT) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
+    ("ioctl-neither", "synchronous ECHO_NEITHER (METHOD_NEITHER, captured by the driver) of SIZE bytes"),
     ("readwrite", "WriteFile SIZE bytes then ReadFile them back, same handle"),
     ("inverted-call", "POST_EVENT of SIZE bytes -> pended WAIT_EVENT completion dequeued by the waiter thread (IOCP)"),
     ("overlapped-ioctl", "ECHO_BUFFERED of SIZE bytes, DEPTH in flight through one IOCP; latency = issue -> dequeue"),
@@ -123,6 +133,13 @@ pub struct Options {
     pub ring_capacity: u32,
     /// Questions per `port-ask` / `port-ask-1` run, at most.
     pub port_questions: u32,
+    /// The C baseline's client (`ntcomm_c_client.exe`): compare the shared
+    /// channels with it, in interleaved rounds.
+    pub c_baseline: Option<std::path::PathBuf>,
+    /// The C baseline's driver (default: `ntcomm_c.sys` beside the client).
+    pub c_driver: Option<std::path::PathBuf>,
+    /// Rounds of the comparison; `iterations` is split over them.
+    pub c_rounds: u32,
 }
 
 /// The whole run, as printed by `--json`.
@@ -136,7 +153,9 @@ pub struct Report {
     pub options: Options,
     /// One entry per channel run.
     pub channels: Vec<ChannelResult>,
-    /// No channel failed.
+    /// The comparison with the C baseline, with `--c-baseline`.
+    pub c_baseline: Option<baseline::Comparison>,
+    /// No channel failed (and the comparison, if any, worked).
     pub ok: bool,
 }
 
@@ -206,7 +225,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Option<Latency> {
+    pub(crate) fn of(h: &Histogram<u64>) -> Option<Latency> {
         if h.is_empty() {
             return None;
         }
@@ -223,12 +242,12 @@ impl Latency {
 }
 
 /// What a timed loop measured.
-struct Measured {
-    hist: Histogram<u64>,
-    iterations: u64,
-    elapsed: Duration,
-    capped: bool,
-    notes: Vec<String>,
+pub(crate) struct Measured {
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) iterations: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) capped: bool,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Runs the benchmarks against the driver image `image` and prints them.
@@ -242,6 +261,10 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     }
     if opts.iterations == 0 || opts.depth == 0 || opts.port_questions == 0 || opts.max_seconds.is_nan() || opts.max_seconds <= 0.0 {
         eprintln!("ntcomm bench: --iterations, --depth, --port-questions and --max-seconds must be positive");
+        return ExitCode::from(2);
+    }
+    if opts.c_baseline.is_some() && opts.c_rounds == 0 {
+        eprintln!("ntcomm bench: --c-rounds must be positive");
         return ExitCode::from(2);
     }
     if opts.ring_sizes.is_empty() || opts.ring_records == 0 || opts.ring_megabytes == 0 || !opts.ring_capacity.is_power_of_two() {
@@ -272,46 +295,50 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         println!("latency in microseconds (HdrHistogram, ns resolution); MB/s = payload bytes once per round trip (or record) / 10^6\n");
     }
     let progress = !opts.json && std::io::stderr().is_terminal();
+    let selected = |name: &str| opts.channels.is_empty() || opts.channels.iter().any(|c| c == name);
+    // The shared channels first, interleaved with the C baseline; their
+    // ntcomm rounds, merged, are the channels' rows of the usual table.
+    let (comparison, mut compared) = match &opts.c_baseline {
+        Some(client) => {
+            let shared: Vec<&'static str> = baseline::SHARED.iter().copied().filter(|n| selected(n)).collect();
+            if shared.is_empty() {
+                (None, Vec::new())
+            } else {
+                let (c, outcomes) = baseline::compare(opts, client, &shared, progress, run_channel);
+                (Some(c), outcomes)
+            }
+        }
+        None => (None, Vec::new()),
+    };
     let mut results = Vec::new();
     for (name, round_trip) in CHANNELS {
-        if !opts.channels.is_empty() && !opts.channels.iter().any(|c| c == name) {
+        if !selected(name) {
             continue;
         }
         let sizes = if PER_RING_SIZE.contains(&name) { opts.ring_sizes.clone() } else { vec![opts.size] };
         for size in sizes {
-            let len = if PER_RING_SIZE.contains(&name) {
-                ring_records(opts, size)
-            } else if name.starts_with("port-ask") || name.starts_with("lpc-ask") {
-                u64::from(opts.port_questions)
-            } else {
-                opts.iterations
+            let outcome = match compared.iter().position(|(n, _)| *n == name) {
+                Some(i) => compared.swap_remove(i).1,
+                None => {
+                    let len = if PER_RING_SIZE.contains(&name) {
+                        ring_records(opts, size)
+                    } else if name.starts_with("port-ask") || name.starts_with("lpc-ask") {
+                        u64::from(opts.port_questions)
+                    } else {
+                        opts.iterations
+                    };
+                    let bar = progress_bar(progress, name, len);
+                    let outcome = run_channel(name, opts, &bar, size);
+                    bar.finish_and_clear();
+                    outcome
+                }
             };
-            let bar = progress_bar(progress, name, len);
-            let outcome = match name {
-                "ioctl-buffered" => echo(opts, &bar, &proto::ECHO_BUFFERED),
-                "ioctl-direct" => echo(opts, &bar, &proto::ECHO_OUT_DIRECT),
-                "readwrite" => readwrite(opts, &bar),
-                "inverted-call" => inverted_call(opts, &bar),
-                "overlapped-ioctl" => overlapped(opts, &bar),
-                "ring-d2u" => ring_d2u(opts, &bar, size),
-                "ring-u2d" => ring_u2d(opts, &bar, size),
-                "ring-echo" => ring_echo(opts, &bar, true),
-                "ring-echo-spin" => ring_echo(opts, &bar, false),
-                "pipe" => pipe(opts, &bar),
-                "port-send" => port_send(opts, &bar),
-                "port-ask" => port_ask(opts, &bar, PortShape { senders: 16, receivers: 8, outstanding: 16 }),
-                "port-ask-1" => port_ask(opts, &bar, PortShape { senders: 1, receivers: 1, outstanding: 1 }),
-                "lpc-ask-1" => lpc_ask(opts, &bar, 1),
-                "lpc-ask" => lpc_ask(opts, &bar, 4),
-                _ => unreachable!("channel list"),
-            };
-            bar.finish_and_clear();
             let depth = if name == "overlapped-ioctl" { opts.depth } else { 1 };
             results.push(result(name, round_trip, size, depth, outcome));
         }
     }
-    let ok = results.iter().all(|r| r.status != "failed");
-    let report = Report { command, machine, options: opts.clone(), channels: results, ok };
+    let ok = results.iter().all(|r| r.status != "failed") && comparison.as_ref().is_none_or(|c| c.ok);
+    let report = Report { command, machine, options: opts.clone(), channels: results, c_baseline: comparison, ok };
     if opts.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
@@ -330,8 +357,32 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     }
 }
 
+/// Runs one channel (`size`: the record size of the per-ring-size channels).
+pub(crate) fn run_channel(name: &str, opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
+    match name {
+        "ioctl-buffered" => echo(opts, bar, &proto::ECHO_BUFFERED),
+        "ioctl-in-direct" => echo(opts, bar, &proto::ECHO_IN_DIRECT),
+        "ioctl-direct" => echo(opts, bar, &proto::ECHO_OUT_DIRECT),
+        "ioctl-neither" => echo(opts, bar, &proto::ECHO_NEITHER),
+        "readwrite" => readwrite(opts, bar),
+        "inverted-call" => inverted_call(opts, bar),
+        "overlapped-ioctl" => overlapped(opts, bar),
+        "ring-d2u" => ring_d2u(opts, bar, size),
+        "ring-u2d" => ring_u2d(opts, bar, size),
+        "ring-echo" => ring_echo(opts, bar, true),
+        "ring-echo-spin" => ring_echo(opts, bar, false),
+        "pipe" => pipe(opts, bar),
+        "port-send" => port_send(opts, bar),
+        "port-ask" => port_ask(opts, bar, PortShape { senders: 16, receivers: 8, outstanding: 16 }),
+        "port-ask-1" => port_ask(opts, bar, PortShape { senders: 1, receivers: 1, outstanding: 1 }),
+        "lpc-ask-1" => lpc_ask(opts, bar, 1),
+        "lpc-ask" => lpc_ask(opts, bar, 4),
+        _ => unreachable!("channel list"),
+    }
+}
+
 /// A channel's outcome: measured, skipped (reason), or failed (reason).
-enum Outcome {
+pub(crate) enum Outcome {
     Done(Measured),
     Skipped(String),
     Failed(String),
@@ -416,6 +467,10 @@ fn render(report: &Report) -> String {
         for n in &r.notes {
             let _ = writeln!(s, "{:<15}   [{} B] {n}", "", r.payload_bytes);
         }
+    }
+    if let Some(c) = &report.c_baseline {
+        s.push('\n');
+        s.push_str(&baseline::render(c));
     }
     if !report.ok {
         let _ = writeln!(s, "\nFAILED: at least one channel returned wrong data or an error");
@@ -1466,7 +1521,7 @@ fn check_reply(payload: &[u8], n: usize, out: &[u8]) -> Result<(), String> {
 }
 
 /// 1 ns .. 60 s, 3 significant digits.
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
@@ -1474,7 +1529,7 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
 }
 
-fn progress_bar(visible: bool, name: &str, len: u64) -> ProgressBar {
+pub(crate) fn progress_bar(visible: bool, name: &str, len: u64) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }

@@ -7,6 +7,8 @@ pub mod chart;
 pub mod rig;
 
 #[cfg(windows)]
+pub mod baseline;
+#[cfg(windows)]
 pub mod bench;
 #[cfg(windows)]
 pub mod demo;

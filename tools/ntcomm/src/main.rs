@@ -5,7 +5,8 @@
 //! ntcomm driver install [--driver PATH] | start | stop | uninstall | status
 //! ntcomm demo  [--driver PATH]
 //! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N]
-//!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] [--port-questions N] ...
+//!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] [--port-questions N]
+//!              [--c-baseline ntcomm_c_client.exe [--c-driver SYS] [--c-rounds N]] ...
 //! ```
 //!
 //! Windows only (it runs under Wine: `cargo xtask demo`, `cargo xtask bench`).
@@ -129,6 +130,17 @@ mod cli {
         /// warm-up rate says they would not fit --max-seconds).
         #[arg(long, default_value_t = 100_000)]
         port_questions: u32,
+        /// The C baseline's client (ntcomm_c_client.exe, built by `cargo xtask
+        /// bench`): run the channels it shares with ntcomm (the echo IOCTLs,
+        /// readwrite) on both sides in interleaved rounds and print the ratios.
+        #[arg(long)]
+        c_baseline: Option<PathBuf>,
+        /// The C baseline's driver (default: ntcomm_c.sys beside the client).
+        #[arg(long, requires = "c_baseline")]
+        c_driver: Option<PathBuf>,
+        /// Rounds of the C comparison; --iterations is split over them.
+        #[arg(long, default_value_t = 10)]
+        c_rounds: u32,
     }
 
     pub fn main() -> ExitCode {
@@ -151,6 +163,9 @@ mod cli {
                     ring_megabytes: b.ring_megabytes,
                     ring_capacity: b.ring_capacity,
                     port_questions: b.port_questions,
+                    c_baseline: b.c_baseline,
+                    c_driver: b.c_driver,
+                    c_rounds: b.c_rounds,
                 };
                 with_driver(b.driver.as_deref(), |image| bench::run(image, &opts))
             }
