@@ -74,12 +74,12 @@ use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{CompletionPort, Device, ErrorKind, Message, OpKind, PipeServer, PortClient, RingChannel};
 use serde::Serialize;
 
-use crate::baseline;
+use crate::{baseline, chart};
 use crate::demo::{pattern, port_verdict};
 use crate::rig;
 
 /// Every channel, in run order, with what one round trip is.
-pub const CHANNELS: [(&str, &str); 17] = [
+pub const CHANNELS: [(&str, &str); 18] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
     ("ioctl-in-direct", "synchronous ECHO_IN_DIRECT (METHOD_IN_DIRECT) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
@@ -97,7 +97,24 @@ pub const CHANNELS: [(&str, &str); 17] = [
     ("port-ask-1", "PORT_ASK with 1 driver thread, 1 receiver thread with 1 receive outstanding; latency = send -> reply timed by the driver; duration / questions in the notes"),
     ("lpc-ask-1", "LPC_ASK: 1 driver worker ZwRequestWaitReplyPort SIZE-byte requests to an ntcomm_um LPC server thread, reply checked by the driver; latency = request -> reply timed by the driver"),
     ("lpc-ask", "LPC_ASK with 4 driver workers on one connection (the server answers one at a time); ops = requests, throughput from the IOCTL's duration; latency timed by the driver"),
+    ("lpc-view", "LPC_ASK through the connection's section view: the driver writes SIZE bytes into the view and requests; the server checksums its mapping of the view and replies; latency timed by the driver"),
 ];
+
+/// The sizes of `--all`: a small record, a page, a large buffer.
+pub const ALL_SIZES: [usize; 3] = [64, 4096, 65536];
+
+/// The largest payload a channel carries in one round trip (its protocol's
+/// limit), for `--sizes`: larger sizes are skipped with the reason.
+fn max_payload(name: &str) -> usize {
+    match name {
+        "inverted-call" => proto::MAX_EVENT,
+        "pipe" => proto::MAX_PIPE_MESSAGE,
+        "port-send" | "port-ask" | "port-ask-1" => proto::MAX_PORT_MESSAGE,
+        "lpc-ask" | "lpc-ask-1" => ntcomm_proto::lpc::MAX_BODY,
+        "lpc-view" => proto::LPC_MAX_VIEW,
+        _ => proto::MAX_ECHO,
+    }
+}
 
 /// Channels run once per `--ring-sizes` entry.
 const PER_RING_SIZE: [&str; 2] = ["ring-d2u", "ring-u2d"];
@@ -115,6 +132,12 @@ pub struct Options {
     pub iterations: u64,
     /// Payload bytes per round trip.
     pub size: usize,
+    /// Every channel at each of these payload sizes (and the rings at
+    /// these record sizes) instead of `size` alone; empty: `size` only.
+    pub sizes: Vec<usize>,
+    /// Write the chart (SVG) here.
+    #[serde(skip)]
+    pub chart: Option<std::path::PathBuf>,
     /// Untimed round trips per channel first.
     pub warmup: u64,
     /// Requests in flight for `overlapped-ioctl`.
@@ -311,14 +334,26 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         None => (None, Vec::new()),
     };
     let mut results = Vec::new();
+    let base_size = opts.size;
     for (name, round_trip) in CHANNELS {
         if !selected(name) {
             continue;
         }
-        let sizes = if PER_RING_SIZE.contains(&name) { opts.ring_sizes.clone() } else { vec![opts.size] };
+        let sizes = if PER_RING_SIZE.contains(&name) {
+            opts.ring_sizes.clone()
+        } else if opts.sizes.is_empty() {
+            vec![opts.size]
+        } else {
+            opts.sizes.clone()
+        };
         for size in sizes {
-            let outcome = match compared.iter().position(|(n, _)| *n == name) {
+            let at_size = Options { size, ..opts.clone() };
+            let opts = &at_size;
+            let outcome = match compared.iter().position(|(n, _)| *n == name && size == base_size) {
                 Some(i) => compared.swap_remove(i).1,
+                None if !PER_RING_SIZE.contains(&name) && size > max_payload(name) => {
+                    Outcome::Skipped(format!("the channel carries at most {} B per round trip", max_payload(name)))
+                }
                 None => {
                     let len = if PER_RING_SIZE.contains(&name) {
                         ring_records(opts, size)
@@ -334,10 +369,40 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
                 }
             };
             let depth = if name == "overlapped-ioctl" { opts.depth } else { 1 };
-            results.push(result(name, round_trip, size, depth, outcome));
+            let mut r = result(name, round_trip, size, depth, outcome);
+            if r.status == "ok" && size >= 128 && !name.starts_with("ring-") {
+                // Batching: a round trip of SIZE bytes can carry SIZE/64 records of 64 B.
+                let per = size / 64;
+                r.notes.push(format!(
+                    "[{size} B] batched as {per} records of 64 B per round trip: {:.0} records/s",
+                    r.ops_per_s * per as f64
+                ));
+            }
+            results.push(r);
         }
     }
     let ok = results.iter().all(|r| r.status != "failed") && comparison.as_ref().is_none_or(|c| c.ok);
+    if let Some(path) = &opts.chart {
+        let points: Vec<chart::Point> = results
+            .iter()
+            .filter(|r| r.status == "ok")
+            .map(|r| chart::Point {
+                channel: r.name.to_owned(),
+                size: r.payload_bytes,
+                p50_us: r.latency_us.map(|l| l.p50),
+                p99_us: r.latency_us.map(|l| l.p99),
+                mb_per_s: r.mb_per_s,
+            })
+            .collect();
+        let title = format!("ntcomm bench: {}", describe(&machine));
+        if let Err(e) = std::fs::write(path, chart::svg(&title, &points)) {
+            eprintln!("ntcomm bench: writing the chart {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        if !opts.json {
+            println!("chart: {}", path.display());
+        }
+    }
     let report = Report { command, machine, options: opts.clone(), channels: results, c_baseline: comparison, ok };
     if opts.json {
         match serde_json::to_string_pretty(&report) {
@@ -375,8 +440,9 @@ pub(crate) fn run_channel(name: &str, opts: &Options, bar: &ProgressBar, size: u
         "port-send" => port_send(opts, bar),
         "port-ask" => port_ask(opts, bar, PortShape { senders: 16, receivers: 8, outstanding: 16 }),
         "port-ask-1" => port_ask(opts, bar, PortShape { senders: 1, receivers: 1, outstanding: 1 }),
-        "lpc-ask-1" => lpc_ask(opts, bar, 1),
-        "lpc-ask" => lpc_ask(opts, bar, 4),
+        "lpc-ask-1" => lpc_ask(opts, bar, 1, false),
+        "lpc-ask" => lpc_ask(opts, bar, 4, false),
+        "lpc-view" => lpc_ask(opts, bar, 1, true),
         _ => unreachable!("channel list"),
     }
 }
@@ -1439,10 +1505,13 @@ fn port_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
 /// The LPC server instance the benchmarks use (the demo and tests use others).
 const BENCH_LPC_INSTANCE: u32 = 200;
 
-fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32) -> Outcome {
+fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32, through_view: bool) -> Outcome {
     let size = opts.size;
-    if size > ntcomm_proto::lpc::MAX_BODY {
-        return Outcome::Skipped(format!("an LPC message body holds at most {} B, SIZE is {size}", ntcomm_proto::lpc::MAX_BODY));
+    if !through_view && size > ntcomm_proto::lpc::MAX_BODY {
+        return Outcome::Skipped(format!("an LPC message body holds at most {} B, SIZE is {size} (lpc-view carries more)", ntcomm_proto::lpc::MAX_BODY));
+    }
+    if through_view && !(proto::RECORD_MIN..=proto::LPC_MAX_VIEW).contains(&size) {
+        return Outcome::Skipped(format!("view payloads are {}..={} B, SIZE is {size}", proto::RECORD_MIN, proto::LPC_MAX_VIEW));
     }
     static SERVER: std::sync::OnceLock<Result<crate::lpc_server::BackgroundServer, String>> = std::sync::OnceLock::new();
     let server = SERVER.get_or_init(|| {
@@ -1453,12 +1522,17 @@ fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32) -> Outcome {
     }
     let run = || -> Result<Measured, String> {
         let dev = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
-        let mut c = proto::LpcConnect::new(proto::LPC_CONNECT_INFO, 0);
+        let view_size = if through_view { size.max(4096) as u32 } else { 0 };
+        let mut c = proto::LpcConnect::new(proto::LPC_CONNECT_INFO, view_size);
         c.instance = BENCH_LPC_INSTANCE;
         let mut connected = proto::LpcConnected { max_message: 0, info_len: 0, view_size: 0, info: [0; 128] };
         dev.ioctl(&proto::LPC_CONNECT, &c, &mut connected).map_err(|e| format!("LPC_CONNECT: {e}"))?;
         let ask = |count: u32| -> Result<(proto::LpcTally, Duration), String> {
-            let a = proto::LpcAsk { kind: proto::LPC_KIND_REQUEST, workers, count, body_len: size as u32, timeout_ms: 0, view_len: 0 };
+            let a = if through_view {
+                proto::LpcAsk { kind: proto::LPC_KIND_VIEW, workers, count, body_len: 0, timeout_ms: 0, view_len: size as u32 }
+            } else {
+                proto::LpcAsk { kind: proto::LPC_KIND_REQUEST, workers, count, body_len: size as u32, timeout_ms: 0, view_len: 0 }
+            };
             let mut t = proto::LpcTally::default();
             let started = Instant::now();
             dev.ioctl(&proto::LPC_ASK, &a, &mut t).map_err(|e| format!("LPC_ASK: {e}"))?;

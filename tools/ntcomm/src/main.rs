@@ -141,6 +141,16 @@ mod cli {
         /// Rounds of the C comparison; --iterations is split over them.
         #[arg(long, default_value_t = 10)]
         c_rounds: u32,
+        /// Every channel at 64 B, 4 KiB and 64 KiB (the rings too), in one run;
+        /// with --chart, the chart of it.
+        #[arg(long)]
+        all: bool,
+        /// Payload sizes to run every channel at (comma-separated); overrides --size.
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Write a chart (SVG) of the results to this file.
+        #[arg(long)]
+        chart: Option<PathBuf>,
     }
 
     pub fn main() -> ExitCode {
@@ -150,15 +160,19 @@ mod cli {
             Command::Demo { driver } => with_driver(driver.as_deref(), demo::run),
             Command::LpcServer { instance, stall } => lpc_server(instance, stall),
             Command::Bench(b) => {
+                let sizes = if b.all && b.sizes.is_empty() { bench::ALL_SIZES.to_vec() } else { b.sizes };
+                let ring_sizes = if b.all { sizes.clone() } else { b.ring_sizes };
                 let opts = bench::Options {
                     json: b.json,
                     iterations: b.iterations,
                     size: b.size,
+                    sizes,
+                    chart: b.chart,
                     warmup: b.warmup,
                     depth: b.depth,
                     max_seconds: b.max_seconds,
                     channels: b.channels,
-                    ring_sizes: b.ring_sizes,
+                    ring_sizes,
                     ring_records: b.ring_records,
                     ring_megabytes: b.ring_megabytes,
                     ring_capacity: b.ring_capacity,

@@ -19,6 +19,8 @@ fn c_baseline_comparison_runs_every_shared_channel() {
         json: true,
         iterations: 40,
         size: 64,
+        sizes: Vec::new(),
+        chart: None,
         warmup: 5,
         depth: 1,
         max_seconds: 5.0,
@@ -34,4 +36,42 @@ fn c_baseline_comparison_runs_every_shared_channel() {
     };
     let code = bench::run(&image, &opts);
     assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS), "bench --c-baseline failed (its JSON is on stdout)");
+}
+
+/// `ntcomm bench --all --chart`, tiny: every channel at 64 B, 4 KiB and
+/// 64 KiB in one run (each reply checked), and a chart naming every channel
+/// that ran.
+#[test]
+fn all_channels_at_every_size_with_a_chart() {
+    let image = rig::driver_path(None).expect("no driver image: set NTCOMM_DRIVER");
+    let chart = std::env::temp_dir().join(format!("ntcomm-bench-{}.svg", std::process::id()));
+    let opts = bench::Options {
+        json: true,
+        iterations: 30,
+        size: 64,
+        sizes: bench::ALL_SIZES.to_vec(),
+        chart: Some(chart.clone()),
+        warmup: 5,
+        depth: 4,
+        max_seconds: 2.0,
+        channels: Vec::new(),
+        ring_sizes: bench::ALL_SIZES.to_vec(),
+        ring_records: 2_000,
+        ring_megabytes: 20,
+        ring_capacity: 4 << 20,
+        port_questions: 200,
+        c_baseline: None,
+        c_driver: None,
+        c_rounds: 1,
+    };
+    let code = bench::run(&image, &opts);
+    assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS), "bench --all failed (its JSON is on stdout)");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let _ = std::fs::remove_file(&chart);
+    for (name, _) in bench::CHANNELS {
+        assert!(svg.contains(&format!(">{name}<")), "{name} missing from the chart");
+    }
+    for size in ["64 B", "4 KiB", "64 KiB"] {
+        assert!(svg.contains(&format!(">{size}<")), "{size} missing from the legend");
+    }
 }
