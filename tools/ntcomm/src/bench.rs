@@ -374,7 +374,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
                 // Batching: a round trip of SIZE bytes can carry SIZE/64 records of 64 B.
                 let per = size / 64;
                 r.notes.push(format!(
-                    "[{size} B] batched as {per} records of 64 B per round trip: {:.0} records/s",
+                    "batched as {per} records of 64 B per round trip: {:.0} records/s",
                     r.ops_per_s * per as f64
                 ));
             }
