@@ -4,9 +4,19 @@
 //! spinning; time from the first push to the consumer's last pop. Run with
 //! `cargo bench -p ntcomm-proto --bench ring`.
 //!
-//! - `64B/ntcomm_push`: `try_push` (write + publish) per record, `try_pop` per record.
+//! Every 64 B record carries its sequence number in its first 8 bytes; every
+//! consumer copies each record out (`black_box` per record), as `try_pop` does.
+//!
+//! - `64B/ntcomm_push`: `try_push` (write + publish, i.e. with the wake-up check)
+//!   per record, `try_pop` per record. The record is stamped in a buffer first.
 //! - `64B/ntcomm_batch32`: `write` per record, `publish` every 32 records (and when full).
+//! - `64B/ntcomm_visible`: `write_parts([seq, body])` + `make_visible` per record
+//!   (each record visible at once, no wake-up check), `publish` once at the end:
+//!   the same service as `rtrb`'s `push`.
+//! - `64B/ntcomm_visible32`: the same with `make_visible` every 32 records.
 //! - `64B/rtrb`: `rtrb::RingBuffer<[u8; 64]>` (1024 slots, the same 64 KiB), `push`/`pop` per record.
+//! - `64B/rtrb_chunk32`: the same ring, `write_chunk_uninit(32)` + `fill_from_iter`;
+//!   the consumer takes `read_chunk(slots())` and copies each record out.
 //! - `64KiB/ntcomm`: 1 MiB ring, `try_push`/`try_pop` into a 64 KiB buffer.
 //! - `64KiB/rtrb`: `rtrb::RingBuffer<u8>` of 1 MiB used as a byte stream: each
 //!   record is one `write_chunk_uninit(8 + len)` (length prefix + payload, copied
@@ -32,21 +42,27 @@ const SMALL_BATCH: u64 = 100_000;
 const LARGE: usize = 64 * 1024;
 const LARGE_BATCH: u64 = 1024;
 
-fn ntcomm(cap: u32, size: usize, records: u64, batch: u64) -> Duration {
-    let mem = Arc::new(Mem::ring(cap));
-    let m2 = mem.clone();
-    let consumer = std::thread::spawn(move || {
-        let mut c = m2.consumer().unwrap();
+/// The consumer thread of the ntcomm benches: pops `records` records.
+fn ntcomm_consumer(mem: Arc<Mem>, size: usize, records: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut c = mem.consumer().unwrap();
         let mut buf = vec![0u8; size];
         let mut got = 0;
         while got < records {
             match c.try_pop(&mut buf).unwrap() {
-                Some(_) => got += 1,
+                Some(_) => {
+                    black_box(&buf);
+                    got += 1;
+                }
                 None => spin_loop(),
             }
         }
-        black_box(&buf);
-    });
+    })
+}
+
+fn ntcomm(cap: u32, size: usize, records: u64, batch: u64) -> Duration {
+    let mem = Arc::new(Mem::ring(cap));
+    let consumer = ntcomm_consumer(mem.clone(), size, records);
     let mut p = mem.producer().unwrap();
     let mut rec = vec![0u8; size];
     let start = Instant::now();
@@ -71,21 +87,42 @@ fn ntcomm(cap: u32, size: usize, records: u64, batch: u64) -> Duration {
     start.elapsed()
 }
 
+/// `write_parts([sequence number, 56-byte body])` per record; `make_visible`
+/// every `every` records; one `publish` at the end.
+fn ntcomm_visible(records: u64, every: u64) -> Duration {
+    let mem = Arc::new(Mem::ring(1 << 16));
+    let consumer = ntcomm_consumer(mem.clone(), SMALL, records);
+    let mut p = mem.producer().unwrap();
+    let body = [0u8; SMALL - 8];
+    let start = Instant::now();
+    for i in 0..records {
+        let seq = i.to_le_bytes();
+        while !p.write_parts(&[&seq, &body]).unwrap() {
+            p.make_visible().unwrap();
+            spin_loop();
+        }
+        if (i + 1) % every == 0 {
+            p.make_visible().unwrap();
+        }
+    }
+    let _ = p.publish().unwrap();
+    consumer.join().unwrap();
+    start.elapsed()
+}
+
 fn rtrb_small(records: u64) -> Duration {
     let (mut p, mut c) = rtrb::RingBuffer::<[u8; SMALL]>::new(1024);
     let consumer = std::thread::spawn(move || {
         let mut got = 0;
-        let mut last = [0u8; SMALL];
         while got < records {
             match c.pop() {
                 Ok(r) => {
-                    last = r;
+                    black_box(&r);
                     got += 1;
                 }
                 Err(_) => spin_loop(),
             }
         }
-        black_box(last);
     });
     let mut rec = [0u8; SMALL];
     let start = Instant::now();
@@ -94,6 +131,49 @@ fn rtrb_small(records: u64) -> Duration {
         while p.push(rec).is_err() {
             spin_loop();
         }
+    }
+    consumer.join().unwrap();
+    start.elapsed()
+}
+
+fn rtrb_chunk(records: u64, batch: u64) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::<[u8; SMALL]>::new(1024);
+    let consumer = std::thread::spawn(move || {
+        let mut got = 0;
+        while got < records {
+            let n = c.slots();
+            if n == 0 {
+                spin_loop();
+                continue;
+            }
+            let chunk = c.read_chunk(n).unwrap();
+            let (a, b) = chunk.as_slices();
+            for r in a.iter().chain(b) {
+                let copy: [u8; SMALL] = *r;
+                black_box(&copy);
+            }
+            chunk.commit_all();
+            got += n as u64;
+        }
+    });
+    let rec = [0u8; SMALL];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < records {
+        let n = batch.min(records - i) as usize;
+        let chunk = loop {
+            match p.write_chunk_uninit(n) {
+                Ok(c) => break c,
+                Err(_) => spin_loop(),
+            }
+        };
+        let base = i;
+        chunk.fill_from_iter((0..n as u64).map(|k| {
+            let mut r = rec;
+            r[..8].copy_from_slice(&(base + k).to_le_bytes());
+            r
+        }));
+        i += n as u64;
     }
     consumer.join().unwrap();
     start.elapsed()
@@ -172,7 +252,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ntcomm_batch32", |b| {
         b.iter_custom(|n| ntcomm(1 << 16, SMALL, n * SMALL_BATCH, 32))
     });
+    g.bench_function("ntcomm_visible", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1)));
+    g.bench_function("ntcomm_visible32", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 32)));
     g.bench_function("rtrb", |b| b.iter_custom(|n| rtrb_small(n * SMALL_BATCH)));
+    g.bench_function("rtrb_chunk32", |b| b.iter_custom(|n| rtrb_chunk(n * SMALL_BATCH, 32)));
     g.finish();
 
     let mut g = c.benchmark_group("64KiB");

@@ -60,6 +60,22 @@ fn produce(mut p: Producer, ev: Arc<Event>, lens: &[usize], batch: bool) {
     }
 }
 
+/// Producer shows every record with `make_visible` (plain store of head, no
+/// wake-up check) and calls `publish` only once, after the last.
+fn produce_visible(mut p: Producer, ev: Arc<Event>, lens: &[usize]) {
+    for (i, &len) in lens.iter().enumerate() {
+        let r = rec(i as u8, len);
+        while !p.write(&r).unwrap() {
+            p.make_visible().unwrap();
+            thread::yield_now();
+        }
+        p.make_visible().unwrap();
+    }
+    if p.publish().unwrap().0 {
+        ev.signal();
+    }
+}
+
 /// Consumer pops `lens.len()` records, sleeping on the event when empty.
 fn consume(mut c: Consumer, ev: Arc<Event>, lens: &[usize], sleep: bool) {
     let mut buf = [0u8; 16];
@@ -125,6 +141,22 @@ fn full_ring_and_wrap() {
         let lens = [8, 4, 12];
         let t = thread::spawn(move || produce(p, ev2, &lens, false));
         consume(c, ev, &lens, false);
+        t.join().unwrap();
+    });
+}
+
+/// `make_visible` per record, one `publish` at the end, consumer sleeping when
+/// empty: the records' bytes are published by the plain release store, and
+/// the final `publish` still wakes a consumer that announced sleep (a lost
+/// wake-up would deadlock the model).
+#[test]
+fn make_visible_then_publish_wakes() {
+    model(3, || {
+        let (p, c, _r) = loom_pair(32).unwrap();
+        let ev = Arc::new(Event::default());
+        let ev2 = ev.clone();
+        let t = thread::spawn(move || produce_visible(p, ev2, &[3, 5]));
+        consume(c, ev, &[3, 5], true);
         t.join().unwrap();
     });
 }

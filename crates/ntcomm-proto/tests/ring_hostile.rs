@@ -77,6 +77,8 @@ proptest! {
 enum Act {
     Push(u16),
     Publish,
+    /// `make_visible` (plain store of head, no wake-up check).
+    Visible,
     Pop(u16),
     Sleep,
     /// The peer writes bytes at an offset in the region.
@@ -89,6 +91,7 @@ fn act() -> impl Strategy<Value = Act> {
     prop_oneof![
         6 => any::<u16>().prop_map(Act::Push),
         2 => Just(Act::Publish),
+        1 => Just(Act::Visible),
         6 => any::<u16>().prop_map(Act::Pop),
         1 => Just(Act::Sleep),
         1 => (any::<u16>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(o, b)| Act::Poke(o, b)),
@@ -115,6 +118,11 @@ proptest! {
                     let rec = pattern(n, l as usize % 2100);
                     n += 1;
                     let r = p.write(&rec).map(|_| ());
+                    if let Some(e) = p_err { prop_assert_eq!(r, Err(e)); }
+                    if let Err(e @ RingError::Corrupt(_)) = r { p_err = Some(e); }
+                }
+                Act::Visible => {
+                    let r = p.make_visible();
                     if let Some(e) = p_err { prop_assert_eq!(r, Err(e)); }
                     if let Err(e @ RingError::Corrupt(_)) = r { p_err = Some(e); }
                 }
@@ -257,7 +265,7 @@ fn attach_validates_header() {
     }
     let cases: [(usize, u32, RingError); 4] = [
         (layout::OFF_MAGIC, 1, LayoutError::BadMagic(1).into()),
-        (layout::OFF_VERSION, 2, LayoutError::BadVersion(2).into()),
+        (layout::OFF_VERSION, 1, LayoutError::BadVersion(1).into()),
         (layout::OFF_CAPACITY, 4097, LayoutError::BadCapacity(4097).into()),
         (layout::OFF_MAX_RECORD, 4096, LayoutError::BadMaxRecord(4096).into()),
     ];

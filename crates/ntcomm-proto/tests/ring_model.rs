@@ -15,6 +15,8 @@ enum Op {
     /// Stage a record; the size selector is mapped onto 0..=max_record+8.
     Write(SizeSel),
     Publish,
+    /// `make_visible`: staged records become poppable; no wake-up check.
+    MakeVisible,
     Push(SizeSel),
     /// Pop with a buffer of the selected size (may be too small).
     Pop(SizeSel),
@@ -38,7 +40,8 @@ impl SizeSel {
     fn len(self, max: usize) -> usize {
         match self {
             SizeSel::Zero => 0,
-            SizeSel::Small(n) => n as usize % 65,
+            // Up to 130: every length of the inline-copy path (<= 128) and past it.
+            SizeSel::Small(n) => n as usize % 131,
             SizeSel::Max => max,
             SizeSel::NearMax(d) => max - (d as usize % 16),
             SizeSel::OverMax => max + 1,
@@ -62,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => size_sel().prop_map(Op::Write),
         3 => Just(Op::Publish),
+        2 => Just(Op::MakeVisible),
         4 => size_sel().prop_map(Op::Push),
         8 => size_sel().prop_map(Op::Pop),
         1 => Just(Op::PopVec),
@@ -76,6 +80,8 @@ struct Model {
     max: usize,
     published: VecDeque<Vec<u8>>,
     staged: Vec<Vec<u8>>,
+    /// Staged end covered by the last `publish` (its wake-up check).
+    checked: usize,
     sleeping: bool,
     next: u64,
     /// Byte counters: staged end, published head, consumer tail, the head the
@@ -103,9 +109,13 @@ impl Model {
             self.released = self.tail;
         }
     }
-    fn publish(&mut self) {
+    fn make_visible(&mut self) {
         self.head = self.write;
         self.published.extend(self.staged.drain(..));
+    }
+    fn publish(&mut self) {
+        self.make_visible();
+        self.checked = self.write;
     }
 }
 
@@ -125,6 +135,7 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
         max,
         published: VecDeque::new(),
         staged: Vec::new(),
+        checked: 0,
         sleeping: false,
         next: 0,
         write: 0,
@@ -170,13 +181,20 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Publish => {
                 let r = p.publish().unwrap();
-                let wake = !m.staged.is_empty() && m.sleeping;
-                if !m.staged.is_empty() {
+                // Records shown by make_visible but not yet checked count too.
+                let pending = m.write != m.checked;
+                let wake = pending && m.sleeping;
+                if pending {
                     m.sleeping = false;
                 }
                 m.publish();
                 prop_assert_eq!(r, WakeNeeded(wake));
                 prop_assert_eq!(p.unpublished(), 0);
+            }
+            Op::MakeVisible => {
+                p.make_visible().unwrap();
+                m.make_visible();
+                prop_assert_eq!(p.unpublished(), m.write - m.checked);
             }
             Op::Pop(s) => {
                 let want = s.len(m.max + 8);
@@ -210,14 +228,20 @@ fn run(cap_log: u32, start: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Sleep => {
                 let d = c.prepare_sleep().unwrap();
-                if m.tail == m.seen_head {
-                    m.seen_head = m.head;
-                }
-                if m.published.is_empty() {
-                    prop_assert_eq!(d, SleepDecision::MustWait);
-                    m.sleeping = true;
-                } else {
+                if m.tail != m.seen_head {
+                    // Data already known: answered without touching the flag.
                     prop_assert_eq!(d, SleepDecision::DataReady);
+                } else {
+                    // Flag set, head re-read; the flag is cleared again if data
+                    // arrived (possible with make_visible while a sleep was announced).
+                    m.seen_head = m.head;
+                    if m.published.is_empty() {
+                        prop_assert_eq!(d, SleepDecision::MustWait);
+                        m.sleeping = true;
+                    } else {
+                        prop_assert_eq!(d, SleepDecision::DataReady);
+                        m.sleeping = false;
+                    }
                 }
             }
             Op::Cancel => {

@@ -2,26 +2,27 @@
 //! shared by two parties that do not trust each other (a driver and a user
 //! process).
 //!
-//! # Layout (`#[repr(C)]`-style, fixed, little-endian, version 1)
+//! # Layout (`#[repr(C)]`-style, fixed, little-endian, version 2)
 //!
 //! | offset | size | field | written by |
 //! |---|---|---|---|
 //! | 0 | 4 | magic `"NTRG"` | creator |
-//! | 4 | 4 | version (1) | creator |
+//! | 4 | 4 | version (2) | creator |
 //! | 8 | 4 | capacity: data bytes, power of two, `>= 4096` | creator |
 //! | 12 | 4 | max_record: largest payload, always `capacity / 2` | creator |
 //! | 16 | 4 | failed: 0 = ok, else a [`reason`] code | whoever detects corruption |
-//! | 20 | 4 | consumer_sleeping: 1 while the consumer waits for a wake-up | consumer sets, producer clears |
 //! | 64 | 8 | head: total bytes ever published (monotonic) | producer |
+//! | 72 | 4 | consumer_sleeping: 1 while the consumer waits for a wake-up | consumer sets, producer clears |
 //! | 128 | 8 | tail: total bytes ever consumed (monotonic) | consumer |
 //! | 192 | capacity | data | producer |
 //!
 //! The header is three 64-byte cache lines: line 0 holds the read-mostly words,
 //! line 1 the producer's index, line 2 the consumer's. `consumer_sleeping` is on
-//! line 0, not next to `tail`: the producer reads it after every publish, and
-//! line 2 is written by the consumer after every pop, so sharing it would cost a
-//! cache-line transfer per publish; line 0 is written only when the consumer goes
-//! to sleep or a side fails.
+//! line 1, next to `head`: [`Producer::publish`] writes it (a read-modify-write)
+//! right after storing `head`, so both writes need the one line the producer
+//! owns anyway; on line 0 it would make the consumer's reads of `failed` miss
+//! after every publish, on line 2 it would fight the consumer's `tail` stores.
+//! (Version 1 had the flag at offset 20 and a different wake-up protocol.)
 //!
 //! A record is an 8-byte header (`u32` payload length, `u32` reserved = 0) and the
 //! payload, padded to a multiple of 8. Records wrap around the end of the data
@@ -43,16 +44,26 @@
 //! # Wake-ups
 //!
 //! The consumer that found the ring empty calls [`Consumer::prepare_sleep`]: it
-//! sets `consumer_sleeping`, then re-reads `head` with a read-modify-write; if
-//! data arrived it clears the flag and answers [`SleepDecision::DataReady`], else
-//! [`SleepDecision::MustWait`] and the caller waits on its OS event (and calls
-//! [`Consumer::cancel_sleep`] if the wait times out). [`Producer::publish`]
-//! stores `head` with a read-modify-write, then reads the flag; if it is set it
-//! clears it and answers [`WakeNeeded`]`(true)`, and the caller signals the
-//! event. Because both sides use a read-modify-write on `head`, one of them
-//! always sees the other (acquire/release on one location is enough; no reliance
-//! on `SeqCst` fences, so the protocol is checked as-is by loom). While the
-//! consumer is busy the flag is clear and publishing costs no system call.
+//! sets `consumer_sleeping` with a read-modify-write (swap to 1), then re-reads
+//! `head`; if data arrived it clears the flag (swap to 0) and answers
+//! [`SleepDecision::DataReady`], else [`SleepDecision::MustWait`] and the caller
+//! waits on its OS event (and calls [`Consumer::cancel_sleep`] if the wait times
+//! out). [`Producer::publish`] stores `head` (release), then swaps the flag to 0;
+//! if it was set it answers [`WakeNeeded`]`(true)`, and the caller signals the
+//! event. Every write of the flag is a read-modify-write (acquire and release),
+//! so the two swaps are ordered on that one location and one side always sees
+//! the other: if the producer's swap comes later it reads the 1; if earlier, the
+//! consumer's swap reads from it (directly or through later swaps), so the
+//! producer's `head` store happens before the consumer's re-read of `head`. No
+//! reliance on `SeqCst` fences, so the protocol is checked as-is by loom. While
+//! the consumer is busy the flag is clear and publishing costs no system call.
+//!
+//! The swap makes every `publish` a full barrier: the producer waits until its
+//! record bytes have reached the consumer's cache. A producer that wants each
+//! record seen as soon as it is written, without that wait per record, calls
+//! [`Producer::make_visible`] (only the release store of `head`) after each
+//! `write`, and `publish` only before it waits or stops: a polling consumer sees
+//! the records at once; one that announced sleep is woken by that `publish`.
 //! The opposite direction (producer waiting for space) is not signalled: a
 //! producer on a full ring polls with back-off; each channel direction uses its
 //! own ring.
@@ -72,7 +83,7 @@ use sync::Ordering;
 /// Header magic: the bytes `"NTRG"`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"NTRG");
 /// Layout version written by [`init`] and required by `attach`.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Smallest data capacity.
 #[cfg(not(loom))]
 pub const MIN_CAPACITY: u32 = 4096;
@@ -96,8 +107,8 @@ pub mod layout {
     pub const OFF_MAX_RECORD: usize = 12;
     /// Failure reason (`u32`, 0 = ok).
     pub const OFF_FAILED: usize = 16;
-    /// Consumer-sleeping flag (`u32`).
-    pub const OFF_SLEEPING: usize = 20;
+    /// Consumer-sleeping flag (`u32`), cache line 1 beside `head`.
+    pub const OFF_SLEEPING: usize = 72;
     /// Producer index (`u64`), cache line 1.
     pub const OFF_HEAD: usize = 64;
     /// Consumer index (`u64`), cache line 2.
@@ -422,11 +433,16 @@ impl Side {
 ///
 /// Records are staged with [`write`](Self::write) and made visible together by
 /// [`publish`](Self::publish); [`try_push`](Self::try_push) does both.
+/// [`make_visible`](Self::make_visible) shows staged records to a polling
+/// consumer early, without the wake-up check; `publish` is still due.
 pub struct Producer {
     side: Side,
     /// Next write position (staged records end here).
     write: u64,
-    /// Last value stored to `head`.
+    /// Last value stored to `head` (by `publish` or `make_visible`).
+    visible: u64,
+    /// Last value stored to `head` by `publish`, i.e. followed by the check of
+    /// the consumer's sleeping flag.
     published: u64,
     /// Last validated consumer `tail`.
     tail: u64,
@@ -450,7 +466,7 @@ impl Producer {
 
     fn from_region(region: Region, geo: Geometry) -> Result<Self, RingError> {
         let (head, tail) = attach_indices(&region, geo)?;
-        Ok(Producer { side: Side { region, geo, broken: 0 }, write: head, published: head, tail })
+        Ok(Producer { side: Side { region, geo, broken: 0 }, write: head, visible: head, published: head, tail })
     }
 
     /// The largest payload [`write`](Self::write) accepts.
@@ -470,7 +486,7 @@ impl Producer {
         if t < self.tail {
             return Err(self.side.fail_with(reason::TAIL_BACKWARDS));
         }
-        if t > self.published {
+        if t > self.visible {
             return Err(self.side.fail_with(reason::TAIL_AHEAD));
         }
         if t & 7 != 0 {
@@ -490,7 +506,7 @@ impl Producer {
             _ => return Err(RingError::TooLarge { len, max: self.max_record() }),
         };
         let foot = footprint(len32);
-        // write - tail <= cap always holds (tail is validated <= published <= write).
+        // write - tail <= cap always holds (tail is validated <= visible <= write).
         if self.write - self.tail + foot > self.side.geo.cap {
             self.reload_tail()?;
             if self.write - self.tail + foot > self.side.geo.cap {
@@ -518,6 +534,7 @@ impl Producer {
 
     /// Stages one record made of the concatenation of `parts` (e.g. a header and
     /// a payload, without assembling them first). `Ok(false)` if it does not fit.
+    #[inline]
     pub fn write_parts(&mut self, parts: &[&[u8]]) -> Result<bool, RingError> {
         let total = parts.iter().fold(0usize, |a, p| a.saturating_add(p.len()));
         let Some(len) = self.reserve(total)? else { return Ok(false) };
@@ -531,29 +548,51 @@ impl Producer {
         Ok(true)
     }
 
-    /// Bytes staged by `write` and not yet published.
+    /// Bytes staged by `write` and not yet published by [`publish`](Self::publish)
+    /// (records only made visible by [`make_visible`](Self::make_visible) count).
     pub fn unpublished(&self) -> usize {
         (self.write - self.published) as usize
     }
 
     /// Makes all staged records visible. Returns [`WakeNeeded`]`(true)` if the
     /// consumer announced it sleeps: the caller must then signal its event.
+    /// This is also the wake-up check for records shown by
+    /// [`make_visible`](Self::make_visible).
     #[inline]
     pub fn publish(&mut self) -> Result<WakeNeeded, RingError> {
         self.side.check()?;
         if self.write == self.published {
             return Ok(WakeNeeded(false));
         }
-        // A read-modify-write (not a plain store): it pairs with the consumer's
-        // RMW in `prepare_sleep`, so either we see its flag or it sees our head.
-        self.side.region.head().swap(self.write, Ordering::AcqRel);
+        self.side.region.head().store(self.write, Ordering::Release);
+        self.visible = self.write;
         self.published = self.write;
         self.side.check_shared_failed()?;
-        let sleeping = self.side.region.sleeping();
-        if sleeping.load(Ordering::Acquire) != 0 && sleeping.swap(0, Ordering::AcqRel) != 0 {
-            return Ok(WakeNeeded(true));
+        // Always a read-modify-write (even when the flag is clear): it pairs with
+        // the consumer's swap in `prepare_sleep`, so either we read its 1 or its
+        // swap reads ours and it then sees the head stored above.
+        Ok(WakeNeeded(self.side.region.sleeping().swap(0, Ordering::AcqRel) != 0))
+    }
+
+    /// Makes all staged records visible to a consumer that is polling, without
+    /// the wake-up check: a plain release store of `head` (no read-modify-write,
+    /// no fence), so that a producer can show every record as soon as it is
+    /// written, at the cost of a store. A consumer that already announced it
+    /// sleeps is *not* woken: as after [`write`](Self::write), call
+    /// [`publish`](Self::publish) (and signal when it says so) before the
+    /// producer waits or stops producing. Records shown here count as
+    /// [`unpublished`](Self::unpublished) until then.
+    #[inline]
+    pub fn make_visible(&mut self) -> Result<(), RingError> {
+        self.side.check()?;
+        if self.write == self.visible {
+            return Ok(());
         }
-        Ok(WakeNeeded(false))
+        // Release: the records' bytes happen before this head value. The flag is
+        // not touched, so this gives no wake-up guarantee; the next `publish` does.
+        self.side.region.head().store(self.write, Ordering::Release);
+        self.visible = self.write;
+        self.side.check_shared_failed()
     }
 
     /// Writes and publishes one record. `Ok(None)` if the ring is full (records
@@ -721,17 +760,16 @@ impl Consumer {
         if self.head != self.tail {
             return Ok(SleepDecision::DataReady);
         }
-        let sleeping = self.side.region.sleeping();
-        sleeping.store(1, Ordering::Relaxed);
-        // Read-modify-write of `head` (adds nothing): ordered after the flag store
-        // (release) and paired with the producer's RMW in `publish`.
-        let h = self.side.region.head().fetch_add(0, Ordering::AcqRel);
+        // A read-modify-write paired with the producer's swap in `publish`
+        // (see the module docs); acquire orders the `head` load after it.
+        self.side.region.sleeping().swap(1, Ordering::AcqRel);
+        let h = self.side.region.head().load(Ordering::Acquire);
         if let Err(e) = self.accept_head(h) {
-            self.side.region.sleeping().store(0, Ordering::Relaxed);
+            self.cancel_sleep();
             return Err(e);
         }
         if self.head != self.tail {
-            self.side.region.sleeping().store(0, Ordering::Relaxed);
+            self.cancel_sleep();
             return Ok(SleepDecision::DataReady);
         }
         Ok(SleepDecision::MustWait)
@@ -739,7 +777,9 @@ impl Consumer {
 
     /// Withdraws a sleep announcement (after a wait that timed out).
     pub fn cancel_sleep(&mut self) {
-        self.side.region.sleeping().store(0, Ordering::Relaxed);
+        // A swap, not a store: every write of the flag is a read-modify-write, so
+        // the chain of swaps that orders the two sides is never broken.
+        self.side.region.sleeping().swap(0, Ordering::AcqRel);
     }
 
     /// Marks the channel failed (e.g. on teardown); both sides then report

@@ -133,6 +133,10 @@ impl Region {
         // the caller aliased it there, which the safe API cannot express.
         unsafe {
             let data = self.base.as_ptr().add(layout::HEADER_LEN);
+            if len <= SMALL && first == len {
+                copy_small(src.as_ptr(), data.add(off), len);
+                return;
+            }
             core::ptr::copy_nonoverlapping(src.as_ptr(), data.add(off), first);
             if first < len {
                 core::ptr::copy_nonoverlapping(src.as_ptr().add(first), data, len - first);
@@ -156,10 +160,75 @@ impl Region {
         // No reference to the shared bytes is ever formed.
         unsafe {
             let data = self.base.as_ptr().add(layout::HEADER_LEN);
+            if len <= SMALL && first == len {
+                copy_small(data.add(off), dst.as_mut_ptr(), len);
+                return;
+            }
             core::ptr::copy_nonoverlapping(data.add(off), dst.as_mut_ptr(), first);
             if first < len {
                 core::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), len - first);
             }
+        }
+    }
+}
+
+/// Copies of at most this many bytes that do not wrap are done inline by
+/// [`copy_small`] instead of calling `memcpy`.
+const SMALL: usize = 128;
+
+/// Copies `len <= SMALL` bytes inline with at most four pairs of overlapping
+/// fixed-size unaligned moves (the `memcpy` strategy for short lengths, without
+/// the call and its size dispatch, which dominate for records of tens of bytes).
+/// Overlapping moves write some bytes twice, with the same value read from
+/// `src`; when `src` is the shared region and the peer changes it meanwhile, the
+/// copy holds garbage, as with `memcpy`, and the caller validates the copy.
+///
+/// # Safety
+/// `src` must be valid for reads and `dst` for writes of `len` bytes, and
+/// `len <= SMALL`. The ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
+    use core::ptr::{read_unaligned as rd, write_unaligned as wr};
+    debug_assert!(len <= SMALL);
+    // SAFETY (every block): each move covers `[at, at + N)` with
+    // `at + N <= len`, inside both ranges by the caller's contract.
+    unsafe {
+        if len > 64 {
+            let a = rd(src as *const [u8; 32]);
+            let b = rd(src.add(32) as *const [u8; 32]);
+            let c = rd(src.add(len - 64) as *const [u8; 32]);
+            let d = rd(src.add(len - 32) as *const [u8; 32]);
+            wr(dst as *mut [u8; 32], a);
+            wr(dst.add(32) as *mut [u8; 32], b);
+            wr(dst.add(len - 64) as *mut [u8; 32], c);
+            wr(dst.add(len - 32) as *mut [u8; 32], d);
+        } else if len >= 32 {
+            let a = rd(src as *const [u8; 32]);
+            let b = rd(src.add(len - 32) as *const [u8; 32]);
+            wr(dst as *mut [u8; 32], a);
+            wr(dst.add(len - 32) as *mut [u8; 32], b);
+        } else if len >= 16 {
+            let a = rd(src as *const [u8; 16]);
+            let b = rd(src.add(len - 16) as *const [u8; 16]);
+            wr(dst as *mut [u8; 16], a);
+            wr(dst.add(len - 16) as *mut [u8; 16], b);
+        } else if len >= 8 {
+            let a = rd(src as *const u64);
+            let b = rd(src.add(len - 8) as *const u64);
+            wr(dst as *mut u64, a);
+            wr(dst.add(len - 8) as *mut u64, b);
+        } else if len >= 4 {
+            let a = rd(src as *const u32);
+            let b = rd(src.add(len - 4) as *const u32);
+            wr(dst as *mut u32, a);
+            wr(dst.add(len - 4) as *mut u32, b);
+        } else if len > 0 {
+            let a = *src;
+            let b = *src.add(len / 2);
+            let c = *src.add(len - 1);
+            *dst = a;
+            *dst.add(len / 2) = b;
+            *dst.add(len - 1) = c;
         }
     }
 }
