@@ -73,15 +73,17 @@ pub fn serve(mut server: LpcServer, options: ServerOptions, stats: &ServerStats,
         match event {
             LpcEvent::ConnectionRequest(req) => {
                 stats.last_info_len.store(req.info.len() as u64, Ordering::Relaxed);
+                // Counted before the client hears the answer, so a client that
+                // sees its connect return also sees the count.
                 if req.info == proto::LPC_CONNECT_INFO {
                     let context = next_context;
                     next_context += 1;
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let conn = server.accept(req, proto::LPC_SERVER_INFO, context)?;
                     connections.insert(context, conn);
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    server.refuse(req)?;
                     stats.refused.fetch_add(1, Ordering::Relaxed);
+                    server.refuse(req)?;
                 }
             }
             LpcEvent::Request(req) => {
@@ -100,7 +102,7 @@ pub fn serve(mut server: LpcServer, options: ServerOptions, stats: &ServerStats,
                     }
                     None => proto::lpc_answer(&req.body, &mut answer).unwrap_or(0),
                 };
-                stats.requests.fetch_add(1, Ordering::Relaxed);
+                stats.requests.fetch_add(1, Ordering::Relaxed); // before the reply leaves
                 reply = Some(req.reply(&answer[..n])?);
             }
             LpcEvent::Datagram { body, .. } => {
