@@ -101,6 +101,7 @@ struct frame {
     ULONG64 view_offset;   /* OP_CONNECT */
     ULONG64 view_size;     /* OP_CONNECT */
     ULONG64 remote_base;   /* OP_ACCEPT: where the server mapped the client's view */
+    ULONG64 tag;           /* a request's tag, chosen by the client, echoed by its reply */
     PORT_MESSAGE msg;      /* followed by msg.DataLength bytes */
 };
 
@@ -238,7 +239,16 @@ struct queued {
 struct pending_reply {
     struct pending_reply *next;
     ULONG id;
+    ULONG64 tag;       /* the client's tag of the request, for its reply */
     struct conn *conn; /* referenced */
+};
+
+/* A thread of a client waiting for its reply. */
+struct waiter {
+    struct waiter *next;
+    ULONG64 tag;
+    struct frame *reply; /* FRAME_MAX bytes, filled by the port's reader */
+    NTSTATUS status;     /* STATUS_PENDING until the reply (or the end) came */
 };
 
 /* A server's connection port. */
@@ -282,7 +292,13 @@ struct object {
         struct { struct conn *conn; } comm; /* referenced */
         struct {
             HANDLE pipe;
-            SRWLOCK call_lock; /* one request in flight per client port */
+            HANDLE reader;           /* the thread that reads replies */
+            SRWLOCK write_lock;      /* one frame at a time on the pipe */
+            SRWLOCK lock;            /* waiters, broken */
+            CONDITION_VARIABLE done; /* a waiter's status changed */
+            struct waiter *waiters;
+            int broken;              /* the pipe is gone: no more replies */
+            LONG64 next_tag;
             ULONG max_message;
             PVOID view;
         } client;
@@ -434,6 +450,7 @@ static void object_release(struct object *o)
     case K_CLIENT:
         if (o->u.client.view) UnmapViewOfFile(o->u.client.view);
         if (o->u.client.pipe) CloseHandle(o->u.client.pipe);
+        if (o->u.client.reader) CloseHandle(o->u.client.reader);
         break;
     }
     if (!o->published) CloseHandle(o->key);
@@ -705,7 +722,7 @@ fail:
 }
 
 /* The conn a connection request (or a reply) belongs to, referenced. */
-static struct conn *take_pending_reply(struct server *s, ULONG id)
+static struct conn *take_pending_reply(struct server *s, ULONG id, ULONG64 *tag)
 {
     struct pending_reply **pp, *r;
     struct conn *c = NULL;
@@ -714,6 +731,7 @@ static struct conn *take_pending_reply(struct server *s, ULONG id)
         if (r->id == id) {
             *pp = r->next;
             c = r->conn;
+            if (tag) *tag = r->tag;
             zfree(r);
             break;
         }
@@ -722,11 +740,12 @@ static struct conn *take_pending_reply(struct server *s, ULONG id)
     return c;
 }
 
-static NTSTATUS remember_reply(struct server *s, ULONG id, struct conn *c)
+static NTSTATUS remember_reply(struct server *s, ULONG id, struct conn *c, ULONG64 tag)
 {
     struct pending_reply *r = zalloc(sizeof(*r));
     if (!r) return STATUS_NO_MEMORY;
     r->id = id;
+    r->tag = tag;
     InterlockedIncrement(&c->refs);
     r->conn = c;
     AcquireSRWLockExclusive(&s->lock);
@@ -741,15 +760,16 @@ static NTSTATUS send_reply(struct object *so, PORT_MESSAGE *reply)
     struct server *s = &so->u.server;
     struct frame *f;
     struct conn *c;
+    ULONG64 tag = 0;
     NTSTATUS st;
 
     if (reply->TotalLength < PORT_MESSAGE_LEN || reply->DataLength > reply->TotalLength - PORT_MESSAGE_LEN)
         return STATUS_INVALID_PARAMETER;
     if ((ULONG)reply->DataLength + PORT_MESSAGE_LEN > s->max_message) return STATUS_PORT_MESSAGE_TOO_LONG;
-    if (!(c = take_pending_reply(s, reply->MessageId))) return STATUS_REPLY_MESSAGE_MISMATCH;
+    if (!(c = take_pending_reply(s, reply->MessageId, &tag))) return STATUS_REPLY_MESSAGE_MISMATCH;
     if (c->client_pid != reply->UniqueProcess) {
         /* Not this request's client: put it back. */
-        remember_reply(s, reply->MessageId, c);
+        remember_reply(s, reply->MessageId, c, tag);
         conn_release(c);
         return STATUS_REPLY_MESSAGE_MISMATCH;
     }
@@ -758,6 +778,7 @@ static NTSTATUS send_reply(struct object *so, PORT_MESSAGE *reply)
         return STATUS_NO_MEMORY;
     }
     f->op = OP_MESSAGE;
+    f->tag = tag;
     copy(&f->msg, reply, PORT_MESSAGE_LEN + reply->DataLength);
     f->msg.TotalLength = PORT_MESSAGE_LEN + reply->DataLength;
     f->msg.Type = LPC_REPLY;
@@ -789,7 +810,8 @@ static NTSTATUS NTAPI lpc_NtReplyWaitReceivePort(HANDLE h, PVOID *context, PORT_
             st = STATUS_INVALID_HANDLE; /* the port was closed while we waited */
             goto out;
         }
-        if ((q->f.msg.Type & LPC_TYPE_MASK) == LPC_REQUEST && (st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn))) {
+        if ((q->f.msg.Type & LPC_TYPE_MASK) == LPC_REQUEST
+            && (st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn, q->f.tag))) {
             conn_release(q->conn);
             zfree(q);
             goto out;
@@ -800,7 +822,7 @@ static NTSTATUS NTAPI lpc_NtReplyWaitReceivePort(HANDLE h, PVOID *context, PORT_
     if (context) *context = (q->f.msg.Type & LPC_TYPE_MASK) == LPC_CONNECTION_REQUEST ? NULL : q->conn->context;
     if ((q->f.msg.Type & LPC_TYPE_MASK) == LPC_CONNECTION_REQUEST) {
         /* Keep the conn for NtAcceptConnectPort, found by the message id. */
-        st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn);
+        st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn, 0);
     }
     conn_release(q->conn);
     zfree(q);
@@ -848,7 +870,7 @@ static NTSTATUS NTAPI lpc_NtAcceptConnectPort(HANDLE *out, PVOID context, PORT_M
             }
         }
         ReleaseSRWLockShared(&t->u.server.lock);
-        if (so) c = take_pending_reply(&so->u.server, req->MessageId);
+        if (so) c = take_pending_reply(&so->u.server, req->MessageId, NULL);
     }
     ReleaseSRWLockShared(&table_lock);
     if (!c) {
@@ -944,6 +966,8 @@ static NTSTATUS NTAPI lpc_NtCompleteConnectPort(HANDLE h)
     return st;
 }
 
+static DWORD WINAPI client_reader(void *arg);
+
 static NTSTATUS connect_common(HANDLE *out, NT_UNICODE_STRING *name, PORT_VIEW *client_view,
                                REMOTE_PORT_VIEW *server_view, ULONG *max_message, PVOID info, ULONG *info_len)
 {
@@ -978,7 +1002,9 @@ static NTSTATUS connect_common(HANDLE *out, NT_UNICODE_STRING *name, PORT_VIEW *
         return STATUS_NO_MEMORY;
     }
     o->u.client.pipe = pipe;
-    InitializeSRWLock(&o->u.client.call_lock);
+    InitializeSRWLock(&o->u.client.write_lock);
+    InitializeSRWLock(&o->u.client.lock);
+    InitializeConditionVariable(&o->u.client.done);
     f->op = OP_CONNECT;
     f->msg.Type = LPC_CONNECTION_REQUEST | (kernel_side ? LPC_KERNELMODE_MESSAGE : 0);
     f->msg.DataLength = (USHORT)in_len;
@@ -1024,7 +1050,17 @@ static NTSTATUS connect_common(HANDLE *out, NT_UNICODE_STRING *name, PORT_VIEW *
         client_view->ViewRemoteBase = (PVOID)(ULONG_PTR)f->remote_base;
     }
     zfree(f);
+    f = NULL;
+    /* Replies are read by one thread and handed to whichever request they answer,
+       so several threads may have requests in flight on this port. */
+    object_addref(o);
+    if (!(o->u.client.reader = CreateThread(NULL, 0, client_reader, o, 0, NULL))) {
+        object_release(o);
+        st = STATUS_INSUFFICIENT_RESOURCES;
+        goto fail;
+    }
     if ((st = object_publish(o, out))) {
+        object_close(o); /* ends the reader */
         object_release(o);
         return st;
     }
@@ -1054,7 +1090,7 @@ static NTSTATUS NTAPI lpc_NtSecureConnectPort(HANDLE *out, NT_UNICODE_STRING *na
 }
 
 /* Sends a request or a datagram from a client port. */
-static NTSTATUS client_send(struct object *o, PORT_MESSAGE *req, USHORT type, struct frame *f)
+static NTSTATUS client_send(struct object *o, PORT_MESSAGE *req, USHORT type, struct frame *f, ULONG64 tag)
 {
     if (req->TotalLength < PORT_MESSAGE_LEN || req->DataLength > req->TotalLength - PORT_MESSAGE_LEN)
         return STATUS_INVALID_PARAMETER;
@@ -1065,12 +1101,14 @@ static NTSTATUS client_send(struct object *o, PORT_MESSAGE *req, USHORT type, st
     f->msg.Type = type | (kernel_side ? LPC_KERNELMODE_MESSAGE : 0);
     f->msg.UniqueProcess = GetCurrentProcessId();
     f->msg.UniqueThread = GetCurrentThreadId();
-    return write_frame(o->u.client.pipe, o->stop, f, NULL);
+    f->tag = tag;
+    return write_frame(o->u.client.pipe, o->stop, f, &o->u.client.write_lock);
 }
 
 static NTSTATUS NTAPI lpc_NtRequestWaitReplyPort(HANDLE h, PORT_MESSAGE *req, PORT_MESSAGE *reply)
 {
     struct object *o = object_get(h, K_CLIENT);
+    struct waiter w = {0}, **pp;
     struct frame *f;
     NTSTATUS st;
 
@@ -1079,24 +1117,79 @@ static NTSTATUS NTAPI lpc_NtRequestWaitReplyPort(HANDLE h, PORT_MESSAGE *req, PO
         object_release(o);
         return STATUS_INVALID_PARAMETER;
     }
-    if (!(f = zalloc(FRAME_MAX))) {
+    f = zalloc(FRAME_MAX);
+    w.reply = zalloc(FRAME_MAX);
+    if (!f || !w.reply) {
+        zfree(f);
+        zfree(w.reply);
         object_release(o);
         return STATUS_NO_MEMORY;
     }
-    /* One request in flight per port: the pipe carries replies in order. */
-    AcquireSRWLockExclusive(&o->u.client.call_lock);
-    st = o->closed ? STATUS_PORT_DISCONNECTED : client_send(o, req, LPC_REQUEST, f);
+    /* Registered before sending, so the reader finds us whenever the reply comes. */
+    w.tag = (ULONG64)InterlockedIncrement64(&o->u.client.next_tag);
+    w.status = STATUS_PENDING;
+    AcquireSRWLockExclusive(&o->u.client.lock);
+    st = o->u.client.broken || o->closed ? STATUS_PORT_DISCONNECTED : STATUS_SUCCESS;
     if (!st) {
-        st = read_frame(o->u.client.pipe, o->stop, f);
-        if (!st && (f->op != OP_MESSAGE || (f->msg.Type & LPC_TYPE_MASK) != LPC_REPLY
-                    || (ULONG)f->msg.DataLength + PORT_MESSAGE_LEN > o->u.client.max_message))
-            st = STATUS_PORT_DISCONNECTED;
+        w.next = o->u.client.waiters;
+        o->u.client.waiters = &w;
     }
-    ReleaseSRWLockExclusive(&o->u.client.call_lock);
-    if (!st) copy(reply, &f->msg, PORT_MESSAGE_LEN + f->msg.DataLength);
+    ReleaseSRWLockExclusive(&o->u.client.lock);
+    if (!st) st = client_send(o, req, LPC_REQUEST, f, w.tag);
+    AcquireSRWLockExclusive(&o->u.client.lock);
+    while (!st && w.status == STATUS_PENDING)
+        SleepConditionVariableSRW(&o->u.client.done, &o->u.client.lock, INFINITE, 0);
+    for (pp = &o->u.client.waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == &w) {
+            *pp = w.next;
+            break;
+        }
+    }
+    ReleaseSRWLockExclusive(&o->u.client.lock);
+    if (!st) st = w.status;
+    if (!st) copy(reply, &w.reply->msg, PORT_MESSAGE_LEN + w.reply->msg.DataLength);
+    zfree(w.reply);
     zfree(f);
     object_release(o);
     return st;
+}
+
+/* The reader of a client port: hands each reply to the request with its tag; when the
+   pipe ends (the server went away, or the port was closed), every waiter gets
+   STATUS_PORT_DISCONNECTED. */
+static DWORD WINAPI client_reader(void *arg)
+{
+    struct object *o = arg;
+    struct frame *f = zalloc(FRAME_MAX);
+    for (;;) {
+        NTSTATUS st = f ? read_frame(o->u.client.pipe, o->stop, f) : STATUS_NO_MEMORY;
+        struct waiter *w;
+        if (!st && (f->op != OP_MESSAGE || (f->msg.Type & LPC_TYPE_MASK) != LPC_REPLY
+                    || (ULONG)f->msg.DataLength + PORT_MESSAGE_LEN > o->u.client.max_message))
+            st = STATUS_PORT_DISCONNECTED; /* the server broke the protocol */
+        AcquireSRWLockExclusive(&o->u.client.lock);
+        if (st) {
+            o->u.client.broken = 1;
+            for (w = o->u.client.waiters; w; w = w->next)
+                if (w->status == STATUS_PENDING) w->status = STATUS_PORT_DISCONNECTED;
+            WakeAllConditionVariable(&o->u.client.done);
+            ReleaseSRWLockExclusive(&o->u.client.lock);
+            break;
+        }
+        for (w = o->u.client.waiters; w; w = w->next) {
+            if (w->tag == f->tag && w->status == STATUS_PENDING) {
+                copy(w->reply, f, sizeof(*f) + f->msg.DataLength);
+                w->status = STATUS_SUCCESS;
+                WakeAllConditionVariable(&o->u.client.done);
+                break;
+            }
+        }
+        /* A reply nobody waits for (its requester's send failed) is dropped. */
+        ReleaseSRWLockExclusive(&o->u.client.lock);
+    }
+    zfree(f);
+    object_release(o);
+    return 0;
 }
 
 static NTSTATUS NTAPI lpc_NtRequestPort(HANDLE h, PORT_MESSAGE *req)
@@ -1110,9 +1203,7 @@ static NTSTATUS NTAPI lpc_NtRequestPort(HANDLE h, PORT_MESSAGE *req)
         object_release(o);
         return req ? STATUS_NO_MEMORY : STATUS_INVALID_PARAMETER;
     }
-    AcquireSRWLockExclusive(&o->u.client.call_lock);
-    st = o->closed ? STATUS_PORT_DISCONNECTED : client_send(o, req, LPC_DATAGRAM, f);
-    ReleaseSRWLockExclusive(&o->u.client.call_lock);
+    st = o->closed || o->u.client.broken ? STATUS_PORT_DISCONNECTED : client_send(o, req, LPC_DATAGRAM, f, 0);
     zfree(f);
     object_release(o);
     return st;

@@ -82,6 +82,30 @@ static DWORD WINAPI server(void *arg)
     }
 }
 
+/* Several threads with requests in flight on ONE client port: each reply must reach
+   the thread whose request it answers. */
+static HANDLE shared_port;
+
+static DWORD WINAPI shared_client(void *arg)
+{
+    int me = (int)(ULONG_PTR)arg;
+    LMSG q, r;
+    for (int k = 0; k < 500; k++) {
+        int len = 16 + (k + me) % 200;
+        memset(&q, 0, sizeof(q));
+        for (int i = 0; i < len; i++) q.body[i] = (unsigned char)(i * 7 + k + me * 61);
+        q.h.DataLength = len;
+        q.h.TotalLength = sizeof(PM) + len;
+        LONG st = pRequest(shared_port, &q.h, &r.h);
+        CHECK(st == 0);
+        if (st) return 1;
+        CHECK(r.h.DataLength == len);
+        for (int i = 0; i < len; i++)
+            if (r.body[i] != q.body[len - 1 - i]) { CHECK(!"a reply reached the wrong thread"); return 1; }
+    }
+    return 0;
+}
+
 static DWORD WINAPI client(void *arg)
 {
     USTR n = name(L"\\RPC Control\\ntcomm-lpctest");
@@ -151,6 +175,17 @@ int main(void)
     printf("4 x 2500 requests in %lu ms\n", GetTickCount() - t0);
     for (int i = 0; i < 50 && closed_seen < 4; i++) Sleep(20);
     CHECK(closed_seen == 4);
+
+    {
+        ULONG maxm = 0, sl = 5;
+        char info[128] = "hello";
+        CHECK(pConnect(&shared_port, &n, NULL, NULL, NULL, &maxm, info, &sl) == 0);
+        t0 = GetTickCount();
+        for (int i = 0; i < 4; i++) t[i] = CreateThread(NULL, 0, shared_client, (PVOID)(ULONG_PTR)i, 0, NULL);
+        WaitForMultipleObjects(4, t, TRUE, INFINITE);
+        printf("4 threads x 500 requests on one port in %lu ms\n", GetTickCount() - t0);
+        CHECK(pClose(shared_port) == 0);
+    }
     CHECK(pClose(port) == 0);
     printf(failures ? "lpctest: %d FAILED\n" : "lpctest: ok\n", failures);
     return failures != 0;
