@@ -56,7 +56,7 @@ mod cli {
             driver: Option<PathBuf>,
         },
         /// Round-trip latency and throughput of each channel.
-        Bench(BenchCmd),
+        Bench(Box<BenchCmd>),
         /// Serve the demo's LPC port (the driver connects with LPC_CONNECT)
         /// until killed.
         LpcServer {
