@@ -63,6 +63,11 @@ commands:
                              `--one-cpu` runs Wine and all its processes on CPU 0 (taskset): on a
                              small VM this removes the cross-CPU wake-ups that make IOCTL latency
                              jump between ~75 and ~200 us)
+  faults [--release] [ARGS]  setup + build, then the fault suite `ntcomm faults --driver <sys> ARGS`
+                             under Wine: random IOCTLs, clients killed, the driver stopped under
+                             load, peers killed mid-message, each followed by the no-leak checks
+                             (default: the CI size `xtask test` runs; `--full` is the size of
+                             docs/RELIABILITY.md; e.g. `cargo xtask faults --release -- --full --json`)
   wine  [--] EXE [ARGS]      run a Windows executable in the workspace's Wine prefix
   help                       this text
 
@@ -189,7 +194,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             let (profile, extra) = parse_profile_args(rest, true)?;
             ws.test(profile, &extra)
         }
-        "demo" | "bench" => {
+        "demo" | "bench" | "faults" => {
             let (profile, mut extra) = parse_profile_args(rest, false)?;
             ws.setup()?;
             let sys = ws.build(profile)?;
