@@ -52,7 +52,8 @@ commands:
   test  [--release] [-- ARGS]
                              setup + build, then: host tests of ntcomm-proto; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
-                             minifilter + client test of compat/wine-fltmgr under Wine; clippy
+                             minifilter + client test of compat/wine-fltmgr under Wine; the fault
+                             suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
                              -D warnings on ntcomm-km, ntcomm-demo, wine-fltmgr. ARGS go to both
                              `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
                              `-- -- --nocapture`)
@@ -928,6 +929,14 @@ impl Workspace {
 
         // (b'') the Wine LPC on its own: a C server and C clients in one process.
         step("Wine LPC: C server + clients (compat/wine-lpc)", self.lpc_c_test());
+        self.kill_wineserver();
+
+        // (b-4) the fault suite at its CI size (`ntcomm faults` defaults; the
+        // full size of docs/RELIABILITY.md is `cargo xtask faults -- --full`).
+        let exe = self.win_out(profile).join("ntcomm.exe");
+        let mut c = Command::new(self.runner());
+        c.arg(&exe).args(["faults", "--driver"]).arg(windows_path(&sys)).env("NTCOMM_WINE_NO_SETUP", "1");
+        step("fault suite, CI size (ntcomm faults)", status(&mut c));
         self.kill_wineserver();
 
         // (b-3) the C baseline of the benchmark (its driver and client).

@@ -525,7 +525,10 @@ fn serve(
         }
     }
     if !failed {
-        // Tell a client still looking that the channel is gone.
+        // Tell a client still looking that the channel is gone, and wake it
+        // if it sleeps on the ring (else it would learn only at its timeout,
+        // or never without one).
         producer.fail(ring::reason::ABORTED);
+        let _ = channel.d2u_event.set();
     }
 }
