@@ -52,7 +52,8 @@ commands:
   test  [--release] [-- ARGS]
                              setup + build, then: host tests of ntcomm-proto; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
-                             minifilter + client test of compat/wine-fltmgr under Wine; clippy
+                             minifilter + client test of compat/wine-fltmgr under Wine; the fault
+                             suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
                              -D warnings on ntcomm-km, ntcomm-demo, wine-fltmgr. ARGS go to both
                              `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
                              `-- -- --nocapture`)
@@ -63,6 +64,11 @@ commands:
                              `--one-cpu` runs Wine and all its processes on CPU 0 (taskset): on a
                              small VM this removes the cross-CPU wake-ups that make IOCTL latency
                              jump between ~75 and ~200 us)
+  faults [--release] [ARGS]  setup + build, then the fault suite `ntcomm faults --driver <sys> ARGS`
+                             under Wine: random IOCTLs, clients killed, the driver stopped under
+                             load, peers killed mid-message, each followed by the no-leak checks
+                             (default: the CI size `xtask test` runs; `--full` is the size of
+                             docs/RELIABILITY.md; e.g. `cargo xtask faults --release -- --full --json`)
   wine  [--] EXE [ARGS]      run a Windows executable in the workspace's Wine prefix
   help                       this text
 
@@ -189,7 +195,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             let (profile, extra) = parse_profile_args(rest, true)?;
             ws.test(profile, &extra)
         }
-        "demo" | "bench" => {
+        "demo" | "bench" | "faults" => {
             let (profile, mut extra) = parse_profile_args(rest, false)?;
             ws.setup()?;
             let sys = ws.build(profile)?;
@@ -923,6 +929,14 @@ impl Workspace {
 
         // (b'') the Wine LPC on its own: a C server and C clients in one process.
         step("Wine LPC: C server + clients (compat/wine-lpc)", self.lpc_c_test());
+        self.kill_wineserver();
+
+        // (b-4) the fault suite at its CI size (`ntcomm faults` defaults; the
+        // full size of docs/RELIABILITY.md is `cargo xtask faults -- --full`).
+        let exe = self.win_out(profile).join("ntcomm.exe");
+        let mut c = Command::new(self.runner());
+        c.arg(&exe).args(["faults", "--driver"]).arg(windows_path(&sys)).env("NTCOMM_WINE_NO_SETUP", "1");
+        step("fault suite, CI size (ntcomm faults)", status(&mut c));
         self.kill_wineserver();
 
         // (b-3) the C baseline of the benchmark (its driver and client).

@@ -305,6 +305,10 @@ impl<H: PortHandler> PortState<H> {
         self.handler.disconnect(&client.connection);
         let mut list = self.clients.lock();
         list.retain(|c| !core::ptr::eq(&**c, client));
+        if list.is_empty() {
+            // No pool kept while nobody is connected.
+            list.shrink_to_fit();
+        }
     }
 }
 

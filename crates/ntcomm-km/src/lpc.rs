@@ -166,10 +166,19 @@ pub struct ConnectOptions {
 
 /// The client's view of the section shared with the server. The server can
 /// write it at any time: it is hostile memory, reached only through copies.
+///
+/// Closing the port unmaps the view (ntcomm's compat LPC does, as Windows
+/// does when a port is deleted), so [`LpcClient::close`] first retires the
+/// view: copies already running finish, later ones fail with
+/// `STATUS_PORT_DISCONNECTED`, and only then is the port closed.
 pub struct PortView {
     base: *mut u8,
     len: usize,
     remote_base: u64,
+    /// Copies running now.
+    users: AtomicUsize,
+    /// Set by `retire`: no copy may start.
+    retired: AtomicBool,
     _section: Section,
 }
 
@@ -197,16 +206,17 @@ impl PortView {
     }
 
     /// Copies `data` into the view at `offset`; `STATUS_INVALID_PARAMETER`
-    /// if it does not fit.
+    /// if it does not fit, `STATUS_PORT_DISCONNECTED` once the port closed.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), Error> {
         let end = offset.checked_add(data.len()).filter(|&e| e <= self.len);
         if end.is_none() {
             return Err(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC view write out of range"));
         }
-        // SAFETY: in bounds (checked); the view is mapped while self lives;
-        // the peer may touch the same bytes, so no reference is formed.
-        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(offset), data.len()) };
-        Ok(())
+        self.using(|| {
+            // SAFETY: in bounds (checked); mapped while not retired (`using`);
+            // the peer may touch the same bytes, so no reference is formed.
+            unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(offset), data.len()) }
+        })
     }
 
     /// Copies from the view at `offset` into `out`.
@@ -216,8 +226,30 @@ impl PortView {
             return Err(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC view read out of range"));
         }
         // SAFETY: as in `write`.
-        unsafe { ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) };
+        self.using(|| unsafe { ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) })
+    }
+
+    /// Runs a copy unless the view is retired; `retire` waits for it.
+    fn using(&self, copy: impl FnOnce()) -> Result<(), Error> {
+        // SeqCst on both sides (here: count then check; in `retire`: flag
+        // then count): a copy either sees the flag or is seen by `retire`.
+        self.users.fetch_add(1, Ordering::SeqCst);
+        if self.retired.load(Ordering::SeqCst) {
+            self.users.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::new(wire::STATUS_PORT_DISCONNECTED, "LPC port closed: view unmapped"));
+        }
+        copy();
+        self.users.fetch_sub(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// No copy starts from now on; returns when the running ones finished
+    /// (each is one bounded memcpy).
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        while self.users.load(Ordering::SeqCst) != 0 {
+            crate::sync::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -290,7 +322,14 @@ impl LpcClient {
                 if v.view_base == 0 || v.view_size < section.size() as u64 {
                     return Err(LpcError::Other(Error::new(NtStatus::STATUS_INVALID_VIEW_SIZE, "ZwConnectPort mapped no view")));
                 }
-                Some(PortView { base: v.view_base as *mut u8, len: section.size(), remote_base: v.view_remote_base, _section: section })
+                Some(PortView {
+                    base: v.view_base as *mut u8,
+                    len: section.size(),
+                    remote_base: v.view_remote_base,
+                    users: AtomicUsize::new(0),
+                    retired: AtomicBool::new(false),
+                    _section: section,
+                })
             }
             _ => None,
         };
@@ -333,10 +372,14 @@ impl LpcClient {
     /// calls fail with [`LpcError::Disconnected`]. Under ntcomm's compat
     /// LPC a request blocked in another thread returns at once; on Windows
     /// (not verified here) it may stay blocked until the server replies or
-    /// goes away. The view stays mapped until the client is dropped.
+    /// goes away. Closing the port unmaps the view: view copies running in
+    /// other threads finish first, later ones fail.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Some(v) = &self.view {
+            v.retire();
         }
         let h = self.handle.swap(ptr::null_mut(), Ordering::AcqRel);
         if !h.is_null() {

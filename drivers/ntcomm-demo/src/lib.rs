@@ -177,6 +177,12 @@ impl Demo {
     }
 
     fn stats(&self, req: IoctlRequest) -> Handled {
+        // Threads that finished are otherwise joined at the next request of
+        // their kind: join them now, so that the pool figures count only
+        // what is live (the fault suite compares them exactly).
+        self.rings.reap();
+        self.ports.reap();
+        self.lpc.reap();
         let io = irp::counters();
         let pool = POOL.usage();
         let ports = &self.ports;
@@ -424,6 +430,7 @@ impl DeviceOperations for Demo {
         self.waiters.drain_file(file, NtStatus::STATUS_CANCELLED);
         self.delayed.queue.drain_file(file, NtStatus::STATUS_CANCELLED);
         self.rings.close(file);
+        self.ports.cleanup(file);
         self.lpc.cleanup(file);
     }
 

@@ -58,14 +58,19 @@ impl Lpc {
     }
 
     fn keep(&self, t: SystemThread) {
+        self.reap();
+        self.threads.lock().push(t);
+    }
+
+    /// Joins the threads that finished (joining them does not wait).
+    pub fn reap(&self) {
         let done: Vec<SystemThread> = {
             let mut all = self.threads.lock();
             let (done, running): (Vec<_>, Vec<_>) = all.drain(..).partition(|t| t.is_finished());
             *all = running;
-            all.push(t);
             done
         };
-        drop(done); // finished: joining does not wait
+        drop(done);
     }
 
     /// `LPC_CONNECT`.
@@ -278,7 +283,9 @@ fn ask_some(client: &LpcClient, ask: LpcAsk, worker: u32, counters: &LpcCounters
     let mut expect = [0u8; MAX_ASK_BODY];
     let view_offset = view_len * worker as usize;
     for i in 0..ask.count {
-        if stopping.load(Ordering::Acquire) {
+        // Closed: the ask was cancelled or timed out (or a newer connect
+        // replaced this one): every further call would fail.
+        if stopping.load(Ordering::Acquire) || client.is_closed() {
             break;
         }
         let seq = (u64::from(worker) << 32) | u64::from(i);
@@ -334,10 +341,13 @@ fn ask_some(client: &LpcClient, ask: LpcAsk, worker: u32, counters: &LpcCounters
                 }
             }
             Err(e) => {
-                let gone = matches!(e, LpcError::Disconnected(_));
+                // The server (or our end) is gone, or the port refuses this
+                // size: the rest would fail the same way, and a loop of
+                // failing calls that never reach the port would not even
+                // notice a close (it ran on after cancel until unload).
+                let gone = matches!(e, LpcError::Disconnected(_) | LpcError::TooLong(_));
                 fail(&mut t, counters, &e);
                 if gone {
-                    // The server (or our end) is gone: the rest would fail the same way.
                     let left = u64::from(ask.count - i - 1);
                     t.failed += left;
                     break;

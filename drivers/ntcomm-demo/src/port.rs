@@ -11,7 +11,8 @@ use core::time::Duration;
 use ntcomm_km::device::Device;
 use ntcomm_km::flt::{Filter, Port, PortHandler, SendError};
 use ntcomm_km::ioctl::IoctlRequest;
-use ntcomm_km::irp::{Handled, Request};
+use ntcomm_km::irp::{FileId, Handled};
+use ntcomm_km::queue::IrpQueue;
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::SystemThread;
 use ntcomm_km::{time, NtStatus};
@@ -71,6 +72,11 @@ pub struct Ports {
     pub counters: Arc<PortCounters>,
     stopping: Arc<AtomicBool>,
     askers: SpinLock<Vec<SystemThread>>,
+    /// Pended `PORT_ASK`s, each tagged with its ask number: cancellable
+    /// (`CancelIoEx`, the client's exit, its handle's close) while their
+    /// questions are asked. An ask whose request is gone stops asking.
+    asking: Arc<IrpQueue>,
+    next_ask: AtomicU64,
 }
 
 impl Ports {
@@ -93,6 +99,8 @@ impl Ports {
             counters,
             stopping: Arc::new(AtomicBool::new(false)),
             askers: SpinLock::new(Vec::new()),
+            asking: Arc::new(IrpQueue::new()),
+            next_ask: AtomicU64::new(1),
         }
     }
 
@@ -100,7 +108,8 @@ impl Ports {
         self.port.lock().is_some()
     }
 
-    fn reap(&self) {
+    /// Joins the ask threads that finished (joining them does not wait).
+    pub fn reap(&self) {
         let done: Vec<SystemThread> = {
             let mut a = self.askers.lock();
             let (done, running): (Vec<_>, Vec<_>) = a.drain(..).partition(|t| t.is_finished());
@@ -124,19 +133,27 @@ impl Ports {
         if !(1..=16).contains(&ask.threads) || !(proto::RECORD_MIN..=proto::MAX_PORT_MESSAGE).contains(&len) || ask.reserved != 0 {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
-        let request = match req.into_request() {
+        let mut request = match req.into_request() {
             Ok(r) => r,
             Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
         };
-        let (request, handled) = request.into_pending();
-        let stopping = self.stopping.clone();
-        // Dropping the closure (if the thread cannot start) completes the
-        // request with STATUS_INTERNAL_ERROR.
-        match SystemThread::spawn(move || run_ask(port, ask, request, &stopping)) {
+        let id = self.next_ask.fetch_add(1, Ordering::Relaxed) as usize;
+        request.set_tag((id, 0));
+        let handled = self.asking.pend(request);
+        let (stopping, asking) = (self.stopping.clone(), self.asking.clone());
+        match SystemThread::spawn(move || run_ask(port, ask, id, &asking, &stopping)) {
             Ok(t) => self.askers.lock().push(t),
-            Err(e) => ntcomm_km::kprintln!("PORT_ASK thread: {}", e),
+            Err(e) => {
+                ntcomm_km::kprintln!("PORT_ASK thread: {}", e);
+                let _ = self.asking.pop_if(|r| r.tag().0 == id).map(|r| r.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES));
+            }
         }
         handled
+    }
+
+    /// The handle closed (or its process died): its asks end.
+    pub fn cleanup(&self, file: FileId) {
+        self.asking.drain_file(file, NtStatus::STATUS_CANCELLED);
     }
 
     /// Unload: stop askers, disconnect clients, close the port, unregister.
@@ -151,31 +168,40 @@ impl Ports {
         }
         let askers = core::mem::take(&mut *self.askers.lock());
         drop(askers);
+        self.asking.close(NtStatus::STATUS_CANCELLED);
         drop(port);
         let filter = self.filter.lock().take();
         drop(filter);
     }
 }
 
-fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, request: Request, stopping: &Arc<AtomicBool>) {
+/// Whether ask `id` still has its request (not cancelled).
+fn wanted(asking: &IrpQueue, id: usize) -> bool {
+    let mut found = false;
+    asking.visit(|r| found |= r.tag().0 == id);
+    found
+}
+
+fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQueue>, stopping: &Arc<AtomicBool>) {
     let tally = Arc::new(SpinLock::new(PortTally::default()));
     let mut senders = Vec::new();
     for t in 0..ask.threads {
-        let (p, shared, stop) = (port.clone(), tally.clone(), stopping.clone());
-        match SystemThread::spawn(move || ask_some(&p, ask, t, &shared, &stop)) {
+        let (p, shared, stop, q) = (port.clone(), tally.clone(), stopping.clone(), asking.clone());
+        match SystemThread::spawn(move || ask_some(&p, ask, t, &shared, &stop, &q, id)) {
             Ok(s) => senders.push(s),
             Err(_) => tally.lock().failed += u64::from(ask.questions.div_ceil(ask.threads)),
         }
     }
     drop(senders); // joins
     let result = *tally.lock();
-    let _ = match IoctlRequest::from_request(request) {
+    // Gone if it was cancelled meanwhile (completed by the cancel routine).
+    let _ = asking.pop_if(|r| r.tag().0 == id).map(|request| match IoctlRequest::from_request(request) {
         Ok(r) => r.reply(&result),
         Err(r) => r.fail(NtStatus::STATUS_INVALID_PARAMETER),
-    };
+    });
 }
 
-fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<PortTally>, stopping: &AtomicBool) {
+fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<PortTally>, stopping: &AtomicBool, asking: &IrpQueue, id: usize) {
     let mut question = Vec::new();
     if question.try_reserve_exact(ask.question_len as usize).is_err() {
         return;
@@ -183,7 +209,7 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
     question.resize(ask.question_len as usize, 0);
     let timeout = (ask.timeout_ms != 0).then(|| Duration::from_millis(ask.timeout_ms.into()));
     let mut seq = u64::from(thread);
-    while seq < u64::from(ask.questions) && !stopping.load(Ordering::Acquire) {
+    while seq < u64::from(ask.questions) && !stopping.load(Ordering::Acquire) && wanted(asking, id) {
         proto::fill_record(seq, &mut question);
         let clients = port.clients();
         let mut t = PortTally::default();

@@ -100,7 +100,8 @@ impl Rings {
         Self { live: SpinLock::new(Vec::new()), ending: SpinLock::new(Vec::new()), totals: Arc::new(RingTotals::default()) }
     }
 
-    fn reap(&self) {
+    /// Joins the channel threads that finished (joining them does not wait).
+    pub fn reap(&self) {
         let finished: Vec<SystemThread> = {
             let mut e = self.ending.lock();
             let (done, running): (Vec<_>, Vec<_>) = e.drain(..).partition(|t| t.is_finished());
@@ -203,7 +204,12 @@ impl Rings {
         let entry = {
             let mut live = self.live.lock();
             let i = live.iter().position(|e| e.channel.file == file);
-            i.map(|i| live.swap_remove(i))
+            let e = i.map(|i| live.swap_remove(i));
+            if live.is_empty() {
+                // No capacity kept while no channel is open.
+                live.shrink_to_fit();
+            }
+            e
         };
         if let Some(e) = entry {
             e.channel.stop.store(true, Ordering::Release);
@@ -519,7 +525,10 @@ fn serve(
         }
     }
     if !failed {
-        // Tell a client still looking that the channel is gone.
+        // Tell a client still looking that the channel is gone, and wake it
+        // if it sleeps on the ring (else it would learn only at its timeout,
+        // or never without one).
         producer.fail(ring::reason::ABORTED);
+        let _ = channel.d2u_event.set();
     }
 }

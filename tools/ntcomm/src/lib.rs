@@ -13,4 +13,6 @@ pub mod bench;
 #[cfg(windows)]
 pub mod demo;
 #[cfg(windows)]
+pub mod faults;
+#[cfg(windows)]
 pub mod lpc_server;

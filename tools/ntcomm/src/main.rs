@@ -31,7 +31,7 @@ mod cli {
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
-    use ntcomm::{bench, demo, rig};
+    use ntcomm::{bench, demo, faults, rig};
     use ntcomm_proto::demo as proto;
     use ntcomm_um::service;
 
@@ -57,6 +57,25 @@ mod cli {
         },
         /// Round-trip latency and throughput of each channel.
         Bench(Box<BenchCmd>),
+        /// The fault suite: random IOCTLs, clients killed, the driver stopped
+        /// under load and peers killed mid-message, on every channel; after
+        /// each fault nothing may be in flight and the pool must be back to
+        /// its value before. Defaults are the CI size; --full is the size of
+        /// docs/RELIABILITY.md.
+        Faults(FaultsCmd),
+        /// A child process of `ntcomm faults` (a channel's client or peer).
+        #[command(hide = true)]
+        FaultChild {
+            role: String,
+            #[arg(long, default_value_t = 1)]
+            seed: u64,
+            #[arg(long, default_value_t = 0)]
+            instance: u32,
+            #[arg(long)]
+            stall: bool,
+            #[arg(long)]
+            answer: bool,
+        },
         /// Serve the demo's LPC port (the driver connects with LPC_CONNECT)
         /// until killed.
         LpcServer {
@@ -85,6 +104,56 @@ mod cli {
         Uninstall,
         /// Print the service state.
         Status,
+    }
+
+    #[derive(clap::Args, Debug)]
+    struct FaultsCmd {
+        /// Driver image (default: $NTCOMM_DRIVER, else ntcomm_demo.sys beside ntcomm.exe).
+        #[arg(long)]
+        driver: Option<PathBuf>,
+        /// The full size: 1,000,000 random IOCTLs, 100 kills per channel, 10
+        /// stops per channel, 100 peer kills per peer channel (the explicit
+        /// options below still win).
+        #[arg(long)]
+        full: bool,
+        /// Random IOCTLs (phase 1) [CI: 100000; --full: 1000000].
+        #[arg(long)]
+        ioctls: Option<u64>,
+        /// Client kills per channel (phase 2) [CI: 5; --full: 100].
+        #[arg(long)]
+        kills: Option<u32>,
+        /// Driver stops under load per channel (phase 3) [CI: 1; --full: 10].
+        #[arg(long)]
+        stops: Option<u32>,
+        /// Peer kills per peer channel: pipe, port, LPC (phase 4) [CI: 5; --full: 100].
+        #[arg(long)]
+        peer_kills: Option<u32>,
+        /// PRNG seed (default: from the clock; printed, so a run can be repeated).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print one JSON document with every figure at the end.
+        #[arg(long)]
+        json: bool,
+        /// Only these phases (comma-separated): ioctls, kills, stops, peers.
+        #[arg(long, value_delimiter = ',')]
+        phases: Vec<String>,
+        /// Only these channels (comma-separated): ioctl, readwrite, inverted,
+        /// delayed, ring, pipe, port, lpc.
+        #[arg(long, value_delimiter = ',')]
+        channels: Vec<String>,
+        /// Longest random delay before a kill or stop, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        max_delay_ms: u64,
+        /// Random IOCTLs in flight at once.
+        #[arg(long, default_value_t = 8)]
+        depth: usize,
+        /// How long a random IOCTL may pend before it is cancelled, in ms.
+        #[arg(long, default_value_t = 5)]
+        pend_ms: u64,
+        /// Phase 1 sends only these demo IOCTLs (comma-separated names, e.g.
+        /// PORT_ASK,LPC_ASK): to narrow down a failure.
+        #[arg(long, value_delimiter = ',', hide = true)]
+        only: Vec<String>,
     }
 
     #[derive(clap::Args, Debug)]
@@ -159,6 +228,28 @@ mod cli {
             Command::Driver { action } => driver(action),
             Command::Demo { driver } => with_driver(driver.as_deref(), demo::run),
             Command::LpcServer { instance, stall } => lpc_server(instance, stall),
+            Command::FaultChild { role, seed, instance, stall, answer: _ } => faults::child(&role, seed, instance, stall),
+            Command::Faults(f) => {
+                let pick = |v: Option<u64>, ci: u64, full: u64| v.unwrap_or(if f.full { full } else { ci });
+                let seed = f.seed.unwrap_or_else(|| {
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+                });
+                let opts = faults::Options {
+                    ioctls: pick(f.ioctls, 100_000, 1_000_000),
+                    kills: pick(f.kills.map(u64::from), 5, 100) as u32,
+                    stops: pick(f.stops.map(u64::from), 1, 10) as u32,
+                    peer_kills: pick(f.peer_kills.map(u64::from), 5, 100) as u32,
+                    seed,
+                    json: f.json,
+                    phases: f.phases,
+                    channels: f.channels,
+                    max_delay_ms: f.max_delay_ms,
+                    depth: f.depth,
+                    pend_ms: f.pend_ms,
+                    only: f.only,
+                };
+                with_driver(f.driver.as_deref(), |image| faults::run(image, &opts))
+            }
             Command::Bench(b) => {
                 let sizes = if b.all && b.sizes.is_empty() { bench::ALL_SIZES.to_vec() } else { b.sizes };
                 let ring_sizes = if b.all { sizes.clone() } else { b.ring_sizes };
