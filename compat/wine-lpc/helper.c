@@ -4,10 +4,15 @@
  * and started before it, so both share one winedevice; importing kernel32
  * makes Wine call the entry point as DllMain first, which patches ntdll and
  * ntoskrnl in that process, and then as DriverEntry.
+ *
+ * Being the one ntcomm piece loaded first into that winedevice, it also
+ * installs the IRP quarantine (compat/wine-irp) against Wine 8's cancel race.
  */
 #include <windows.h>
+#include <string.h>
 
 #include "lpc.h"
+#include "../wine-irp/quarantine.h"
 
 extern IMAGE_DOS_HEADER __ImageBase;
 
@@ -20,12 +25,29 @@ static void WINAPI unload(void *driver)
     (void)driver;
 }
 
+/* Points ntoskrnl's IoFreeIrp at the quarantine, on Wine 8 only: the replacement
+ * frees IRPs the way Wine 8's IoFreeIrp does. Elsewhere nothing is patched. */
+static int install_irp_quarantine(void)
+{
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll"), krnl = GetModuleHandleW(L"ntoskrnl.exe");
+    const char *(CDECL *version)(void);
+    unsigned char *p;
+
+    if (!ntdll || !krnl) return 0;
+    version = (const char *(CDECL *)(void))(void *)GetProcAddress(ntdll, "wine_get_version");
+    if (!version || strncmp(version(), "8.", 2) != 0) return 1;
+    if (!(p = (unsigned char *)(void *)GetProcAddress(krnl, "IoFreeIrp"))) return 0;
+    if (p[0] == 0x48 && p[1] == 0xb8 && p[10] == 0xff && p[11] == 0xe0) return 1; /* already */
+    return ntcomm_write_jump(p, (const void *)quarantine_free_irp);
+}
+
 LONG WINAPI LpcHelperEntry(void *a, ULONG_PTR b, void *c)
 {
     (void)c;
     if (a == (void *)&__ImageBase) {
         /* DllMain(hinst, reason, reserved) */
-        if (b == DLL_PROCESS_ATTACH) return ntcomm_lpc_install(1) ? TRUE : FALSE;
+        if (b == DLL_PROCESS_ATTACH)
+            return ntcomm_lpc_install(1) && install_irp_quarantine() ? TRUE : FALSE;
         return TRUE;
     }
     /* DriverEntry(DriverObject, RegistryPath) */

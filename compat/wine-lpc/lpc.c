@@ -1243,7 +1243,7 @@ static int is_fatal_stub(const unsigned char *p)
 }
 
 /* movabs rax, target; jmp rax (12 bytes) over the start of `at`. */
-static int write_jump(void *at, const void *target)
+int ntcomm_write_jump(void *at, const void *target)
 {
     unsigned char code[12] = { 0x48, 0xb8 };
     ULONG64 t = (ULONG64)(ULONG_PTR)target;
@@ -1266,7 +1266,7 @@ static int patch(HMODULE mod, const char *name, const void *impl, int fatal_stub
     if (p == impl) return 1;
     if (p[0] == 0x48 && p[1] == 0xb8 && p[10] == 0xff && p[11] == 0xe0) return 1; /* already ours */
     if (fatal_stub ? !is_fatal_stub(p) : !is_syscall_stub(p)) return 0;
-    return write_jump(p, impl);
+    return ntcomm_write_jump(p, impl);
 }
 
 /* NtClose keeps working: a trampoline runs its first 16 bytes and jumps back to byte 16. */
@@ -1282,7 +1282,7 @@ static int hook_close(HMODULE ntdll)
     back = (ULONG64)(ULONG_PTR)(p + 16);
     for (i = 0; i < 8; i++) t[22 + i] = (unsigned char)(back >> (8 * i));
     orig_NtClose = (void *)t;
-    return write_jump(p, lpc_NtClose);
+    return ntcomm_write_jump(p, lpc_NtClose);
 }
 
 static LONG installed;

@@ -13,4 +13,8 @@
  */
 int ntcomm_lpc_install(int in_driver_host);
 
+/* Overwrites the first 12 bytes of code at `at` with `movabs rax, target; jmp rax`.
+ * Returns nonzero on success. */
+int ntcomm_write_jump(void *at, const void *target);
+
 #endif

@@ -561,7 +561,14 @@ impl Workspace {
     /// the CLI's rig finds it (`rig::wine_lpc_helper`).
     fn ensure_lpc_helper(&self) -> Result {
         let src = self.root.join("compat/wine-lpc");
-        let inputs = [src.join("helper.c"), src.join("lpc.c"), src.join("lpc.h")];
+        let irp = self.root.join("compat/wine-irp");
+        let inputs = [
+            src.join("helper.c"),
+            src.join("lpc.c"),
+            irp.join("quarantine.c"),
+            src.join("lpc.h"),
+            irp.join("quarantine.h"),
+        ];
         let out = self.wine_dir().join("ntcomm_lpc.sys");
         if newer_than(&inputs, &out) {
             let tmp = out.with_extension("sys.tmp");
@@ -572,7 +579,8 @@ impl Workspace {
                     .arg(&tmp)
                     .arg(&inputs[0])
                     .arg(&inputs[1])
-                    .arg("-lkernel32"),
+                    .arg(&inputs[2])
+                    .args(["-lntoskrnl", "-lkernel32"]),
             )?;
             fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
         }
