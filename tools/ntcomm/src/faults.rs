@@ -849,6 +849,36 @@ impl Suite {
         }))
     }
 
+    /// One peer-kill round of the port and LPC phases: `kid` (the peer) is
+    /// ready; `ask` runs on its own thread and may only end once the peer is
+    /// gone. Waits until a stalling peer holds a message, kills the peer after
+    /// a random delay, and returns what `ask` returned and how many
+    /// milliseconds after the kill it ended (an error past [`HANG`]).
+    fn kill_mid_call<T: Send + 'static>(
+        &mut self,
+        round: u32,
+        mut kid: Kid,
+        stall: bool,
+        call: &str,
+        peer: &str,
+        ask: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<(T, u64), String> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(ask());
+        });
+        if stall {
+            kid.wait_for("holding", Duration::from_secs(30)).map_err(|e| format!("peer kill {round}: {e}"))?;
+        }
+        std::thread::sleep(Duration::from_millis(self.rng.below(self.opts.max_delay_ms + 1)));
+        kid.kill();
+        let t = Instant::now();
+        match rx.recv_timeout(HANG) {
+            Ok(r) => r.map(|v| (v, t.elapsed().as_millis() as u64)).map_err(|e| format!("peer kill {round}: {call}: {e}")),
+            Err(_) => Err(format!("peer kill {round}: {call} still waiting {HANG:?} after its {peer} died")),
+        }
+    }
+
     /// The port client killed while the driver waits for its reply.
     fn peer_port(&mut self) -> Result<Value, String> {
         let dev = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
@@ -861,29 +891,15 @@ impl Suite {
             let stall = i % 3 != 2;
             let mut kid = Kid::spawn(&["port-peer", if stall { "--stall" } else { "--answer" }])?;
             kid.wait_for("ready", Duration::from_secs(60)).map_err(|e| format!("peer kill {i}: {e}"))?;
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let r = (|| -> Result<PortTally, String> {
-                    let d = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
-                    // Wait forever for each reply: only the client's death ends it.
-                    let ask = PortAsk { questions: 10_000, threads: 4, timeout_ms: 0, want_reply: 1, question_len: 256, reserved: 0 };
-                    let mut t = PortTally::default();
-                    d.ioctl(&proto::PORT_ASK, &ask, &mut t).map_err(|e| e.to_string())?;
-                    Ok(t)
-                })();
-                let _ = tx.send(r);
-            });
-            if stall {
-                kid.wait_for("holding", Duration::from_secs(30)).map_err(|e| format!("peer kill {i}: {e}"))?;
-            }
-            std::thread::sleep(Duration::from_millis(self.rng.below(self.opts.max_delay_ms + 1)));
-            kid.kill();
-            let t = Instant::now();
-            let tally = match rx.recv_timeout(HANG) {
-                Ok(r) => r.map_err(|e| format!("peer kill {i}: PORT_ASK: {e}"))?,
-                Err(_) => return Err(format!("peer kill {i}: PORT_ASK still waiting {HANG:?} after its client died")),
-            };
-            asks_ms.push(t.elapsed().as_millis() as u64);
+            let (tally, ms) = self.kill_mid_call(i, kid, stall, "PORT_ASK", "client", || {
+                let d = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
+                // Wait forever for each reply: only the client's death ends it.
+                let ask = PortAsk { questions: 10_000, threads: 4, timeout_ms: 0, want_reply: 1, question_len: 256, reserved: 0 };
+                let mut t = PortTally::default();
+                d.ioctl(&proto::PORT_ASK, &ask, &mut t).map_err(|e| e.to_string())?;
+                Ok(t)
+            })?;
+            asks_ms.push(ms);
             if tally.bad_replies != 0 || tally.failed != 0 {
                 return Err(format!("peer kill {i}: {tally:?}"));
             }
@@ -930,28 +946,14 @@ impl Suite {
             let mut kid = Kid::spawn(&args)?;
             kid.wait_for("ready", Duration::from_secs(60)).map_err(|e| format!("peer kill {i}: {e}"))?;
             lpc_connect(&dev, LPC_PEER_BASE + i).map_err(|e| format!("peer kill {i}: LPC_CONNECT: {e}"))?;
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let r = (|| -> Result<LpcTally, String> {
-                    let d = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
-                    let ask = LpcAsk { kind: proto::LPC_KIND_REQUEST, workers: 4, count: 1_000_000, body_len: 128, timeout_ms: 0, view_len: 0 };
-                    let mut t = LpcTally::default();
-                    d.ioctl(&proto::LPC_ASK, &ask, &mut t).map_err(|e| e.to_string())?;
-                    Ok(t)
-                })();
-                let _ = tx.send(r);
-            });
-            if stall {
-                kid.wait_for("holding", Duration::from_secs(30)).map_err(|e| format!("peer kill {i}: {e}"))?;
-            }
-            std::thread::sleep(Duration::from_millis(self.rng.below(self.opts.max_delay_ms + 1)));
-            kid.kill();
-            let t = Instant::now();
-            let tally = match rx.recv_timeout(HANG) {
-                Ok(r) => r.map_err(|e| format!("peer kill {i}: LPC_ASK: {e}"))?,
-                Err(_) => return Err(format!("peer kill {i}: LPC_ASK still waiting {HANG:?} after its server died")),
-            };
-            asks_ms.push(t.elapsed().as_millis() as u64);
+            let (tally, ms) = self.kill_mid_call(i, kid, stall, "LPC_ASK", "server", || {
+                let d = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
+                let ask = LpcAsk { kind: proto::LPC_KIND_REQUEST, workers: 4, count: 1_000_000, body_len: 128, timeout_ms: 0, view_len: 0 };
+                let mut t = LpcTally::default();
+                d.ioctl(&proto::LPC_ASK, &ask, &mut t).map_err(|e| e.to_string())?;
+                Ok(t)
+            })?;
+            asks_ms.push(ms);
             if tally.mismatched != 0 || tally.failed == 0 || NtStatus(tally.first_error) != NtStatus::STATUS_PORT_DISCONNECTED {
                 return Err(format!("peer kill {i}: expected failures with STATUS_PORT_DISCONNECTED, got {tally:?} (first error {})", NtStatus(tally.first_error)));
             }
