@@ -70,6 +70,13 @@ struct PipeLog {
     in_writer: AtomicU64,
 }
 
+impl PipeLog {
+    /// 1 while the writer holds a message out of the queue, else 0.
+    fn held_by_writer(&self) -> usize {
+        self.in_writer.load(Ordering::Relaxed) as usize
+    }
+}
+
 struct Demo {
     device: Device,
     /// Pended `ReadFile`s, oldest first.
@@ -202,7 +209,7 @@ impl Demo {
             pool_allocations_outstanding: pool.blocks,
             open_handles: self.open_handles.load(Ordering::Relaxed),
             pipe_messages_sent: self.pipe.sent.load(Ordering::Relaxed),
-            pipe_messages_queued: self.pipe.queue.lock().len() as u64 + self.pipe.in_writer.load(Ordering::Relaxed),
+            pipe_messages_queued: (self.pipe.queue.lock().len() + self.pipe.held_by_writer()) as u64,
             pipe_sends_refused: self.pipe.refused.load(Ordering::Relaxed),
             pipe_connects: self.pipe.connects.load(Ordering::Relaxed),
             pipe_write_failures: self.pipe.failures.load(Ordering::Relaxed),
@@ -320,7 +327,11 @@ impl Demo {
         copy.extend_from_slice(req.input());
         {
             let mut q = self.pipe.queue.lock();
-            if q.len() >= proto::PIPE_QUEUE_CAPACITY {
+            // The bound covers the message the writer holds: whether a stale
+            // connection made it take one out already must not change how
+            // many messages the driver accepts.
+            let held = q.len() + self.pipe.held_by_writer();
+            if held >= proto::PIPE_QUEUE_CAPACITY {
                 drop(q);
                 self.pipe.refused.fetch_add(1, Ordering::Relaxed);
                 return req.fail(NtStatus::STATUS_DEVICE_BUSY);
@@ -399,7 +410,13 @@ fn pipe_writer(p: &PipeLog) {
             continue;
         };
         if pending.is_none() {
-            pending = p.queue.lock().pop_front();
+            let mut q = p.queue.lock();
+            pending = q.pop_front();
+            // Counted as held under the queue lock, so `pipe_send` never sees
+            // the message in neither place.
+            if pending.is_some() {
+                p.in_writer.store(1, Ordering::Relaxed);
+            }
         }
         let Some(msg) = pending.as_ref() else {
             p.signal.wait(Some(Duration::from_secs(1)));

@@ -46,7 +46,14 @@ pub fn driver_path(explicit: Option<&Path>) -> Option<PathBuf> {
 /// service configured with another image (e.g. a debug build when a
 /// release build is asked for) is stopped and pointed at `image` first, so
 /// the driver that runs is the one asked for.
+///
+/// Calls from several threads of one process (parallel tests) are taken one
+/// at a time: one thread's stop-and-reconfigure must not run between another
+/// thread's install and start.
 pub fn ensure_running(image: &Path) -> Result<()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A panic while holding it leaves nothing half-done that matters here.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     match install(image) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::ServiceExists => {
