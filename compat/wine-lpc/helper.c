@@ -37,7 +37,7 @@ static int install_irp_quarantine(void)
     version = (const char *(CDECL *)(void))(void *)GetProcAddress(ntdll, "wine_get_version");
     if (!version || strncmp(version(), "8.", 2) != 0) return 1;
     if (!(p = (unsigned char *)(void *)GetProcAddress(krnl, "IoFreeIrp"))) return 0;
-    if (p[0] == 0x48 && p[1] == 0xb8 && p[10] == 0xff && p[11] == 0xe0) return 1; /* already */
+    if (ntcomm_is_jump(p)) return 1; /* already patched */
     return ntcomm_write_jump(p, (const void *)quarantine_free_irp);
 }
 

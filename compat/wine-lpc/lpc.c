@@ -1242,6 +1242,13 @@ static int is_fatal_stub(const unsigned char *p)
     return p[0] == 0x48 && p[1] == 0x83 && p[2] == 0xec && p[3] == 0x28 && p[4] == 0x48 && p[5] == 0x8d;
 }
 
+/* Whether the code at `p` starts with the jump ntcomm_write_jump writes. */
+int ntcomm_is_jump(const void *p)
+{
+    const unsigned char *c = p;
+    return c[0] == 0x48 && c[1] == 0xb8 && c[10] == 0xff && c[11] == 0xe0;
+}
+
 /* movabs rax, target; jmp rax (12 bytes) over the start of `at`. */
 int ntcomm_write_jump(void *at, const void *target)
 {
@@ -1264,7 +1271,7 @@ static int patch(HMODULE mod, const char *name, const void *impl, int fatal_stub
     unsigned char *p = (unsigned char *)GetProcAddress(mod, name);
     if (!p) return 0;
     if (p == impl) return 1;
-    if (p[0] == 0x48 && p[1] == 0xb8 && p[10] == 0xff && p[11] == 0xe0) return 1; /* already ours */
+    if (ntcomm_is_jump(p)) return 1; /* already ours */
     if (fatal_stub ? !is_fatal_stub(p) : !is_syscall_stub(p)) return 0;
     return ntcomm_write_jump(p, impl);
 }

@@ -17,4 +17,7 @@ int ntcomm_lpc_install(int in_driver_host);
  * Returns nonzero on success. */
 int ntcomm_write_jump(void *at, const void *target);
 
+/* Whether the code at `p` already starts with such a jump. */
+int ntcomm_is_jump(const void *p);
+
 #endif

@@ -577,9 +577,7 @@ impl Workspace {
                     .args(["-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-nostdlib", "-s"])
                     .args(["-Wl,--subsystem,native", "-Wl,--entry,LpcHelperEntry", "-o"])
                     .arg(&tmp)
-                    .arg(&inputs[0])
-                    .arg(&inputs[1])
-                    .arg(&inputs[2])
+                    .args(&inputs[..3]) // the .c files; the headers are inputs for newer_than only
                     .args(["-lntoskrnl", "-lkernel32"]),
             )?;
             fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
