@@ -14,6 +14,14 @@
 //!   (each record visible at once, no wake-up check), `publish` once at the end:
 //!   the same service as `rtrb`'s `push`.
 //! - `64B/ntcomm_visible32`: the same with `make_visible` every 32 records.
+//! - `64B/ntcomm_fixed`: a ring of fixed 64 B records (no record header):
+//!   `write_parts([seq, body])` + `make_visible` per record, `try_pop` per record.
+//!   The like-for-like row for `rtrb`'s `push`/`pop`.
+//! - `64B/ntcomm_fixed32`: the same with `make_visible` every 32 records.
+//! - `64B/ntcomm_bulk32`: the fixed ring in bulk: 32 records stamped in a
+//!   buffer, `write_records` (one copy) + `make_visible`; the consumer takes
+//!   `pop_records` into a 32-record buffer (one copy) and touches each record
+//!   (`black_box`). The like-for-like row for `rtrb`'s chunk API.
 //! - `64B/rtrb`: `rtrb::RingBuffer<[u8; 64]>` (1024 slots, the same 64 KiB), `push`/`pop` per record.
 //! - `64B/rtrb_chunk32`: the same ring, `write_chunk_uninit(32)` + `fill_from_iter`;
 //!   the consumer takes `read_chunk(slots())` and copies each record out.
@@ -112,6 +120,77 @@ fn ntcomm_visible(records: u64, every: u64) -> Duration {
             left = every;
             p.make_visible().unwrap();
         }
+    }
+    let _ = p.publish().unwrap();
+    consumer.join().unwrap();
+    start.elapsed()
+}
+
+/// A ring of fixed 64 B records: `write_parts([sequence number, body])` per
+/// record, `make_visible` every `every` records.
+fn ntcomm_fixed(records: u64, every: u64) -> Duration {
+    let mem = Arc::new(Mem::ring_fixed(1 << 16, SMALL as u32));
+    let consumer = ntcomm_consumer(mem.clone(), SMALL, records);
+    let mut p = mem.producer().unwrap();
+    let body = [0u8; SMALL - 8];
+    let mut left = every;
+    let start = Instant::now();
+    for i in 0..records {
+        let seq = i.to_le_bytes();
+        while !p.write_parts(&[&seq, &body]).unwrap() {
+            p.make_visible().unwrap();
+            spin_loop();
+        }
+        left -= 1;
+        if left == 0 {
+            left = every;
+            p.make_visible().unwrap();
+        }
+    }
+    let _ = p.publish().unwrap();
+    consumer.join().unwrap();
+    start.elapsed()
+}
+
+/// The fixed 64 B ring in bulk: batches of `batch` records each way.
+fn ntcomm_bulk(records: u64, batch: usize) -> Duration {
+    let mem = Arc::new(Mem::ring_fixed(1 << 16, SMALL as u32));
+    let m2 = mem.clone();
+    let consumer = std::thread::spawn(move || {
+        let mut c = m2.consumer().unwrap();
+        let mut buf = vec![0u8; SMALL * batch];
+        let mut got = 0u64;
+        while got < records {
+            let n = c.pop_records(&mut buf).unwrap();
+            if n == 0 {
+                spin_loop();
+                continue;
+            }
+            for r in buf[..n * SMALL].chunks_exact(SMALL) {
+                black_box(r);
+            }
+            got += n as u64;
+        }
+    });
+    let mut p = mem.producer().unwrap();
+    let mut recs = vec![0u8; SMALL * batch];
+    let start = Instant::now();
+    let mut i = 0u64;
+    while i < records {
+        let n = (batch as u64).min(records - i) as usize;
+        for (k, r) in recs[..n * SMALL].chunks_exact_mut(SMALL).enumerate() {
+            r[..8].copy_from_slice(&(i + k as u64).to_le_bytes());
+        }
+        let mut done = 0;
+        while done < n {
+            let w = p.write_records(&recs[done * SMALL..n * SMALL]).unwrap();
+            if w == 0 {
+                spin_loop();
+            }
+            done += w;
+            p.make_visible().unwrap();
+        }
+        i += n as u64;
     }
     let _ = p.publish().unwrap();
     consumer.join().unwrap();
@@ -262,6 +341,9 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("ntcomm_visible", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1)));
     g.bench_function("ntcomm_visible32", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 32)));
+    g.bench_function("ntcomm_fixed", |b| b.iter_custom(|n| ntcomm_fixed(n * SMALL_BATCH, 1)));
+    g.bench_function("ntcomm_fixed32", |b| b.iter_custom(|n| ntcomm_fixed(n * SMALL_BATCH, 32)));
+    g.bench_function("ntcomm_bulk32", |b| b.iter_custom(|n| ntcomm_bulk(n * SMALL_BATCH, 32)));
     g.bench_function("rtrb", |b| b.iter_custom(|n| rtrb_small(n * SMALL_BATCH)));
     g.bench_function("rtrb_chunk32", |b| b.iter_custom(|n| rtrb_chunk(n * SMALL_BATCH, 32)));
     g.finish();

@@ -22,7 +22,11 @@ proptest! {
     /// Consumer and producer over arbitrary bytes: no panic, no fault, and an
     /// error, once `Corrupt`, stays.
     #[test]
-    fn arbitrary_region((cap_log, plausible, head, tail, bytes) in region_bytes(), buf_len in 0usize..5000) {
+    fn arbitrary_region(
+        (cap_log, plausible, head, tail, bytes) in region_bytes(),
+        buf_len in 0usize..5000,
+        fixed in prop_oneof![Just(0u32), Just(24), (1u32..=64).prop_map(|k| k * 8)],
+    ) {
         let cap = 1u32 << cap_log;
         let len = RingLayout::bytes_for(cap).unwrap();
         let mem = Mem::new(len);
@@ -33,16 +37,31 @@ proptest! {
             mem.poke_u32(layout::OFF_CAPACITY, cap);
             mem.poke_u32(layout::OFF_MAX_RECORD, cap / 2);
             mem.poke_u32(layout::OFF_FAILED, 0);
-            // Small, mostly consistent indices so records get parsed.
+            mem.poke_u32(layout::OFF_RECORD_SIZE, fixed);
+            // Small, mostly consistent indices so records get parsed (in a
+            // fixed-size ring, head is often off the record grid).
             let t = (tail % (4 * u64::from(cap))) & !7;
+            let t = if fixed != 0 && head & 1 == 0 { t - t % u64::from(fixed) } else { t };
             mem.poke_u64(layout::OFF_TAIL, t);
             mem.poke_u64(layout::OFF_HEAD, t + (head % (u64::from(cap) + 16)));
         }
         let mut buf = vec![0u8; buf_len];
         if let Ok(mut c) = mem.consumer() {
             let mut corrupt = None;
-            for _ in 0..64 {
-                let r = c.try_pop(&mut buf);
+            for i in 0..64 {
+                let r = if i % 2 == 1 && c.record_size().is_some() {
+                    // Bulk pops: a count of whole records that fit the buffer.
+                    match c.pop_records(&mut buf) {
+                        Ok(0) => Ok(None),
+                        Ok(n) => {
+                            prop_assert!(n * c.max_record() <= buf.len());
+                            Ok(Some(c.max_record()))
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    c.try_pop(&mut buf)
+                };
                 if let Some(code) = corrupt {
                     prop_assert_eq!(r, Err(RingError::Corrupt(code)));
                 }
@@ -63,7 +82,8 @@ proptest! {
         }
         if let Ok(mut p) = mem.producer() {
             for i in 0..64u64 {
-                let rec = pattern(i, (i as usize * 97) % 3000);
+                let len = p.record_size().unwrap_or((i as usize * 97) % 3000);
+                let rec = pattern(i, len);
                 match p.write(&rec) {
                     Ok(_) => { let _ = p.publish(); }
                     Err(_) => break,
@@ -296,4 +316,37 @@ fn geometry_is_private_after_attach() {
     let mut buf = [0u8; 64];
     assert_eq!(c.try_pop(&mut buf).unwrap(), Some(5));
     assert_eq!(&buf[..5], b"hello");
+}
+
+#[test]
+fn fixed_size_ring_checks_the_record_grid() {
+    // 24-byte records: indices must be multiples of 24, not only of 8.
+    let mem = Mem::ring_fixed(4096, 24);
+    let mut p = mem.producer().unwrap();
+    let mut c = mem.consumer().unwrap();
+    assert!(p.write(&[7u8; 24]).unwrap());
+    assert!(p.write(&[8u8; 24]).unwrap());
+    let _ = p.publish().unwrap();
+    mem.poke_u64(layout::OFF_HEAD, 40);
+    let mut buf = [0u8; 64];
+    assert_eq!(c.pop_records(&mut buf), Err(RingError::Corrupt(reason::MISALIGNED_INDEX)));
+    assert_eq!(c.try_pop(&mut buf), Err(RingError::Corrupt(reason::MISALIGNED_INDEX)));
+    assert_eq!(p.status(), Err(RingError::Corrupt(reason::MISALIGNED_INDEX)));
+
+    // The producer checks a tail off the grid when it next needs space.
+    let mem = Mem::ring_fixed(4096, 24);
+    let mut p = mem.producer().unwrap();
+    let mut c = mem.consumer().unwrap();
+    let recs = vec![1u8; 24 * 170];
+    assert_eq!(p.write_records(&recs).unwrap(), 170);
+    let _ = p.publish().unwrap();
+    assert_eq!(c.pop_records(&mut [0u8; 48]).unwrap(), 2);
+    mem.poke_u64(layout::OFF_TAIL, 16);
+    assert_eq!(p.write_records(&recs[..48]), Err(RingError::Corrupt(reason::MISALIGNED_INDEX)));
+
+    // Attach refuses indices off the grid.
+    let mem = Mem::ring_fixed(4096, 24);
+    mem.poke_u64(layout::OFF_HEAD, 32);
+    mem.poke_u64(layout::OFF_TAIL, 32);
+    assert_eq!(mem.consumer().err(), Some(RingError::Corrupt(reason::BAD_INDICES)));
 }

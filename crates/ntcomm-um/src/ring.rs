@@ -86,7 +86,7 @@ impl Shared {
 fn ring_error(e: RingError, what: &str) -> Error {
     let code = match e {
         RingError::BufferTooSmall { .. } => crate::error::code::ERROR_INSUFFICIENT_BUFFER,
-        RingError::TooLarge { .. } => ERROR_INVALID_PARAMETER,
+        RingError::TooLarge { .. } | RingError::WrongSize { .. } | RingError::NotFixedSize => ERROR_INVALID_PARAMETER,
         RingError::Layout(_) | RingError::Corrupt(_) => ERROR_INVALID_DATA,
     };
     Error::new(format!("{what}: {e}"), code)

@@ -2,7 +2,7 @@
 //! shared by two parties that do not trust each other (a driver and a user
 //! process).
 //!
-//! # Layout (`#[repr(C)]`-style, fixed, little-endian, version 2)
+//! # Layout (`#[repr(C)]`-style, fixed, little-endian, version 3)
 //!
 //! | offset | size | field | written by |
 //! |---|---|---|---|
@@ -11,6 +11,7 @@
 //! | 8 | 4 | capacity: data bytes, power of two, `>= 4096` | creator |
 //! | 12 | 4 | max_record: largest payload, always `capacity / 2` | creator |
 //! | 16 | 4 | failed: 0 = ok, else a [`reason`] code | whoever detects corruption |
+//! | 20 | 4 | record_size: 0 = variable-length records, else every record's size | creator |
 //! | 64 | 8 | head: total bytes ever published (monotonic) | producer |
 //! | 72 | 4 | consumer_sleeping: 1 while the consumer waits for a wake-up | consumer sets, producer clears |
 //! | 128 | 8 | tail: total bytes ever consumed (monotonic) | consumer |
@@ -22,13 +23,26 @@
 //! right after storing `head`, so both writes need the one line the producer
 //! owns anyway; on line 0 it would make the consumer's reads of `failed` miss
 //! after every publish, on line 2 it would fight the consumer's `tail` stores.
-//! (Version 1 had the flag at offset 20 and a different wake-up protocol.)
+//! (Version 1 had the flag at offset 20 and a different wake-up protocol;
+//! version 2 had no `record_size`.)
 //!
-//! A record is an 8-byte header (`u32` payload length, `u32` reserved = 0) and the
-//! payload, padded to a multiple of 8. Records wrap around the end of the data
-//! area (the payload copy is split), so no space is wasted and no padding marker
-//! exists; record headers never straddle the end because every position is
-//! 8-aligned and the capacity is a multiple of 8.
+//! # Records
+//!
+//! A ring carries records of one of two kinds, fixed by its creator:
+//!
+//! - **Variable length** (`record_size` 0, [`init`]): a record is an 8-byte header
+//!   (`u32` payload length, `u32` reserved = 0) and the payload, padded to a
+//!   multiple of 8. Records wrap around the end of the data area (the payload
+//!   copy is split), so no space is wasted and no padding marker exists; record
+//!   headers never straddle the end because every position is 8-aligned and the
+//!   capacity is a multiple of 8.
+//! - **Fixed size** (`record_size` = N, [`init_fixed`]): every record is exactly N
+//!   bytes (a multiple of 8, at most `max_record`), stored with no header, so
+//!   indices are multiples of N and a record wraps like a payload does. For a
+//!   stream of one event type this is the fast layout: nothing per record to
+//!   write or validate, and records of 64 B fill cache lines exactly instead of
+//!   sharing each line between the record the consumer reads and the one the
+//!   producer writes (a 64 B payload takes 72 B with a header).
 //!
 //! # Hostile peer
 //!
@@ -83,7 +97,7 @@ use sync::Ordering;
 /// Header magic: the bytes `"NTRG"`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"NTRG");
 /// Layout version written by [`init`] and required by `attach`.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Smallest data capacity.
 #[cfg(not(loom))]
 pub const MIN_CAPACITY: u32 = 4096;
@@ -107,6 +121,8 @@ pub mod layout {
     pub const OFF_MAX_RECORD: usize = 12;
     /// Failure reason (`u32`, 0 = ok).
     pub const OFF_FAILED: usize = 16;
+    /// Fixed record size (`u32`, 0 = variable-length records).
+    pub const OFF_RECORD_SIZE: usize = 20;
     /// Consumer-sleeping flag (`u32`), cache line 1 beside `head`.
     pub const OFF_SLEEPING: usize = 72;
     /// Producer index (`u64`), cache line 1.
@@ -125,7 +141,7 @@ pub mod reason {
     pub const HEAD_BACKWARDS: u32 = 1;
     /// `head` is more than one capacity ahead of the consumer's `tail`.
     pub const HEAD_OVERRUN: u32 = 2;
-    /// An index is not a multiple of 8.
+    /// An index is not a multiple of 8 (of the record size in a fixed-size ring).
     pub const MISALIGNED_INDEX: u32 = 3;
     /// A record's length exceeds `max_record`.
     pub const RECORD_TOO_LONG: u32 = 4;
@@ -183,6 +199,9 @@ pub enum LayoutError {
     BadVersion(u32),
     /// The header's `max_record` is not `capacity / 2`.
     BadMaxRecord(u32),
+    /// The fixed record size is not a nonzero multiple of 8 no larger than
+    /// `capacity / 2` (in a header, or asked of [`init_fixed`]).
+    BadRecordSize(u32),
 }
 
 /// Errors of ring operations.
@@ -197,6 +216,16 @@ pub enum RingError {
         /// The ring's `max_record`.
         max: usize,
     },
+    /// A record of another length was offered to a fixed-size ring; nothing was written.
+    WrongSize {
+        /// The record's length.
+        len: usize,
+        /// The ring's record size.
+        size: usize,
+    },
+    /// A call for fixed-size rings ([`Producer::write_records`],
+    /// [`Consumer::pop_records`]) on a ring of variable-length records.
+    NotFixedSize,
     /// The next record does not fit the caller's buffer; it was not consumed.
     BufferTooSmall {
         /// The record's length.
@@ -218,6 +247,10 @@ impl core::fmt::Display for RingError {
         match self {
             RingError::Layout(e) => write!(f, "invalid ring region: {e:?}"),
             RingError::TooLarge { len, max } => write!(f, "record of {len} bytes exceeds the maximum {max}"),
+            RingError::WrongSize { len, size } => {
+                write!(f, "record of {len} bytes offered to a ring of {size}-byte records")
+            }
+            RingError::NotFixedSize => f.write_str("the ring's records are not of a fixed size"),
             RingError::BufferTooSmall { needed } => write!(f, "record of {needed} bytes does not fit the buffer"),
             RingError::Corrupt(code) => write!(f, "ring failed: {} ({code})", reason::name(*code)),
         }
@@ -272,8 +305,8 @@ const fn capacity_ok(capacity: u32) -> bool {
     capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
 }
 
-fn footprint(len: u32) -> u64 {
-    RECORD_HEADER as u64 + ((u64::from(len) + 7) & !7)
+const fn record_size_ok(size: u32, capacity: u32) -> bool {
+    size != 0 && size.is_multiple_of(8) && size <= RingLayout::max_record_for(capacity)
 }
 
 /// The geometry a side copies once from the header.
@@ -281,6 +314,58 @@ fn footprint(len: u32) -> u64 {
 struct Geometry {
     cap: u64,
     max_record: u32,
+    /// Fixed record size, 0 for variable-length records.
+    fixed: u32,
+    /// Every index is a multiple of this: 8, or the fixed record size.
+    unit: u64,
+}
+
+impl Geometry {
+    fn new(cap: u32, fixed: u32) -> Self {
+        let unit = if fixed == 0 { 8 } else { u64::from(fixed) };
+        Geometry { cap: u64::from(cap), max_record: RingLayout::max_record_for(cap), fixed, unit }
+    }
+
+    /// Ring bytes of a record of `len` payload bytes (`len` already checked).
+    #[inline]
+    fn footprint(&self, len: u32) -> u64 {
+        if self.fixed != 0 {
+            u64::from(self.fixed)
+        } else {
+            RECORD_HEADER as u64 + ((u64::from(len) + 7) & !7)
+        }
+    }
+
+    /// Bytes before a record's payload.
+    #[inline]
+    fn header(&self) -> u64 {
+        if self.fixed != 0 {
+            0
+        } else {
+            RECORD_HEADER as u64
+        }
+    }
+
+    /// Whole units (records of a fixed-size ring) in `bytes`: a shift for the
+    /// usual power-of-two sizes, a division otherwise.
+    #[inline]
+    fn units_in(&self, bytes: u64) -> u64 {
+        if self.unit.is_power_of_two() {
+            bytes >> self.unit.trailing_zeros()
+        } else {
+            bytes / self.unit
+        }
+    }
+
+    /// Whether `index` is on a record boundary's grid.
+    #[inline]
+    fn aligned(&self, index: u64) -> bool {
+        if self.unit.is_power_of_two() {
+            index & (self.unit - 1) == 0
+        } else {
+            index.is_multiple_of(self.unit)
+        }
+    }
 }
 
 /// Reads and validates the header's constant part once.
@@ -301,14 +386,19 @@ fn read_geometry(region: &Region) -> Result<Geometry, LayoutError> {
     if max_record != RingLayout::max_record_for(cap) {
         return Err(LayoutError::BadMaxRecord(max_record));
     }
-    Ok(Geometry { cap: u64::from(cap), max_record })
+    let fixed = region.record_size().load(Ordering::Relaxed);
+    if fixed != 0 && !record_size_ok(fixed, cap) {
+        return Err(LayoutError::BadRecordSize(fixed));
+    }
+    Ok(Geometry::new(cap, fixed))
 }
 
 /// Writes a fresh header into a region (the creator's side).
-fn write_header(region: &Region, cap: u32) {
+fn write_header(region: &Region, cap: u32, fixed: u32) {
     region.version().store(VERSION, Ordering::Relaxed);
     region.capacity().store(cap, Ordering::Relaxed);
     region.max_record().store(RingLayout::max_record_for(cap), Ordering::Relaxed);
+    region.record_size().store(fixed, Ordering::Relaxed);
     region.failed().store(0, Ordering::Relaxed);
     region.sleeping().store(0, Ordering::Relaxed);
     region.head().store(0, Ordering::Relaxed);
@@ -329,8 +419,8 @@ fn check_region(mem: *mut u8, len: usize) -> Result<core::ptr::NonNull<u8>, Layo
     Ok(base)
 }
 
-/// Initialises a ring in `mem` (the creator's side): writes the header with
-/// empty indices. The data area is not cleared.
+/// Initialises a ring of variable-length records in `mem` (the creator's
+/// side): writes the header with empty indices. The data area is not cleared.
 ///
 /// # Safety
 /// `mem` must be valid for reads and writes of `len` bytes. Nobody may be
@@ -338,6 +428,28 @@ fn check_region(mem: *mut u8, len: usize) -> Result<core::ptr::NonNull<u8>, Layo
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 pub unsafe fn init(mem: *mut u8, len: usize, capacity: u32) -> Result<(), RingError> {
+    // SAFETY: forwarded caller contract.
+    unsafe { init_with(mem, len, capacity, 0) }
+}
+
+/// Initialises a ring of fixed-size records of `record_size` bytes (a nonzero
+/// multiple of 8, at most `capacity / 2`) in `mem`. See [`init`].
+///
+/// # Safety
+/// As for [`init`].
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+pub unsafe fn init_fixed(mem: *mut u8, len: usize, capacity: u32, record_size: u32) -> Result<(), RingError> {
+    if capacity_ok(capacity) && !record_size_ok(record_size, capacity) {
+        return Err(LayoutError::BadRecordSize(record_size).into());
+    }
+    // SAFETY: forwarded caller contract.
+    unsafe { init_with(mem, len, capacity, record_size) }
+}
+
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+unsafe fn init_with(mem: *mut u8, len: usize, capacity: u32, fixed: u32) -> Result<(), RingError> {
     let base = check_region(mem, len)?;
     let needed = RingLayout::bytes_for(capacity).ok_or(LayoutError::BadCapacity(capacity))?;
     if len < needed {
@@ -346,7 +458,7 @@ pub unsafe fn init(mem: *mut u8, len: usize, capacity: u32) -> Result<(), RingEr
     // SAFETY: `base` is 8-aligned and valid for `len >= HEADER_LEN + capacity`
     // bytes (the caller's contract and the checks above); capacity is a power of two.
     let region = unsafe { Region::new(base, capacity as usize) };
-    write_header(&region, capacity);
+    write_header(&region, capacity, fixed);
     Ok(())
 }
 
@@ -377,7 +489,7 @@ fn attach_indices(region: &Region, geo: Geometry) -> Result<(u64, u64), RingErro
     }
     let head = region.head().load(Ordering::Acquire);
     let tail = region.tail().load(Ordering::Acquire);
-    if tail > head || head - tail > geo.cap || head & 7 != 0 || tail & 7 != 0 {
+    if tail > head || head - tail > geo.cap || !geo.aligned(head) || !geo.aligned(tail) {
         let _ = region.failed().compare_exchange(0, reason::BAD_INDICES, Ordering::AcqRel, Ordering::Relaxed);
         return Err(RingError::Corrupt(reason::BAD_INDICES));
     }
@@ -401,6 +513,18 @@ struct Side {
 }
 
 impl Side {
+    fn max_record(&self) -> usize {
+        if self.geo.fixed != 0 {
+            self.geo.fixed as usize
+        } else {
+            self.geo.max_record as usize
+        }
+    }
+
+    fn record_size(&self) -> Option<usize> {
+        (self.geo.fixed != 0).then_some(self.geo.fixed as usize)
+    }
+
     #[inline]
     fn check(&self) -> Result<(), RingError> {
         if self.broken != 0 {
@@ -469,9 +593,15 @@ impl Producer {
         Ok(Producer { side: Side { region, geo, broken: 0 }, write: head, visible: head, published: head, tail })
     }
 
-    /// The largest payload [`write`](Self::write) accepts.
+    /// The largest payload [`write`](Self::write) accepts (in a fixed-size
+    /// ring, the record size).
     pub fn max_record(&self) -> usize {
-        self.side.geo.max_record as usize
+        self.side.max_record()
+    }
+
+    /// The fixed record size, or `None` for variable-length records.
+    pub fn record_size(&self) -> Option<usize> {
+        self.side.record_size()
     }
 
     /// Data capacity in bytes.
@@ -489,7 +619,7 @@ impl Producer {
         if t > self.visible {
             return Err(self.side.fail_with(reason::TAIL_AHEAD));
         }
-        if t & 7 != 0 {
+        if !self.side.geo.aligned(t) {
             return Err(self.side.fail_with(reason::MISALIGNED_INDEX));
         }
         self.tail = t;
@@ -501,11 +631,16 @@ impl Producer {
     #[inline]
     fn reserve(&mut self, len: usize) -> Result<Option<u32>, RingError> {
         self.side.check()?;
+        let geo = &self.side.geo;
         let len32 = match u32::try_from(len) {
-            Ok(l) if l <= self.side.geo.max_record => l,
+            Ok(l) if geo.fixed != 0 && l != geo.fixed => {
+                return Err(RingError::WrongSize { len, size: geo.fixed as usize })
+            }
+            Ok(l) if l <= geo.max_record => l,
+            _ if geo.fixed != 0 => return Err(RingError::WrongSize { len, size: geo.fixed as usize }),
             _ => return Err(RingError::TooLarge { len, max: self.max_record() }),
         };
-        let foot = footprint(len32);
+        let foot = geo.footprint(len32);
         // write - tail <= cap always holds (tail is validated <= visible <= write).
         if self.write - self.tail + foot > self.side.geo.cap {
             self.reload_tail()?;
@@ -516,9 +651,15 @@ impl Producer {
         Ok(Some(len32))
     }
 
+    /// Writes the record header (variable-length rings only); returns where
+    /// the payload goes.
     #[inline]
-    fn put_header(&mut self, len: u32) {
+    fn put_header(&mut self, len: u32) -> u64 {
+        if self.side.geo.fixed != 0 {
+            return self.write;
+        }
         self.side.region.write_word(self.write, u64::from(len));
+        self.write + RECORD_HEADER as u64
     }
 
     /// Stages one record (not yet visible to the consumer). `Ok(false)` if the
@@ -526,9 +667,9 @@ impl Producer {
     #[inline]
     pub fn write(&mut self, record: &[u8]) -> Result<bool, RingError> {
         let Some(len) = self.reserve(record.len())? else { return Ok(false) };
-        self.put_header(len);
-        self.side.region.copy_in(self.write + RECORD_HEADER as u64, record);
-        self.write += footprint(len);
+        let at = self.put_header(len);
+        self.side.region.copy_in(at, record);
+        self.write += self.side.geo.footprint(len);
         Ok(true)
     }
 
@@ -538,14 +679,41 @@ impl Producer {
     pub fn write_parts(&mut self, parts: &[&[u8]]) -> Result<bool, RingError> {
         let total = parts.iter().fold(0usize, |a, p| a.saturating_add(p.len()));
         let Some(len) = self.reserve(total)? else { return Ok(false) };
-        self.put_header(len);
-        let mut pos = self.write + RECORD_HEADER as u64;
+        let mut pos = self.put_header(len);
         for p in parts {
             self.side.region.copy_in(pos, p);
             pos += p.len() as u64;
         }
-        self.write += footprint(len);
+        self.write += self.side.geo.footprint(len);
         Ok(true)
+    }
+
+    /// Stages as many whole records of `records` (records of the ring's fixed
+    /// size, back to back) as fit now, with one copy, and returns how many
+    /// (0 if the ring is full). Fixed-size rings only: [`RingError::NotFixedSize`]
+    /// otherwise, and [`RingError::WrongSize`] if `records.len()` is not a
+    /// multiple of the record size (nothing is written then).
+    #[inline]
+    pub fn write_records(&mut self, records: &[u8]) -> Result<usize, RingError> {
+        self.side.check()?;
+        let size = self.side.geo.fixed as usize;
+        if size == 0 {
+            return Err(RingError::NotFixedSize);
+        }
+        let want = self.side.geo.units_in(records.len() as u64) as usize;
+        if want * size != records.len() {
+            return Err(RingError::WrongSize { len: records.len(), size });
+        }
+        let free = |p: &Self| p.side.geo.units_in(p.side.geo.cap - (p.write - p.tail)) as usize;
+        if free(self) < want {
+            self.reload_tail()?;
+        }
+        let n = want.min(free(self));
+        // n * size <= records.len(), and <= cap, so `copy_in` copies it all.
+        let Some(src) = records.get(..n * size) else { return Ok(0) };
+        self.side.region.copy_in(self.write, src);
+        self.write += src.len() as u64;
+        Ok(n)
     }
 
     /// Bytes staged by `write` and not yet published by [`publish`](Self::publish)
@@ -653,9 +821,15 @@ impl Consumer {
         Ok(Consumer { side: Side { region, geo, broken: 0 }, tail, head, released: tail })
     }
 
-    /// The largest payload a record can have.
+    /// The largest payload a record can have (in a fixed-size ring, the
+    /// record size).
     pub fn max_record(&self) -> usize {
-        self.side.geo.max_record as usize
+        self.side.max_record()
+    }
+
+    /// The fixed record size, or `None` for variable-length records.
+    pub fn record_size(&self) -> Option<usize> {
+        self.side.record_size()
     }
 
     /// Data capacity in bytes.
@@ -671,7 +845,7 @@ impl Consumer {
         if h - self.tail > self.side.geo.cap {
             return Err(self.side.fail_with(reason::HEAD_OVERRUN));
         }
-        if h & 7 != 0 {
+        if !self.side.geo.aligned(h) {
             return Err(self.side.fail_with(reason::MISALIGNED_INDEX));
         }
         self.head = h;
@@ -697,6 +871,11 @@ impl Consumer {
         if avail == 0 {
             return Ok(None);
         }
+        let fixed = self.side.geo.fixed;
+        if fixed != 0 {
+            // avail >= fixed: both indices are multiples of it.
+            return Ok(Some((fixed as usize, u64::from(fixed))));
+        }
         // avail >= 8: both indices are multiples of 8.
         let word = self.side.region.read_word(self.tail);
         if word >> 32 != 0 {
@@ -706,7 +885,7 @@ impl Consumer {
         if len > self.side.geo.max_record {
             return Err(self.side.fail_with(reason::RECORD_TOO_LONG));
         }
-        let foot = footprint(len);
+        let foot = self.side.geo.footprint(len);
         if foot > avail {
             return Err(self.side.fail_with(reason::RECORD_TRUNCATED));
         }
@@ -739,7 +918,7 @@ impl Consumer {
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RingError> {
         let Some((len, foot)) = self.next()? else { return Ok(None) };
         let dst = buf.get_mut(..len).ok_or(RingError::BufferTooSmall { needed: len })?;
-        self.side.region.copy_out(self.tail + RECORD_HEADER as u64, dst);
+        self.side.region.copy_out(self.tail + self.side.geo.header(), dst);
         self.advance(foot);
         Ok(Some(len))
     }
@@ -749,9 +928,40 @@ impl Consumer {
     pub fn try_pop_vec(&mut self) -> Result<Option<alloc::vec::Vec<u8>>, RingError> {
         let Some((len, foot)) = self.next()? else { return Ok(None) };
         let mut v = alloc::vec![0u8; len];
-        self.side.region.copy_out(self.tail + RECORD_HEADER as u64, &mut v);
+        self.side.region.copy_out(self.tail + self.side.geo.header(), &mut v);
         self.advance(foot);
         Ok(Some(v))
+    }
+
+    /// Copies as many whole records as are published and fit `buf` into it,
+    /// back to back, with one copy, and consumes them; returns how many (0 if
+    /// the ring is empty). Fixed-size rings only: [`RingError::NotFixedSize`]
+    /// otherwise, and [`RingError::BufferTooSmall`] if `buf` cannot hold one record.
+    #[inline]
+    pub fn pop_records(&mut self, buf: &mut [u8]) -> Result<usize, RingError> {
+        self.side.check()?;
+        let size = self.side.geo.fixed as usize;
+        if size == 0 {
+            return Err(RingError::NotFixedSize);
+        }
+        let geo = self.side.geo;
+        let room = geo.units_in(buf.len() as u64) as usize;
+        if room == 0 {
+            return Err(RingError::BufferTooSmall { needed: size });
+        }
+        // Both indices are multiples of `size` (validated), so `avail` is too.
+        if geo.units_in(self.head - self.tail) < room as u64 {
+            let h = self.side.region.head().load(Ordering::Acquire);
+            self.accept_head(h)?;
+        }
+        let n = room.min(geo.units_in(self.head - self.tail) as usize);
+        let Some(dst) = buf.get_mut(..n * size) else { return Ok(0) };
+        if n == 0 {
+            return Ok(0);
+        }
+        self.side.region.copy_out(self.tail, dst);
+        self.advance(dst.len() as u64);
+        Ok(n)
     }
 
     /// Announces that the consumer is about to wait. See the module docs.
@@ -795,14 +1005,24 @@ impl Consumer {
     }
 }
 
-/// Loom support: a modelled region and an attached pair.
+/// Loom support: a modelled region and an attached pair (variable-length records).
 #[cfg(loom)]
 pub fn loom_pair(capacity: u32) -> Result<(Producer, Consumer, Region), RingError> {
+    loom_pair_fixed(capacity, 0)
+}
+
+/// Loom support: as [`loom_pair`], with fixed-size records of `record_size`
+/// bytes (0: variable-length records).
+#[cfg(loom)]
+pub fn loom_pair_fixed(capacity: u32, record_size: u32) -> Result<(Producer, Consumer, Region), RingError> {
     if !capacity_ok(capacity) {
         return Err(LayoutError::BadCapacity(capacity).into());
     }
+    if record_size != 0 && !record_size_ok(record_size, capacity) {
+        return Err(LayoutError::BadRecordSize(record_size).into());
+    }
     let region = Region::new_zeroed(capacity as usize);
-    write_header(&region, capacity);
+    write_header(&region, capacity, record_size);
     let geo = read_geometry(&region)?;
     let p = Producer::from_region(region.clone(), geo)?;
     let c = Consumer::from_region(region.clone(), geo)?;

@@ -75,6 +75,10 @@ impl Region {
         self.u32_at(layout::OFF_FAILED)
     }
     #[inline]
+    pub(crate) fn record_size(&self) -> &AtomicU32 {
+        self.u32_at(layout::OFF_RECORD_SIZE)
+    }
+    #[inline]
     pub(crate) fn sleeping(&self) -> &AtomicU32 {
         self.u32_at(layout::OFF_SLEEPING)
     }

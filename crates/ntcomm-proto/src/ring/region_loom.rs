@@ -19,6 +19,7 @@ struct Shared {
     capacity: AtomicU32,
     max_record: AtomicU32,
     failed: AtomicU32,
+    record_size: AtomicU32,
     sleeping: AtomicU32,
     head: AtomicU64,
     tail: AtomicU64,
@@ -49,6 +50,7 @@ impl Region {
             capacity: AtomicU32::new(0),
             max_record: AtomicU32::new(0),
             failed: AtomicU32::new(0),
+            record_size: AtomicU32::new(0),
             sleeping: AtomicU32::new(0),
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
@@ -71,6 +73,9 @@ impl Region {
     }
     pub(crate) fn failed(&self) -> &AtomicU32 {
         &self.shared.failed
+    }
+    pub(crate) fn record_size(&self) -> &AtomicU32 {
+        &self.shared.record_size
     }
     pub(crate) fn sleeping(&self) -> &AtomicU32 {
         &self.shared.sleeping

@@ -57,6 +57,14 @@ impl Mem {
         m
     }
 
+    /// A guarded, initialised ring of `cap` data bytes for fixed-size records of `size` bytes.
+    pub fn ring_fixed(cap: u32, size: u32) -> Mem {
+        let m = Mem::new(RingLayout::bytes_for(cap).unwrap());
+        // SAFETY: as in `ring`.
+        unsafe { ring::init_fixed(m.ptr, m.len, cap, size).unwrap() };
+        m
+    }
+
     pub fn producer(&self) -> Result<Producer, ring::RingError> {
         // SAFETY: `self` outlives the handles in every test that uses them.
         unsafe { Producer::attach(self.ptr, self.len) }
