@@ -198,11 +198,18 @@ impl LocalView {
     }
 
     /// Writes a fresh ring header for `capacity` data bytes at
-    /// `offset..offset + len` (the creator's side).
-    pub fn init_ring(&self, offset: usize, len: usize, capacity: u32) -> Result<(), RingError> {
+    /// `offset..offset + len` (the creator's side): variable-length records if
+    /// `record_size` is 0, else fixed-size records of that many bytes.
+    pub fn init_ring(&self, offset: usize, len: usize, capacity: u32, record_size: u32) -> Result<(), RingError> {
         let p = self.range(offset, len)?;
         // SAFETY: `p..p+len` is inside this mapped view, alive for the call.
-        unsafe { ring::init(p, len, capacity) }
+        unsafe {
+            if record_size == 0 {
+                ring::init(p, len, capacity)
+            } else {
+                ring::init_fixed(p, len, capacity, record_size)
+            }
+        }
     }
 
     /// The producing end of the ring at `offset..offset + len`.

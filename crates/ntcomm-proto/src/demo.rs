@@ -452,8 +452,11 @@ pub struct RingOpen {
     pub u2d_capacity: u32,
     /// [`RING_MODE_SINK`] or [`RING_MODE_ECHO`].
     pub mode: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// 0: both rings carry variable-length records. Otherwise every record on
+    /// both rings has exactly this many bytes (a multiple of 8, at least
+    /// [`RECORD_MIN`], at most half the smaller capacity): the rings are then
+    /// fixed-size rings (`ntcomm_proto::ring::init_fixed`).
+    pub record_size: u32,
     /// 16 random bytes from the client, mixed into the channel's object
     /// names so that no other process can predict them.
     pub nonce: [u8; 16],

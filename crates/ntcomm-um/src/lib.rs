@@ -31,7 +31,7 @@
 //!                 / start_ioctl_raw(code: u32, input, output_capacity, tag) -> Result<OpId>
 //!          Device::cancel(OpId)
 //!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
-//! ring     RingChannel::open(path, d2u_cap, u2d_cap) / open_echo(..) .start_source(n, rate, len) .status() .split()
+//! ring     RingChannel::open(path, d2u_cap, u2d_cap) / open_echo(..) / open_with(&RingOptions) .start_source(n, rate, len) .status() .split()
 //!          RingSender::send(&[u8], timeout) .write() .flush()   RingReceiver::recv(&mut [u8], timeout) .try_recv()
 //! port     PortClient::connect(name, ctx) .send(in, out) .get_message(buf) -> Message{id, reply_length, body}
 //!          .reply(id, status, body) .associate(&CompletionPort, key) .start_get_message(cap, tag) .cancel_receives()
@@ -94,7 +94,7 @@ pub use pipe::PipeServer;
 #[cfg(windows)]
 pub use port::{Message, PortClient};
 #[cfg(windows)]
-pub use ring::{RingChannel, RingReceiver, RingSender};
+pub use ring::{RingChannel, RingOptions, RingReceiver, RingSender};
 #[cfg(windows)]
 pub use iocp::{Completion, CompletionPort, OpId, OpKind};
 #[cfg(windows)]

@@ -92,6 +92,31 @@ fn ring_error(e: RingError, what: &str) -> Error {
     Error::new(format!("{what}: {e}"), code)
 }
 
+/// What [`RingChannel::open_with`] asks the driver for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingOptions {
+    /// Data bytes of the driver-to-user ring (a power of two, 4 KiB to 64 MiB).
+    pub d2u_capacity: u32,
+    /// Data bytes of the user-to-driver ring.
+    pub u2d_capacity: u32,
+    /// The driver sends every valid record back (echo mode) instead of only
+    /// counting it (sink mode).
+    pub echo: bool,
+    /// `Some(n)`: every record on both rings has exactly `n` bytes (a multiple
+    /// of 8, at most half the smaller capacity). Fixed-size rings carry no
+    /// per-record header and move records in bulk
+    /// ([`RingSender::send_records`], [`RingReceiver::recv_records`]).
+    /// `None`: variable-length records.
+    pub record_size: Option<u32>,
+}
+
+impl RingOptions {
+    /// Variable-length records, sink mode, the given capacities.
+    pub fn new(d2u_capacity: u32, u2d_capacity: u32) -> Self {
+        RingOptions { d2u_capacity, u2d_capacity, echo: false, record_size: None }
+    }
+}
+
 /// A shared-memory channel with the driver.
 pub struct RingChannel {
     shared: Arc<Shared>,
@@ -131,18 +156,25 @@ impl RingChannel {
     /// Opens a channel on a new handle to `path` with rings of the given
     /// data capacities (powers of two, 4 KiB to 64 MiB).
     pub fn open(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
-        Self::open_mode(path, d2u_capacity, u2d_capacity, demo::RING_MODE_SINK)
+        Self::open_with(path, &RingOptions::new(d2u_capacity, u2d_capacity))
     }
 
     /// [`open`](Self::open) in echo mode: the driver sends every valid
     /// record back on the driver-to-user ring.
     pub fn open_echo(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
-        Self::open_mode(path, d2u_capacity, u2d_capacity, demo::RING_MODE_ECHO)
+        Self::open_with(path, &RingOptions { echo: true, ..RingOptions::new(d2u_capacity, u2d_capacity) })
     }
 
-    fn open_mode(path: &str, d2u_capacity: u32, u2d_capacity: u32, mode: u32) -> Result<RingChannel> {
+    /// Opens a channel on a new handle to `path` as `options` say.
+    pub fn open_with(path: &str, options: &RingOptions) -> Result<RingChannel> {
         let device = Device::open(path)?;
-        let request = RingOpen { d2u_capacity, u2d_capacity, mode, reserved: 0, nonce: nonce()? };
+        let request = RingOpen {
+            d2u_capacity: options.d2u_capacity,
+            u2d_capacity: options.u2d_capacity,
+            mode: if options.echo { demo::RING_MODE_ECHO } else { demo::RING_MODE_SINK },
+            record_size: options.record_size.unwrap_or(0),
+            nonce: nonce()?,
+        };
         let mut info = RingInfo::default();
         device.ioctl(&demo::RING_OPEN, &request, &mut info)?;
         let end = info.name.iter().position(|&c| c == 0).unwrap_or(info.name.len());
@@ -164,6 +196,13 @@ impl RingChannel {
                 .map_err(|e| ring_error(e, "attach user-to-driver ring"))?;
             (c, p)
         };
+        let asked = options.record_size.map(|n| n as usize);
+        if consumer.record_size() != asked || producer.record_size() != asked {
+            return Err(Error::new(
+                format!("RING_OPEN on {path}: asked for record size {asked:?}, the rings have {:?}", consumer.record_size()),
+                ERROR_INVALID_DATA,
+            ));
+        }
         let shared = Arc::new(Shared { device, info, name, d2u_event, u2d_event });
         Ok(RingChannel {
             sender: RingSender { shared: shared.clone(), producer },
@@ -244,9 +283,50 @@ impl RingSender {
         Ok(())
     }
 
-    /// The largest record the ring accepts.
+    /// The largest record the ring accepts (the record size of a fixed-size ring).
     pub fn max_record(&self) -> usize {
         self.producer.max_record()
+    }
+
+    /// The fixed record size, or `None` for variable-length records.
+    pub fn record_size(&self) -> Option<usize> {
+        self.producer.record_size()
+    }
+
+    /// Stages as many whole records of `records` (fixed-size records back to
+    /// back) as fit now, with one copy; returns how many. Publish with
+    /// [`flush`](Self::flush).
+    pub fn write_records(&mut self, records: &[u8]) -> Result<usize> {
+        self.producer.write_records(records).map_err(|e| ring_error(e, "write_records"))
+    }
+
+    /// Sends all of `records` (fixed-size records back to back), publishing
+    /// as it goes and waiting up to `timeout` in all for room while the ring
+    /// is full. On a timeout, the records sent so far stay sent and the error
+    /// says how many.
+    pub fn send_records(&mut self, records: &[u8], timeout: Option<Duration>) -> Result<()> {
+        let size = self.record_size().ok_or_else(|| ring_error(RingError::NotFixedSize, "send_records"))?;
+        let start = Instant::now();
+        let mut spins = 0u32;
+        let mut done = 0;
+        while let Some(rest) = records.get(done..).filter(|r| !r.is_empty()) {
+            let n = self.write_records(rest)?;
+            if n > 0 {
+                done += n * size;
+                self.flush()?;
+                spins = 0;
+                continue;
+            }
+            if timeout.is_some_and(|t| start.elapsed() >= t) {
+                let sent = done / size;
+                return Err(Error::new(
+                    format!("send_records: the driver-bound ring stayed full after {sent} records"),
+                    ERROR_TIMEOUT,
+                ));
+            }
+            backoff(&mut spins);
+        }
+        Ok(())
     }
 
     /// The driver's view of the channel.
@@ -264,10 +344,43 @@ impl RingReceiver {
     /// Receives the next record into `buf`, sleeping on the channel's event
     /// while the ring is empty; `Ok(None)` if `timeout` passes first.
     pub fn recv(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<Option<usize>> {
+        self.wait_for(timeout, |c| c.try_pop(buf).map_err(|e| ring_error(e, "recv")))
+    }
+
+    /// Receives as many whole fixed-size records as are there and fit `buf`
+    /// (at least one), back to back, sleeping while the ring is empty; returns
+    /// how many, 0 if `timeout` passes first.
+    pub fn recv_records(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
+        let got = self.wait_for(timeout, |c| match c.pop_records(buf) {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(e) => Err(ring_error(e, "recv_records")),
+        })?;
+        Ok(got.unwrap_or(0))
+    }
+
+    /// Takes as many whole fixed-size records as are there and fit `buf`,
+    /// without waiting; returns how many.
+    pub fn try_recv_records(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.consumer.pop_records(buf).map_err(|e| ring_error(e, "recv_records"))
+    }
+
+    /// The fixed record size, or `None` for variable-length records.
+    pub fn record_size(&self) -> Option<usize> {
+        self.consumer.record_size()
+    }
+
+    /// Runs `attempt` until it yields, sleeping on the channel's event while
+    /// the ring is empty; `Ok(None)` if `timeout` passes first.
+    fn wait_for<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut attempt: impl FnMut(&mut Consumer) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            if let Some(n) = self.try_recv(buf)? {
-                return Ok(Some(n));
+            if let Some(v) = attempt(&mut self.consumer)? {
+                return Ok(Some(v));
             }
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {

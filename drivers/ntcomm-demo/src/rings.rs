@@ -58,6 +58,8 @@ struct Channel {
     d2u_event: NamedEvent,
     status: SpinLock<RingStatus>,
     new_source: SpinLock<Option<RingSource>>,
+    /// The rings' fixed record size, 0 for variable-length records.
+    record_size: u32,
 }
 
 impl Channel {
@@ -129,7 +131,7 @@ impl Rings {
                 return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
             }
         }
-        if open.mode > proto::RING_MODE_ECHO || open.reserved != 0 {
+        if open.mode > proto::RING_MODE_ECHO || !record_size_ok(&open) {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
         let sizes = [open.d2u_capacity, open.u2d_capacity].map(|c| region_len(c).filter(|_| c <= proto::MAX_RING_CAPACITY));
@@ -150,6 +152,7 @@ impl Rings {
                     d2u_event,
                     status: SpinLock::new(RingStatus { state: proto::RING_STATE_OPENING, ..RingStatus::default() }),
                     new_source: SpinLock::new(None),
+                    record_size: open.record_size,
                 });
                 let request = match req.into_request() {
                     Ok(r) => r,
@@ -183,7 +186,7 @@ impl Rings {
         let Some(ch) = self.find(req.file()) else {
             return req.fail(NtStatus::STATUS_NOT_FOUND);
         };
-        if (src.record_len as usize) < proto::RECORD_MIN {
+        if (src.record_len as usize) < proto::RECORD_MIN || (ch.record_size != 0 && src.record_len != ch.record_size) {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
         *ch.new_source.lock() = Some(src);
@@ -232,6 +235,14 @@ impl Rings {
     }
 }
 
+/// A fixed record size must suit both rings and hold the demo's sequence
+/// number and checksum.
+fn record_size_ok(open: &RingOpen) -> bool {
+    let size = open.record_size;
+    let smaller = open.d2u_capacity.min(open.u2d_capacity);
+    size == 0 || (size as usize >= proto::RECORD_MIN && size.is_multiple_of(8) && size <= smaller / 2)
+}
+
 fn create_objects(open: &RingOpen, size: usize) -> Result<(Section, NamedEvent, NamedEvent, String), Error> {
     let sd = SecurityDescriptor::system_and_admins()?;
     let mut last = Error::new(NtStatus::STATUS_OBJECT_NAME_COLLISION, "ring names");
@@ -269,8 +280,8 @@ fn channel_main(s: Setup) {
         _ => return fail_open(&channel, request, Error::new(NtStatus::STATUS_INVALID_PARAMETER, "ring capacity")),
     };
     let rings = local
-        .init_ring(0, d2u_len, open.d2u_capacity)
-        .and_then(|()| local.init_ring(d2u_len, u2d_len, open.u2d_capacity))
+        .init_ring(0, d2u_len, open.d2u_capacity, open.record_size)
+        .and_then(|()| local.init_ring(d2u_len, u2d_len, open.u2d_capacity, open.record_size))
         .and_then(|()| Ok((local.ring_producer(0, d2u_len)?, local.ring_consumer(d2u_len, u2d_len)?)));
     let (producer, consumer) = match rings {
         Ok(pc) => pc,

@@ -1563,7 +1563,7 @@ impl Fuzz {
                 let cap = |rng: &mut Rng| if rng.chance(90) { 4096u32 << rng.below(5) } else { rng.u32() };
                 let mut nonce = [0u8; 16];
                 rng.fill(&mut nonce);
-                let o = RingOpen { d2u_capacity: cap(rng), u2d_capacity: cap(rng), mode: small(rng, 2), reserved: u32::from(rng.chance(5)), nonce };
+                let o = RingOpen { d2u_capacity: cap(rng), u2d_capacity: cap(rng), mode: small(rng, 2), record_size: match rng.below(8) { 0 => rng.u32(), 1 => 8 * small(rng, 64), _ => 0 }, nonce };
                 (o.as_bytes().to_vec(), core::mem::size_of::<proto::RingInfo>())
             }
             10 => {

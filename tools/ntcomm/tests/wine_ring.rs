@@ -12,7 +12,7 @@ use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
 use ntcomm_proto::demo;
 use ntcomm_proto::ring::layout;
-use ntcomm_um::RingChannel;
+use ntcomm_um::{RingChannel, RingOptions};
 
 /// Tests compare driver-wide counters: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -56,6 +56,88 @@ fn a_million_records_each_way_none_lost_duplicated_or_reordered() {
     assert_eq!(st.source_remaining, 0);
     assert_eq!(st.state, demo::RING_STATE_RUNNING);
     assert!(stats(&dev).ring_channels_open >= 1);
+}
+
+#[test]
+fn fixed_size_records_in_bulk_a_million_each_way() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    rig::test_device();
+    const N: u64 = 1_000_000;
+    const SIZE: usize = 64;
+    let options = RingOptions { record_size: Some(SIZE as u32), ..RingOptions::new(MIB, MIB) };
+    let ch = RingChannel::open_with(demo::USER_PATH, &options).unwrap();
+    ch.start_source(N, 0, SIZE as u32).unwrap();
+    let (mut tx, mut rx) = ch.split();
+    assert_eq!((tx.record_size(), rx.record_size()), (Some(SIZE), Some(SIZE)));
+    // User to driver in batches of 256 records, from another thread.
+    let sender = std::thread::spawn(move || {
+        let mut batch = vec![0u8; 256 * SIZE];
+        let mut seq = 0;
+        while seq < N {
+            let n = 256.min(N - seq) as usize;
+            for (k, rec) in batch[..n * SIZE].chunks_exact_mut(SIZE).enumerate() {
+                demo::fill_record(seq + k as u64, rec);
+            }
+            tx.send_records(&batch[..n * SIZE], WAIT).unwrap();
+            seq += n as u64;
+        }
+        tx
+    });
+    // Driver to user, as many as have arrived at a time.
+    let mut buf = vec![0u8; 4096 * SIZE];
+    let mut want = 0;
+    while want < N {
+        let n = rx.recv_records(&mut buf, WAIT).unwrap();
+        assert!(n > 0, "record {want} never came");
+        for rec in buf[..n * SIZE].chunks_exact(SIZE) {
+            assert_eq!(demo::check_record(rec), Some(want), "record {want}: bad checksum, lost or out of order");
+            want += 1;
+        }
+    }
+    assert_eq!(rx.recv_records(&mut buf, Some(Duration::from_millis(200))).unwrap(), 0, "nothing beyond the count");
+    let tx = sender.join().unwrap();
+    eventually("the driver consumed every record", || tx.status().unwrap().consumed == N);
+    let st = rx.status().unwrap();
+    assert_eq!((st.bad_records, st.produced, st.consumed_bytes), (0, N, N * SIZE as u64), "{st:?}");
+}
+
+#[test]
+fn fixed_size_channels_refuse_other_sizes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    rig::test_device();
+    // The driver refuses sizes off the 8-byte grid, below the demo's record
+    // minimum, or above half a ring: ERROR_INVALID_PARAMETER (87).
+    for bad in [12u32, 8, 32 * 1024 + 8] {
+        let options = RingOptions { record_size: Some(bad), ..RingOptions::new(64 * 1024, 64 * 1024) };
+        let err = RingChannel::open_with(demo::USER_PATH, &options).err().expect("refused");
+        assert_eq!(err.win32(), 87, "record size {bad}: {err}");
+    }
+    let options = RingOptions { record_size: Some(24), ..RingOptions::new(64 * 1024, 64 * 1024) };
+    let ch = RingChannel::open_with(demo::USER_PATH, &options).unwrap();
+    // A source of another length is refused; one of the ring's size runs.
+    assert_eq!(ch.start_source(10, 0, 32).unwrap_err().win32(), 87);
+    ch.start_source(10, 0, 24).unwrap();
+    let (mut tx, mut rx) = ch.split();
+    // The client's own ring refuses a record of another size, and writes nothing.
+    let err = tx.send(&[0u8; 32], WAIT).unwrap_err();
+    assert_eq!(err.win32(), 87, "{err}");
+    let err = tx.send_records(&[0u8; 30], WAIT).unwrap_err();
+    assert_eq!(err.win32(), 87, "{err}");
+    let mut rec = [0u8; 24];
+    demo::fill_record(0, &mut rec);
+    tx.send(&rec, WAIT).unwrap();
+    let mut buf = [0u8; 24 * 10];
+    let mut got = 0;
+    while got < 10 {
+        let n = rx.recv_records(&mut buf, WAIT).unwrap();
+        assert!(n > 0);
+        for r in buf[..n * 24].chunks_exact(24) {
+            assert_eq!(demo::check_record(r), Some(got));
+            got += 1;
+        }
+    }
+    eventually("the one valid record consumed", || rx.status().unwrap().consumed == 1);
+    assert_eq!(rx.status().unwrap().bad_records, 0);
 }
 
 #[test]
