@@ -318,12 +318,16 @@ struct Geometry {
     fixed: u32,
     /// Every index is a multiple of this: 8, or the fixed record size.
     unit: u64,
+    /// `log2(unit)` when `unit` is a power of two (the usual case), else
+    /// `u32::MAX`: computed once, so the per-record checks are a mask.
+    unit_shift: u32,
 }
 
 impl Geometry {
     fn new(cap: u32, fixed: u32) -> Self {
         let unit = if fixed == 0 { 8 } else { u64::from(fixed) };
-        Geometry { cap: u64::from(cap), max_record: RingLayout::max_record_for(cap), fixed, unit }
+        let unit_shift = if unit.is_power_of_two() { unit.trailing_zeros() } else { u32::MAX };
+        Geometry { cap: u64::from(cap), max_record: RingLayout::max_record_for(cap), fixed, unit, unit_shift }
     }
 
     /// Ring bytes of a record of `len` payload bytes (`len` already checked).
@@ -350,8 +354,8 @@ impl Geometry {
     /// usual power-of-two sizes, a division otherwise.
     #[inline]
     fn units_in(&self, bytes: u64) -> u64 {
-        if self.unit.is_power_of_two() {
-            bytes >> self.unit.trailing_zeros()
+        if self.unit_shift != u32::MAX {
+            bytes >> self.unit_shift
         } else {
             bytes / self.unit
         }
@@ -360,7 +364,7 @@ impl Geometry {
     /// Whether `index` is on a record boundary's grid.
     #[inline]
     fn aligned(&self, index: u64) -> bool {
-        if self.unit.is_power_of_two() {
+        if self.unit_shift != u32::MAX {
             index & (self.unit - 1) == 0
         } else {
             index.is_multiple_of(self.unit)

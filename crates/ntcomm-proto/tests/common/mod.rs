@@ -49,6 +49,30 @@ impl Mem {
         Mem { map, map_len, ptr, len }
     }
 
+    /// `len` bytes starting on a page boundary, as a section view does (the
+    /// upper guard page then follows the page-rounded end): for benchmarks,
+    /// where the header's cache-line pairs must sit as they do in real use.
+    pub fn page_aligned(len: usize) -> Mem {
+        let mut m = Mem::new(len.div_ceil(PAGE) * PAGE);
+        m.len = (len + 7) & !7;
+        m
+    }
+
+    /// A page-aligned, initialised ring of `cap` data bytes, with fixed-size
+    /// records of `size` bytes if `size` is not 0 (for benchmarks).
+    pub fn ring_page_aligned(cap: u32, size: u32) -> Mem {
+        let m = Mem::page_aligned(RingLayout::bytes_for(cap).unwrap());
+        // SAFETY: `m` is valid for `m.len` bytes and nobody is attached yet.
+        unsafe {
+            if size == 0 {
+                ring::init(m.ptr, m.len, cap).unwrap()
+            } else {
+                ring::init_fixed(m.ptr, m.len, cap, size).unwrap()
+            }
+        };
+        m
+    }
+
     /// A guarded, initialised ring of `cap` data bytes.
     pub fn ring(cap: u32) -> Mem {
         let m = Mem::new(RingLayout::bytes_for(cap).unwrap());
