@@ -42,7 +42,9 @@
 //!   stream of one event type this is the fast layout: nothing per record to
 //!   write or validate, and records of 64 B fill cache lines exactly instead of
 //!   sharing each line between the record the consumer reads and the one the
-//!   producer writes (a 64 B payload takes 72 B with a header).
+//!   producer writes (a 64 B payload takes 72 B with a header). Such a ring is
+//!   also a plain array of records, so [`Producer::write_records`] and
+//!   [`Consumer::pop_records`] move many records with one copy each.
 //!
 //! # Hostile peer
 //!
