@@ -57,10 +57,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ntcomm_batch32", |b| {
         b.iter_custom(|n| ntcomm(1 << 16, SMALL, n * SMALL_BATCH, 32))
     });
-    g.bench_function("ntcomm_visible", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1)));
-    g.bench_function("ntcomm_visible32", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 32)));
-    g.bench_function("ntcomm_fixed", |b| b.iter_custom(|n| ntcomm_fixed(n * SMALL_BATCH, 1)));
-    g.bench_function("ntcomm_fixed32", |b| b.iter_custom(|n| ntcomm_fixed(n * SMALL_BATCH, 32)));
+    g.bench_function("ntcomm_visible", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1, false)));
+    g.bench_function("ntcomm_visible32", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 32, false)));
+    g.bench_function("ntcomm_fixed", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1, true)));
+    g.bench_function("ntcomm_fixed32", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 32, true)));
     g.bench_function("ntcomm_bulk32", |b| b.iter_custom(|n| ntcomm_bulk(n * SMALL_BATCH, 32)));
     g.bench_function("rtrb", |b| b.iter_custom(|n| rtrb_small(n * SMALL_BATCH)));
     g.bench_function("rtrb_chunk32", |b| b.iter_custom(|n| rtrb_chunk(n * SMALL_BATCH, 32)));

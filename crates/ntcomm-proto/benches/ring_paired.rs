@@ -53,10 +53,10 @@ fn main() {
     let mut dst = vec![0u8; MEMCPY_BYTES];
     let mut rows = vec![
         row("64 B ntcomm variable, try_push per record", "rtrb push/pop", SMALL, n, move || ntcomm(1 << 16, SMALL, n, 1)),
-        row("64 B ntcomm variable, make_visible per record", "rtrb push/pop", SMALL, n, move || ntcomm_visible(n, 1)),
-        row("64 B ntcomm variable, make_visible per 32", "rtrb push/pop", SMALL, n, move || ntcomm_visible(n, 32)),
-        row("64 B ntcomm fixed, make_visible per record", "rtrb push/pop", SMALL, n, move || ntcomm_fixed(n, 1)),
-        row("64 B ntcomm fixed, make_visible per 32", "rtrb push/pop", SMALL, n, move || ntcomm_fixed(n, 32)),
+        row("64 B ntcomm variable, make_visible per record", "rtrb push/pop", SMALL, n, move || ntcomm_visible(n, 1, false)),
+        row("64 B ntcomm variable, make_visible per 32", "rtrb push/pop", SMALL, n, move || ntcomm_visible(n, 32, false)),
+        row("64 B ntcomm fixed, make_visible per record", "rtrb push/pop", SMALL, n, move || ntcomm_visible(n, 1, true)),
+        row("64 B ntcomm fixed, make_visible per 32", "rtrb push/pop", SMALL, n, move || ntcomm_visible(n, 32, true)),
         row("64 B ntcomm fixed, bulk 32", "rtrb chunk 32", SMALL, n, move || ntcomm_bulk(n, 32)),
         row("rtrb push/pop", "rtrb push/pop", SMALL, n, move || rtrb_small(n)),
         row("rtrb chunk 32", "rtrb chunk 32", SMALL, n, move || rtrb_chunk(n, 32)),

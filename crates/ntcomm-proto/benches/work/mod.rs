@@ -66,35 +66,11 @@ pub fn ntcomm(cap: u32, size: usize, records: u64, batch: u64) -> Duration {
 }
 
 /// `write_parts([sequence number, 56-byte body])` per record; `make_visible`
-/// every `every` records; one `publish` at the end.
-pub fn ntcomm_visible(records: u64, every: u64) -> Duration {
-    let mem = Arc::new(Mem::ring_page_aligned(1 << 16, 0));
-    let consumer = ntcomm_consumer(mem.clone(), SMALL, records);
-    let mut p = mem.producer().unwrap();
-    let body = [0u8; SMALL - 8];
-    let mut left = every;
-    let start = Instant::now();
-    for i in 0..records {
-        let seq = i.to_le_bytes();
-        while !p.write_parts(&[&seq, &body]).unwrap() {
-            p.make_visible().unwrap();
-            spin_loop();
-        }
-        left -= 1;
-        if left == 0 {
-            left = every;
-            p.make_visible().unwrap();
-        }
-    }
-    let _ = p.publish().unwrap();
-    consumer.join().unwrap();
-    start.elapsed()
-}
-
-/// A ring of fixed 64 B records: `write_parts([sequence number, body])` per
-/// record, `make_visible` every `every` records.
-pub fn ntcomm_fixed(records: u64, every: u64) -> Duration {
-    let mem = Arc::new(Mem::ring_page_aligned(1 << 16, SMALL as u32));
+/// every `every` records; one `publish` at the end. A ring of variable-length
+/// records, or of fixed 64 B records if `fixed`.
+pub fn ntcomm_visible(records: u64, every: u64, fixed: bool) -> Duration {
+    let size = if fixed { SMALL as u32 } else { 0 };
+    let mem = Arc::new(Mem::ring_page_aligned(1 << 16, size));
     let consumer = ntcomm_consumer(mem.clone(), SMALL, records);
     let mut p = mem.producer().unwrap();
     let body = [0u8; SMALL - 8];
