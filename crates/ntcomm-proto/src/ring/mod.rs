@@ -634,7 +634,7 @@ impl Producer {
 
     /// Whether `len` payload bytes fit now; reloads `tail` only if the cached
     /// value says they do not.
-    #[inline]
+    #[inline(always)]
     fn reserve(&mut self, len: usize) -> Result<Option<u32>, RingError> {
         self.side.check()?;
         let geo = &self.side.geo;
@@ -681,7 +681,7 @@ impl Producer {
 
     /// Stages one record made of the concatenation of `parts` (e.g. a header and
     /// a payload, without assembling them first). `Ok(false)` if it does not fit.
-    #[inline]
+    #[inline(always)]
     pub fn write_parts(&mut self, parts: &[&[u8]]) -> Result<bool, RingError> {
         let total = parts.iter().fold(0usize, |a, p| a.saturating_add(p.len()));
         let Some(len) = self.reserve(total)? else { return Ok(false) };
@@ -871,7 +871,7 @@ impl Consumer {
     }
 
     /// The next record's length and footprint, validated.
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Result<Option<(usize, u64)>, RingError> {
         let avail = self.available()?;
         if avail == 0 {
@@ -920,7 +920,7 @@ impl Consumer {
     /// Copies the next record into `buf` and consumes it; returns its length.
     /// `Ok(None)` if the ring is empty; [`RingError::BufferTooSmall`] (record not
     /// consumed) if it does not fit `buf`.
-    #[inline]
+    #[inline(always)]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RingError> {
         let Some((len, foot)) = self.next()? else { return Ok(None) };
         let dst = buf.get_mut(..len).ok_or(RingError::BufferTooSmall { needed: len })?;
