@@ -203,13 +203,7 @@ impl LocalView {
     pub fn init_ring(&self, offset: usize, len: usize, capacity: u32, record_size: u32) -> Result<(), RingError> {
         let p = self.range(offset, len)?;
         // SAFETY: `p..p+len` is inside this mapped view, alive for the call.
-        unsafe {
-            if record_size == 0 {
-                ring::init(p, len, capacity)
-            } else {
-                ring::init_fixed(p, len, capacity, record_size)
-            }
-        }
+        unsafe { ring::init_records(p, len, capacity, record_size) }
     }
 
     /// The producing end of the ring at `offset..offset + len`.

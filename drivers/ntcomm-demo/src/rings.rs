@@ -240,7 +240,7 @@ impl Rings {
 fn record_size_ok(open: &RingOpen) -> bool {
     let size = open.record_size;
     let smaller = open.d2u_capacity.min(open.u2d_capacity);
-    size == 0 || (size as usize >= proto::RECORD_MIN && size.is_multiple_of(8) && size <= smaller / 2)
+    size == 0 || (size as usize >= proto::RECORD_MIN && RingLayout::record_size_ok(size, smaller))
 }
 
 fn create_objects(open: &RingOpen, size: usize) -> Result<(Section, NamedEvent, NamedEvent, String), Error> {

@@ -297,6 +297,12 @@ impl RingLayout {
         capacity / 2
     }
 
+    /// Whether a ring of `capacity` data bytes can hold fixed-size records of
+    /// `size` bytes: a nonzero multiple of 8, at most `capacity / 2`.
+    pub const fn record_size_ok(size: u32, capacity: u32) -> bool {
+        size != 0 && size.is_multiple_of(8) && size <= Self::max_record_for(capacity)
+    }
+
     /// Ring bytes one record of `len` payload bytes occupies (header, payload, padding).
     pub const fn footprint(len: usize) -> usize {
         RECORD_HEADER + ((len + 7) & !7)
@@ -307,8 +313,14 @@ const fn capacity_ok(capacity: u32) -> bool {
     capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
 }
 
-const fn record_size_ok(size: u32, capacity: u32) -> bool {
-    size != 0 && size.is_multiple_of(8) && size <= RingLayout::max_record_for(capacity)
+/// A `record_size` header value for `capacity`: 0 (variable-length records) or
+/// a valid fixed size.
+fn check_record_size(size: u32, capacity: u32) -> Result<(), LayoutError> {
+    if size == 0 || RingLayout::record_size_ok(size, capacity) {
+        Ok(())
+    } else {
+        Err(LayoutError::BadRecordSize(size))
+    }
 }
 
 /// The geometry a side copies once from the header.
@@ -393,9 +405,7 @@ fn read_geometry(region: &Region) -> Result<Geometry, LayoutError> {
         return Err(LayoutError::BadMaxRecord(max_record));
     }
     let fixed = region.record_size().load(Ordering::Relaxed);
-    if fixed != 0 && !record_size_ok(fixed, cap) {
-        return Err(LayoutError::BadRecordSize(fixed));
-    }
+    check_record_size(fixed, cap)?;
     Ok(Geometry::new(cap, fixed))
 }
 
@@ -435,7 +445,7 @@ fn check_region(mem: *mut u8, len: usize) -> Result<core::ptr::NonNull<u8>, Layo
 #[allow(unsafe_code)]
 pub unsafe fn init(mem: *mut u8, len: usize, capacity: u32) -> Result<(), RingError> {
     // SAFETY: forwarded caller contract.
-    unsafe { init_with(mem, len, capacity, 0) }
+    unsafe { init_records(mem, len, capacity, 0) }
 }
 
 /// Initialises a ring of fixed-size records of `record_size` bytes (a nonzero
@@ -446,16 +456,25 @@ pub unsafe fn init(mem: *mut u8, len: usize, capacity: u32) -> Result<(), RingEr
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 pub unsafe fn init_fixed(mem: *mut u8, len: usize, capacity: u32, record_size: u32) -> Result<(), RingError> {
-    if capacity_ok(capacity) && !record_size_ok(record_size, capacity) {
-        return Err(LayoutError::BadRecordSize(record_size).into());
+    if record_size == 0 && capacity_ok(capacity) {
+        return Err(LayoutError::BadRecordSize(0).into());
     }
     // SAFETY: forwarded caller contract.
-    unsafe { init_with(mem, len, capacity, record_size) }
+    unsafe { init_records(mem, len, capacity, record_size) }
 }
 
+/// Initialises a ring as its header's `record_size` word says: variable-length
+/// records for 0 (as [`init`]), else fixed-size records of that many bytes (as
+/// [`init_fixed`]). For creators that take the size from a request.
+///
+/// # Safety
+/// As for [`init`].
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
-unsafe fn init_with(mem: *mut u8, len: usize, capacity: u32, fixed: u32) -> Result<(), RingError> {
+pub unsafe fn init_records(mem: *mut u8, len: usize, capacity: u32, record_size: u32) -> Result<(), RingError> {
+    if capacity_ok(capacity) {
+        check_record_size(record_size, capacity)?;
+    }
     let base = check_region(mem, len)?;
     let needed = RingLayout::bytes_for(capacity).ok_or(LayoutError::BadCapacity(capacity))?;
     if len < needed {
@@ -464,7 +483,7 @@ unsafe fn init_with(mem: *mut u8, len: usize, capacity: u32, fixed: u32) -> Resu
     // SAFETY: `base` is 8-aligned and valid for `len >= HEADER_LEN + capacity`
     // bytes (the caller's contract and the checks above); capacity is a power of two.
     let region = unsafe { Region::new(base, capacity as usize) };
-    write_header(&region, capacity, fixed);
+    write_header(&region, capacity, record_size);
     Ok(())
 }
 
@@ -638,13 +657,16 @@ impl Producer {
     fn reserve(&mut self, len: usize) -> Result<Option<u32>, RingError> {
         self.side.check()?;
         let geo = &self.side.geo;
-        let len32 = match u32::try_from(len) {
-            Ok(l) if geo.fixed != 0 && l != geo.fixed => {
-                return Err(RingError::WrongSize { len, size: geo.fixed as usize })
+        let len32 = if geo.fixed != 0 {
+            if len != geo.fixed as usize {
+                return Err(RingError::WrongSize { len, size: geo.fixed as usize });
             }
-            Ok(l) if l <= geo.max_record => l,
-            _ if geo.fixed != 0 => return Err(RingError::WrongSize { len, size: geo.fixed as usize }),
-            _ => return Err(RingError::TooLarge { len, max: self.max_record() }),
+            geo.fixed
+        } else {
+            match u32::try_from(len) {
+                Ok(l) if l <= geo.max_record => l,
+                _ => return Err(RingError::TooLarge { len, max: self.max_record() }),
+            }
         };
         let foot = geo.footprint(len32);
         // write - tail <= cap always holds (tail is validated <= visible <= write).
@@ -961,10 +983,11 @@ impl Consumer {
             self.accept_head(h)?;
         }
         let n = room.min(geo.units_in(self.head - self.tail) as usize);
-        let Some(dst) = buf.get_mut(..n * size) else { return Ok(0) };
         if n == 0 {
             return Ok(0);
         }
+        // n * size <= buf.len(): n <= room.
+        let Some(dst) = buf.get_mut(..n * size) else { return Ok(0) };
         self.side.region.copy_out(self.tail, dst);
         self.advance(dst.len() as u64);
         Ok(n)
@@ -1024,9 +1047,7 @@ pub fn loom_pair_fixed(capacity: u32, record_size: u32) -> Result<(Producer, Con
     if !capacity_ok(capacity) {
         return Err(LayoutError::BadCapacity(capacity).into());
     }
-    if record_size != 0 && !record_size_ok(record_size, capacity) {
-        return Err(LayoutError::BadRecordSize(record_size).into());
-    }
+    check_record_size(record_size, capacity)?;
     let region = Region::new_zeroed(capacity as usize);
     write_header(&region, capacity, record_size);
     let geo = read_geometry(&region)?;

@@ -58,35 +58,28 @@ impl Mem {
         m
     }
 
+    /// Initialises a ring of `cap` data bytes in `self` (fixed-size records
+    /// of `size` bytes unless `size` is 0).
+    fn with_ring(self, cap: u32, size: u32) -> Mem {
+        // SAFETY: `self` is valid for `self.len` bytes and nobody is attached yet.
+        unsafe { ring::init_records(self.ptr, self.len, cap, size).unwrap() };
+        self
+    }
+
     /// A page-aligned, initialised ring of `cap` data bytes, with fixed-size
     /// records of `size` bytes if `size` is not 0 (for benchmarks).
     pub fn ring_page_aligned(cap: u32, size: u32) -> Mem {
-        let m = Mem::page_aligned(RingLayout::bytes_for(cap).unwrap());
-        // SAFETY: `m` is valid for `m.len` bytes and nobody is attached yet.
-        unsafe {
-            if size == 0 {
-                ring::init(m.ptr, m.len, cap).unwrap()
-            } else {
-                ring::init_fixed(m.ptr, m.len, cap, size).unwrap()
-            }
-        };
-        m
+        Mem::page_aligned(RingLayout::bytes_for(cap).unwrap()).with_ring(cap, size)
     }
 
     /// A guarded, initialised ring of `cap` data bytes.
     pub fn ring(cap: u32) -> Mem {
-        let m = Mem::new(RingLayout::bytes_for(cap).unwrap());
-        // SAFETY: `m` is valid for `m.len` bytes and nobody is attached yet.
-        unsafe { ring::init(m.ptr, m.len, cap).unwrap() };
-        m
+        Mem::new(RingLayout::bytes_for(cap).unwrap()).with_ring(cap, 0)
     }
 
     /// A guarded, initialised ring of `cap` data bytes for fixed-size records of `size` bytes.
     pub fn ring_fixed(cap: u32, size: u32) -> Mem {
-        let m = Mem::new(RingLayout::bytes_for(cap).unwrap());
-        // SAFETY: as in `ring`.
-        unsafe { ring::init_fixed(m.ptr, m.len, cap, size).unwrap() };
-        m
+        Mem::new(RingLayout::bytes_for(cap).unwrap()).with_ring(cap, size)
     }
 
     pub fn producer(&self) -> Result<Producer, ring::RingError> {
