@@ -51,6 +51,8 @@ static LIST_ENTRY g_reads;     /* pended read IRPs (Tail.Overlay.ListEntry), old
 
 /* MmUserProbeAddress as a constant (x64): the first address that is not user space. */
 #define USER_PROBE_ADDRESS ((ULONG_PTR)0x7FFFFFFF0000ULL)
+/* Windows 8 and later (Microsoft Learn, MmGetSystemAddressForMdlSafe); absent from mingw's wdm.h. */
+#define MDL_MAPPING_NO_WRITE 0x80000000
 
 DRIVER_INITIALIZE DriverEntry;
 
@@ -82,7 +84,7 @@ static NTSTATUS device_control(PDEVICE_OBJECT dev, PIRP irp)
 
     switch (code) {
     case NTCOMM_C_IOCTL_ECHO_BUFFERED:
-    case NTCOMM_C_IOCTL_ECHO_IN_DIRECT:
+    case NTCOMM_C_IOCTL_COMPARE_IN_DIRECT:
     case NTCOMM_C_IOCTL_ECHO_OUT_DIRECT:
     case NTCOMM_C_IOCTL_ECHO_NEITHER:
         break;
@@ -110,7 +112,18 @@ static NTSTATUS device_control(PDEVICE_OBJECT dev, PIRP irp)
     case METHOD_BUFFERED:
         /* The input already sits where the output goes. */
         return complete(irp, STATUS_SUCCESS, in_len);
-    case METHOD_IN_DIRECT:
+    case METHOD_IN_DIRECT: {
+        /* The MDL was locked for read access only: read it, never write it. */
+        SIZE_T same = 0;
+        if (in_len == 0)
+            return complete(irp, STATUS_SUCCESS, 0);
+        in = irp->AssociatedIrp.SystemBuffer;
+        out = irp->MdlAddress ? MmGetSystemAddressForMdlSafe(irp->MdlAddress, NormalPagePriority | MDL_MAPPING_NO_WRITE) : NULL;
+        if (in == NULL || out == NULL)
+            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+        same = RtlCompareMemory(in, out, in_len);
+        return complete(irp, STATUS_SUCCESS, same);
+    }
     case METHOD_OUT_DIRECT:
         if (in_len == 0)
             return complete(irp, STATUS_SUCCESS, 0);

@@ -22,7 +22,7 @@
 
 /* CTL_CODE(0x8e7c, 0x800 + n, METHOD_x, FILE_READ_ACCESS) */
 #define NTCOMM_C_IOCTL_ECHO_BUFFERED 0x8e7c6000u  /* n = 0, METHOD_BUFFERED */
-#define NTCOMM_C_IOCTL_ECHO_IN_DIRECT 0x8e7c6005u /* n = 1, METHOD_IN_DIRECT */
+#define NTCOMM_C_IOCTL_COMPARE_IN_DIRECT 0x8e7c6005u /* n = 1, METHOD_IN_DIRECT */
 #define NTCOMM_C_IOCTL_ECHO_OUT_DIRECT 0x8e7c600au /* n = 2, METHOD_OUT_DIRECT */
 #define NTCOMM_C_IOCTL_ECHO_NEITHER 0x8e7c600fu   /* n = 3, METHOD_NEITHER */
 /* C baseline only (the demo's GET_STATS has this role): messages queued,

@@ -8,15 +8,21 @@
 //! the declared minimum (`STATUS_BUFFER_TOO_SMALL`), and the buffers the
 //! method promises are present.
 //!
+//! `METHOD_IN_DIRECT`'s second buffer is locked by the I/O manager for read
+//! access only, and may be a page the caller shares with other processes (a
+//! DLL's code): handlers get it read-only ([`IoctlRequest::direct_input`],
+//! [`Buffers::InDirect`]), mapped with `MdlMappingNoWrite`, and no writable
+//! output.
+//!
 //! `METHOD_NEITHER` requests are refused unless the entry opts in with
 //! [`IoctlHandler::neither_captured`]. Then, and only then, the input is
 //! captured once into pool memory and the output is produced into pool
 //! memory and copied out once at completion, so the handler never sees a
-//! user address. The capture checks that both ranges lie in user space;
-//! on real Windows a user address that is unmapped at copy time would still
-//! fault (Rust has no `__try`), which is why this path is opt-in.
-//! Captured requests cannot be pended: the copy-out must run in the
-//! requesting thread.
+//! user address. Both copies go through [`user_copy`](crate::user_copy),
+//! whose exception handler turns a fault (an unmapped or read-only page, or
+//! memory another thread freed meanwhile) into `STATUS_ACCESS_VIOLATION`
+//! instead of a bug check. Captured requests cannot be pended: the copy-out
+//! must run in the requesting thread, whose address space holds the buffer.
 
 use alloc::vec::Vec;
 use core::ffi::c_void;
@@ -25,6 +31,7 @@ use ntcomm_proto::{ioctl::Ioctl, ControlCode, Len, LenError, Method, NtStatus};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::irp::{FileId, Handled, Request};
+use crate::user_copy::{self, UserCopyError};
 use crate::sys;
 
 /// The buffers of a device-control request.
@@ -39,7 +46,16 @@ pub enum Buffers<'a> {
         /// How much of it the caller will accept back.
         output_len: usize,
     },
-    /// Every other method: separate input and output.
+    /// `METHOD_IN_DIRECT`: the input from the system buffer and the second
+    /// buffer through its MDL, both read-only. Nothing is copied back.
+    InDirect {
+        /// The input bytes.
+        input: &'a [u8],
+        /// The second buffer, locked by the I/O manager for reading only.
+        direct: &'a [u8],
+    },
+    /// `METHOD_OUT_DIRECT` and captured `METHOD_NEITHER`: separate input and
+    /// output.
     Split {
         /// The input bytes.
         input: &'a [u8],
@@ -63,7 +79,10 @@ pub struct IoctlRequest {
     req: Request,
     code: ControlCode,
     input: (*mut u8, usize),
+    /// The writable output; empty for `METHOD_IN_DIRECT`.
     output: (*mut u8, usize),
+    /// `METHOD_IN_DIRECT`'s read-only second buffer.
+    direct: (*const u8, usize),
     captured: Captured,
 }
 
@@ -87,9 +106,21 @@ impl IoctlRequest {
         self.input.1
     }
 
-    /// Output buffer length in bytes.
+    /// Writable output length in bytes (0 for `METHOD_IN_DIRECT`, whose
+    /// second buffer is [`direct_input`](Self::direct_input)).
     pub fn output_len(&self) -> usize {
         self.output.1
+    }
+
+    /// `METHOD_IN_DIRECT`'s second buffer, read-only; empty for other
+    /// methods.
+    pub fn direct_input(&self) -> &[u8] {
+        if self.direct.1 == 0 {
+            return &[];
+        }
+        // SAFETY: validated non-null and `direct.1` long when built; the
+        // mapping is read-only and so is the slice.
+        unsafe { core::slice::from_raw_parts(self.direct.0, self.direct.1) }
     }
 
     /// The input bytes.
@@ -107,7 +138,7 @@ impl IoctlRequest {
     }
 
     /// The output buffer. For `METHOD_BUFFERED` this is the same memory as
-    /// the input: read the input first.
+    /// the input: read the input first. Empty for `METHOD_IN_DIRECT`.
     pub fn output(&mut self) -> &mut [u8] {
         if self.output.1 == 0 {
             return &mut [];
@@ -118,6 +149,10 @@ impl IoctlRequest {
 
     /// Both buffers at once, in the shape the method gives them.
     pub fn buffers(&mut self) -> Buffers<'_> {
+        if self.code.method() == Method::InDirect {
+            let this: &Self = self;
+            return Buffers::InDirect { input: this.input(), direct: this.direct_input() };
+        }
         if self.code.method() == Method::Buffered {
             let len = self.input.1.max(self.output.1);
             let buf: &mut [u8] = if len == 0 {
@@ -156,15 +191,19 @@ impl IoctlRequest {
         }
     }
 
-    /// Completes, first copying captured output back for `METHOD_NEITHER`.
+    /// Completes, first copying captured output back for `METHOD_NEITHER`
+    /// (a fault while copying completes with `STATUS_ACCESS_VIOLATION`).
     pub fn complete(self, status: NtStatus, information: usize) -> Handled {
-        let information = information.min(self.output.1);
+        // The caller's output length: the writable output, or IN_DIRECT's.
+        let information = information.min(self.output.1.max(self.direct.1));
         if let Captured::Neither { output, user_output, .. } = &self.captured {
-            if status.is_success() && information > 0 && !user_output.is_null() {
-                // SAFETY: `user_output` was checked to be a user-space range
-                // of output_len bytes when captured; we are still in the
-                // requesting thread (captured requests cannot be pended).
-                unsafe { core::ptr::copy_nonoverlapping(output.as_ptr(), *user_output, information) };
+            if status.is_success() && information > 0 {
+                // Still in the requesting thread (captured requests cannot be
+                // pended), so `user_output` is in the current address space.
+                let copied = output.get(..information).map(|out| user_copy::copy_to_user(*user_output as usize, out));
+                if !matches!(copied, Some(Ok(()))) {
+                    return self.req.fail(NtStatus::STATUS_ACCESS_VIOLATION);
+                }
             }
         }
         self.req.complete(status, information)
@@ -230,6 +269,13 @@ fn in_user_space(p: *const c_void, len: usize) -> bool {
     len == 0 || (!p.is_null() && (p as usize).checked_add(len).is_some_and(|end| end <= sys::MM_USER_PROBE_ADDRESS))
 }
 
+fn copy_status(e: UserCopyError) -> NtStatus {
+    match e {
+        UserCopyError::NotUserRange => NtStatus::STATUS_ACCESS_DENIED,
+        UserCopyError::Fault => NtStatus::STATUS_ACCESS_VIOLATION,
+    }
+}
+
 /// Validates `req` against `table` and runs the matching handler.
 pub fn dispatch<D>(table: &[IoctlHandler<D>], device: &D, req: Request) -> Handled {
     // SAFETY: the current stack location of a DEVICE_CONTROL IRP carries the
@@ -265,23 +311,36 @@ fn view(req: Request, out_len: usize, neither_opt_in: bool) -> Result<IoctlReque
     // SAFETY: reading fields of the IRP we own.
     let (system, mdl, user) = unsafe { ((*irp).SystemBuffer as *mut u8, (*irp).MdlAddress, (*irp).UserBuffer as *mut u8) };
     let mut captured = Captured::None;
+    let mut direct: (*const u8, usize) = (core::ptr::null(), 0);
     let (input, output) = match code.method() {
         Method::Buffered => ((system, in_len), (system, out_len)),
         Method::InDirect | Method::OutDirect => {
-            let out = if out_len == 0 || mdl.is_null() {
+            let writable = code.method() == Method::OutDirect;
+            let mapped = if out_len == 0 {
                 core::ptr::null_mut()
+            } else if mdl.is_null() {
+                return Err((req, NtStatus::STATUS_INVALID_PARAMETER));
             } else {
-                // SAFETY: an MDL built by the I/O manager for this request.
-                unsafe { sys::MmGetSystemAddressForMdlSafe(mdl) as *mut u8 }
+                // SAFETY: an MDL built by the I/O manager for this request;
+                // IN_DIRECT's is locked for read access and mapped read-only.
+                unsafe { sys::MmGetSystemAddressForMdlSafe(mdl, writable) as *mut u8 }
             };
-            ((system, in_len), (out, out_len))
+            if out_len > 0 && mapped.is_null() {
+                return Err((req, NtStatus::STATUS_INSUFFICIENT_RESOURCES));
+            }
+            if writable {
+                ((system, in_len), (mapped, out_len))
+            } else {
+                direct = (mapped.cast_const(), out_len);
+                ((system, in_len), (core::ptr::null_mut(), 0))
+            }
         }
         Method::Neither => {
             if !neither_opt_in {
                 return Err((req, NtStatus::STATUS_NOT_SUPPORTED));
             }
-            let type3 = p.Type3InputBuffer as *const u8;
-            if !in_user_space(type3.cast(), in_len) || !in_user_space(user as *const c_void, out_len) {
+            let type3 = p.Type3InputBuffer as usize;
+            if !in_user_space(type3 as *const c_void, in_len) || !in_user_space(user as *const c_void, out_len) {
                 return Err((req, NtStatus::STATUS_ACCESS_DENIED));
             }
             let mut cap_in = Vec::new();
@@ -289,10 +348,11 @@ fn view(req: Request, out_len: usize, neither_opt_in: bool) -> Result<IoctlReque
             if cap_in.try_reserve_exact(in_len).is_err() || cap_out.try_reserve_exact(out_len).is_err() {
                 return Err((req, NtStatus::STATUS_INSUFFICIENT_RESOURCES));
             }
-            if in_len > 0 {
-                // SAFETY: range checked to be user space above; the one read
-                // of the caller's input (see the module docs on faults).
-                cap_in.extend_from_slice(unsafe { core::slice::from_raw_parts(type3, in_len) });
+            cap_in.resize(in_len, 0);
+            // The one read of the caller's input; a fault is an error, not a
+            // bug check.
+            if let Err(e) = user_copy::copy_from_user(&mut cap_in, type3) {
+                return Err((req, copy_status(e)));
             }
             cap_out.resize(out_len, 0);
             let (ip, op) = (cap_in.as_mut_ptr(), cap_out.as_mut_ptr());
@@ -303,7 +363,7 @@ fn view(req: Request, out_len: usize, neither_opt_in: bool) -> Result<IoctlReque
     if (input.1 > 0 && input.0.is_null()) || (output.1 > 0 && output.0.is_null()) {
         return Err((req, NtStatus::STATUS_INVALID_PARAMETER));
     }
-    Ok(IoctlRequest { req, code, input, output, captured })
+    Ok(IoctlRequest { req, code, input, output, direct, captured })
 }
 
 impl IoctlRequest {

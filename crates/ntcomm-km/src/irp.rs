@@ -154,13 +154,14 @@ impl Request {
     }
 
     /// The system-space buffer of a read or write: the MDL's mapping for
-    /// direct I/O, the system buffer for buffered I/O.
-    fn io_buffer(&self) -> Option<NonNull<u8>> {
+    /// direct I/O (read-only unless `writable`: a write's MDL is locked for
+    /// read access only), the system buffer for buffered I/O.
+    fn io_buffer(&self, writable: bool) -> Option<NonNull<u8>> {
         let irp = self.irp.as_ptr();
         // SAFETY: we own the IRP; an MDL set by the I/O manager is valid.
         unsafe {
             if !(*irp).MdlAddress.is_null() {
-                NonNull::new(sys::MmGetSystemAddressForMdlSafe((*irp).MdlAddress).cast())
+                NonNull::new(sys::MmGetSystemAddressForMdlSafe((*irp).MdlAddress, writable).cast())
             } else {
                 NonNull::new((*irp).SystemBuffer.cast())
             }
@@ -174,7 +175,7 @@ impl Request {
         if len == 0 {
             return Some(&[]);
         }
-        let p = self.io_buffer()?;
+        let p = self.io_buffer(false)?;
         // SAFETY: the I/O manager describes `len` bytes at this address,
         // valid until completion, and we borrow `self` for the slice.
         Some(unsafe { core::slice::from_raw_parts(p.as_ptr(), len) })
@@ -186,7 +187,7 @@ impl Request {
         if len == 0 {
             return Some(&mut []);
         }
-        let p = self.io_buffer()?;
+        let p = self.io_buffer(true)?;
         // SAFETY: as for `write_data`, borrowed mutably through `self`.
         Some(unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), len) })
     }

@@ -504,7 +504,7 @@ where
         let (c2, r2, f2, w2) = (client.clone(), result.clone(), finished.clone(), wake.clone());
         let worker = SystemThread::spawn(move || {
             let r = work(&c2);
-            *r2.lock() = Some(r);
+            let _none = r2.replace(Some(r));
             f2.store(true, Ordering::Release);
             w2.set();
         });

@@ -11,8 +11,10 @@
 //!   already gone, the cancel routine owns the IRP: the entry is unlinked
 //!   and left self-linked for it, and counted in `orphans` so the queue is
 //!   not freed under a cancel routine still on its way to the lock.
-//! - The cancel routine takes the queue lock *before* releasing the cancel
-//!   spin lock, unlinks the entry and completes with `STATUS_CANCELLED`.
+//! - The cancel routine releases the cancel spin lock first, then takes the
+//!   queue lock, unlinks the entry (unless a remover already did) and
+//!   completes with `STATUS_CANCELLED`, so that it returns at the IRQL
+//!   `IoCancelIrp` was called at (see `cancel_routine`).
 //!
 //! Completions always happen after the queue lock is released. Requests are
 //! linked through `Tail.Overlay.ListEntry`, so queueing never allocates.
@@ -259,23 +261,37 @@ impl Drop for IrpQueue {
     }
 }
 
+/// Called by `IoCancelIrp` at `DISPATCH_LEVEL` with the cancel spin lock
+/// held. The cancel spin lock is released first, back to the IRQL the I/O
+/// manager saved in `CancelIrql`; only then is the queue lock taken, as an
+/// ordinary lock that restores that same IRQL. So the routine returns at the
+/// IRQL `IoCancelIrp` was called at, as Windows requires ("Cancel routines
+/// must release the cancel spin lock", Microsoft Learn, *Canceling IRPs*).
+/// Taking the queue lock while the cancel spin lock is held would record
+/// `DISPATCH_LEVEL` as the level to restore, and return there.
+///
+/// Releasing first is safe: `IoCancelIrp` already took the cancel routine
+/// back, so no remover can own the IRP any more (`take_locked` sees `None`
+/// and leaves the entry self-linked for us), and `Drop` waits for us through
+/// `orphans` or finds the entry still linked.
 unsafe extern "system" fn cancel_routine(_device: *mut sys::DEVICE_OBJECT, irp: *mut IRP) {
     // SAFETY: the I/O manager calls us with the cancel spin lock held for an
     // IRP we queued, whose DriverContext[0] points at the queue's `Inner`,
-    // which outlives it (Drop waits for orphans).
+    // which outlives it (Drop waits for orphans); the IRP is ours to
+    // complete since its cancel routine was taken by `IoCancelIrp`.
     unsafe {
-        let inner = &*((*irp).Tail.Overlay.DriverContext[0] as *const Inner);
-        let mut l = inner.list.lock();
         sys::IoReleaseCancelSpinLock((*irp).CancelIrql);
+        let inner = &*((*irp).Tail.Overlay.DriverContext[0] as *const Inner);
         let e = entry_of(irp);
-        let orphaned = (*e).Flink == e;
-        if !orphaned {
-            unlink(e);
-            l.len = l.len.saturating_sub(1);
-        }
         // Taken under the lock: once it is released the queue may be dropped.
-        let notify = inner.on_cancel.clone();
-        drop(l);
+        let (orphaned, notify) = inner.list.with(|l| {
+            let orphaned = (*e).Flink == e;
+            if !orphaned {
+                unlink(e);
+                l.len = l.len.saturating_sub(1);
+            }
+            (orphaned, inner.on_cancel.clone())
+        });
         if orphaned {
             // Last touch of `inner`.
             inner.orphans.fetch_sub(1, Ordering::AcqRel);

@@ -1,4 +1,16 @@
 //! Kernel synchronisation: a spin lock that owns its data, and events.
+//!
+//! Code under a [`SpinLock`] runs at `DISPATCH_LEVEL`, where nothing may wait
+//! and no `Zw*` routine may be called; dropping a value whose `Drop` waits
+//! (a [`SystemThread`](crate::thread::SystemThread) joins, a handle closes)
+//! is such a call. A guard is a temporary that lives to the end of its
+//! statement, so `drop(lock.lock().take())` drops the taken value *before*
+//! the lock is released. [`SpinLock::take`], [`SpinLock::replace`] and
+//! [`SpinLock::with`] exist so that values leave the lock first: whatever
+//! they return is handed over after the release, and is dropped at the
+//! caller's IRQL. Threads a driver keeps belong in a
+//! [`ThreadSet`](crate::thread::ThreadSet), whose joins never run under
+//! its lock.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -26,11 +38,42 @@ impl<T> SpinLock<T> {
         Self { lock: UnsafeCell::new(0), data: UnsafeCell::new(data) }
     }
 
-    /// Acquires the lock, raising IRQL to `DISPATCH_LEVEL`.
+    /// Acquires the lock, raising IRQL to `DISPATCH_LEVEL`. Prefer
+    /// [`with`](Self::with), [`take`](Self::take) or
+    /// [`replace`](Self::replace) whenever a value leaves the lock: a value
+    /// dropped while the guard lives is dropped at `DISPATCH_LEVEL`.
+    #[must_use = "the lock is released when the guard is dropped"]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         // SAFETY: the lock word lives as long as `self`.
         let irql = unsafe { sys::KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
         SpinLockGuard { owner: self, irql }
+    }
+}
+
+impl<T> SpinLock<T> {
+    /// Runs `f` on the data under the lock and returns its result once the
+    /// lock is released, so a value `f` moves out is dropped by the caller,
+    /// at the caller's IRQL. `f` runs at `DISPATCH_LEVEL`: it must not wait,
+    /// call a `Zw*` routine or drop a value whose `Drop` does.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut guard = self.lock();
+        let r = f(&mut guard);
+        drop(guard);
+        r
+    }
+
+    /// Puts `value` in and returns the old value after releasing the lock.
+    pub fn replace(&self, value: T) -> T {
+        self.with(|data| core::mem::replace(data, value))
+    }
+
+    /// Takes the data out (leaving its default) and returns it after
+    /// releasing the lock.
+    pub fn take(&self) -> T
+    where
+        T: Default,
+    {
+        self.with(core::mem::take)
     }
 }
 

@@ -1,37 +1,55 @@
 //! System threads and work items, with orderly shutdown.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::device::Device;
-use crate::sync::{Event, EventKind};
+use crate::sync::{Event, EventKind, SpinLock};
 use crate::{sys, Error};
 use ntcomm_proto::NtStatus;
 
 /// A kernel thread in the system process running a Rust closure. It is
 /// joined on drop, so a driver cannot unload while its thread still runs.
+///
+/// Joining waits: drop a `SystemThread` only at `PASSIVE_LEVEL`, never under
+/// a [`SpinLock`]. Keep threads in a [`ThreadSet`], which joins them
+/// outside its lock.
 pub struct SystemThread {
     handle: sys::HANDLE,
+    /// Set by the thread once its closure has returned, so that
+    /// [`is_finished`](Self::is_finished) needs no wait and no `Zw*` call.
+    finished: Arc<AtomicBool>,
 }
 
 // SAFETY: a thread handle may be waited on and closed from any thread.
 unsafe impl Send for SystemThread {}
-// SAFETY: `&SystemThread` offers nothing but the handle value.
+// SAFETY: `&SystemThread` offers nothing but the handle value and a flag.
 unsafe impl Sync for SystemThread {}
+
+struct ThreadCtx<F> {
+    f: F,
+    finished: Arc<AtomicBool>,
+}
 
 unsafe extern "system" fn thread_start<F: FnOnce() + Send + 'static>(ctx: *mut c_void) {
     // SAFETY: `spawn` leaked exactly this box for us.
-    let f = unsafe { Box::from_raw(ctx as *mut F) };
+    let ctx = unsafe { Box::from_raw(ctx as *mut ThreadCtx<F>) };
+    let ThreadCtx { f, finished } = *ctx;
     f();
+    finished.store(true, Ordering::Release);
+    drop(finished);
     // SAFETY: ending the current system thread, as the routine must.
     unsafe { sys::PsTerminateSystemThread(0) };
 }
 
 impl SystemThread {
-    /// Starts `f` on a new system thread.
+    /// Starts `f` on a new system thread. `PASSIVE_LEVEL`.
     pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> Result<Self, Error> {
-        let ctx = Box::into_raw(Box::new(f));
+        let finished = Arc::new(AtomicBool::new(false));
+        let ctx = Box::into_raw(Box::new(ThreadCtx { f, finished: finished.clone() }));
         let mut attrs = sys::OBJECT_ATTRIBUTES {
             Length: core::mem::size_of::<sys::OBJECT_ATTRIBUTES>() as u32,
             RootDirectory: core::ptr::null_mut(),
@@ -59,16 +77,19 @@ impl SystemThread {
             drop(unsafe { Box::from_raw(ctx) });
             return Err(e);
         }
-        Ok(Self { handle })
+        Ok(Self { handle, finished })
     }
-}
 
-impl SystemThread {
-    /// Whether the thread has returned (joining it would not wait).
+    /// Whether the thread's closure has returned, so that joining it waits
+    /// only for its last instructions. Reads a flag: callable at any IRQL up
+    /// to `DISPATCH_LEVEL`, under a lock.
     pub fn is_finished(&self) -> bool {
-        let mut zero: i64 = 0;
-        // SAFETY: our handle; a zero timeout polls.
-        unsafe { sys::ZwWaitForSingleObject(self.handle, 0, &mut zero) == 0 }
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Waits for the thread to end and closes its handle. `PASSIVE_LEVEL`.
+    pub fn join(self) {
+        drop(self);
     }
 }
 
@@ -79,6 +100,81 @@ impl Drop for SystemThread {
             sys::ZwWaitForSingleObject(self.handle, 0, core::ptr::null_mut());
             sys::ZwClose(self.handle);
         }
+    }
+}
+
+/// The system threads a driver keeps until they finish.
+///
+/// Its lock is a [`SpinLock`]; finished threads are moved out and the lock
+/// released before any of them is joined, so no join through a `ThreadSet`
+/// can run at `DISPATCH_LEVEL`.
+pub struct ThreadSet {
+    threads: SpinLock<Vec<SystemThread>>,
+}
+
+impl ThreadSet {
+    /// An empty set.
+    pub const fn new() -> Self {
+        Self { threads: SpinLock::new(Vec::new()) }
+    }
+
+    /// Keeps `thread` until it is reaped or joined, after joining the
+    /// finished ones. If no memory is left to keep it, `thread` is joined
+    /// at once (this waits for it). `PASSIVE_LEVEL`.
+    pub fn push(&self, thread: SystemThread) {
+        self.reap();
+        let refused = self.threads.with(|all| match all.try_reserve(1) {
+            Ok(()) => {
+                all.push(thread);
+                None
+            }
+            Err(_) => Some(thread),
+        });
+        if let Some(t) = refused {
+            t.join();
+        }
+    }
+
+    /// Joins the threads that have finished and returns how many; those
+    /// still running stay. `PASSIVE_LEVEL`.
+    pub fn reap(&self) -> usize {
+        let done: Vec<SystemThread> = self.threads.with(|all| {
+            let mut done = Vec::new();
+            let mut i = 0;
+            while let Some(t) = all.get(i) {
+                if t.is_finished() && done.try_reserve(1).is_ok() {
+                    done.push(all.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            done
+        });
+        let n = done.len();
+        drop(done);
+        n
+    }
+
+    /// Takes every thread out and joins each; the caller has asked them to
+    /// stop. `PASSIVE_LEVEL`.
+    pub fn join_all(&self) {
+        drop(self.threads.take());
+    }
+
+    /// Threads kept now, finished or not.
+    pub fn len(&self) -> usize {
+        self.threads.with(|all| all.len())
+    }
+
+    /// Whether no thread is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for ThreadSet {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

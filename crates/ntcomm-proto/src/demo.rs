@@ -51,10 +51,30 @@ pub const DEVICE_TYPE: DeviceType = DeviceType(0x8e7c);
 /// buffer must be at least as long as the input.
 pub const ECHO_BUFFERED: Ioctl<[u8], [u8]> =
     Ioctl::new("ECHO_BUFFERED", DEVICE_TYPE, 0, Method::Buffered, Access::READ, Len::up_to(MAX_ECHO), Len::up_to(MAX_ECHO));
-/// Echo through `METHOD_IN_DIRECT`: the input arrives in the system buffer and
-/// the reply is written through the MDL that describes the second buffer.
-pub const ECHO_IN_DIRECT: Ioctl<[u8], [u8]> =
-    Ioctl::new("ECHO_IN_DIRECT", DEVICE_TYPE, 1, Method::InDirect, Access::READ, Len::up_to(MAX_ECHO), Len::up_to(MAX_ECHO));
+/// Compare through `METHOD_IN_DIRECT`: the input arrives in the system buffer
+/// and the second buffer through an MDL locked for read access only, which
+/// the driver reads and never writes. It completes with the length of the
+/// longest common prefix of the two (`STATUS_BUFFER_TOO_SMALL` if the second
+/// buffer is shorter than the input). See [`second_buffer`].
+pub const COMPARE_IN_DIRECT: Ioctl<[u8], [u8]> =
+    Ioctl::new("COMPARE_IN_DIRECT", DEVICE_TYPE, 1, Method::InDirect, Access::READ, Len::up_to(MAX_ECHO), Len::up_to(MAX_ECHO));
+/// Prepares the second buffer of one of the four byte-moving IOCTLs
+/// ([`ECHO_BUFFERED`], [`COMPARE_IN_DIRECT`], [`ECHO_OUT_DIRECT`],
+/// [`ECHO_NEITHER`]) so that one check serves all four: after a successful
+/// call, the byte count is `payload.len()` and `buf` starts with `payload`.
+/// An echo's output is written by the driver, so it is poisoned with
+/// `poison`; the `METHOD_IN_DIRECT` buffer is read by the driver, so it gets
+/// the payload (and must come back unchanged).
+pub fn second_buffer(ioctl: &Ioctl<[u8], [u8]>, payload: &[u8], buf: &mut [u8], poison: u8) {
+    buf.fill(poison);
+    if ioctl.code.method() == Method::InDirect {
+        let n = payload.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), payload.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
 /// Echo through `METHOD_OUT_DIRECT`.
 pub const ECHO_OUT_DIRECT: Ioctl<[u8], [u8]> =
     Ioctl::new("ECHO_OUT_DIRECT", DEVICE_TYPE, 2, Method::OutDirect, Access::READ, Len::up_to(MAX_ECHO), Len::up_to(MAX_ECHO));
@@ -427,7 +447,7 @@ pub const MAX_RING_CAPACITY: u32 = 64 << 20;
 /// Every IOCTL the demo driver serves.
 pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 14] = [
     ECHO_BUFFERED.erase(),
-    ECHO_IN_DIRECT.erase(),
+    COMPARE_IN_DIRECT.erase(),
     ECHO_OUT_DIRECT.erase(),
     ECHO_NEITHER.erase(),
     GET_STATS.erase(),

@@ -35,7 +35,7 @@ fn c_header_matches_the_demo_protocol() {
     let h = header();
     let get = |name: &str| *h.get(name).unwrap_or_else(|| panic!("ntcomm_c.h has no numeric #define {name}"));
     assert_eq!(get("NTCOMM_C_IOCTL_ECHO_BUFFERED"), u64::from(demo::ECHO_BUFFERED.code.0));
-    assert_eq!(get("NTCOMM_C_IOCTL_ECHO_IN_DIRECT"), u64::from(demo::ECHO_IN_DIRECT.code.0));
+    assert_eq!(get("NTCOMM_C_IOCTL_COMPARE_IN_DIRECT"), u64::from(demo::COMPARE_IN_DIRECT.code.0));
     assert_eq!(get("NTCOMM_C_IOCTL_ECHO_OUT_DIRECT"), u64::from(demo::ECHO_OUT_DIRECT.code.0));
     assert_eq!(get("NTCOMM_C_IOCTL_ECHO_NEITHER"), u64::from(demo::ECHO_NEITHER.code.0));
     assert_eq!(get("NTCOMM_C_MAX_ECHO"), demo::MAX_ECHO as u64);

@@ -100,7 +100,7 @@ struct Demo {
 
 const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::ECHO_BUFFERED, Demo::echo),
-    IoctlHandler::new(&proto::ECHO_IN_DIRECT, Demo::echo),
+    IoctlHandler::new(&proto::COMPARE_IN_DIRECT, Demo::compare),
     IoctlHandler::new(&proto::ECHO_OUT_DIRECT, Demo::echo),
     IoctlHandler::neither_captured(&proto::ECHO_NEITHER, Demo::echo),
     IoctlHandler::new(&proto::GET_STATS, Demo::stats),
@@ -179,8 +179,22 @@ impl Demo {
                 Some(out) => out.copy_from_slice(input),
                 None => return req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL),
             },
+            // Not declared for the echoes: no writable output.
+            Buffers::InDirect { .. } => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
         }
         req.complete(NtStatus::STATUS_SUCCESS, n)
+    }
+
+    /// `COMPARE_IN_DIRECT`: reads both buffers, writes neither.
+    fn compare(&self, mut req: IoctlRequest) -> Handled {
+        let Buffers::InDirect { input, direct } = req.buffers() else {
+            return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST);
+        };
+        if direct.len() < input.len() {
+            return req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL);
+        }
+        let same = input.iter().zip(direct).take_while(|(a, b)| a == b).count();
+        req.complete(NtStatus::STATUS_SUCCESS, same)
     }
 
     fn stats(&self, req: IoctlRequest) -> Handled {
@@ -513,9 +527,9 @@ impl DeviceOperations for Demo {
 
     fn unload(&self) {
         self.delayed.signal.stop();
-        drop(self.worker.lock().take());
+        drop(self.worker.take());
         self.pipe.signal.stop();
-        drop(self.pipe_writer.lock().take());
+        drop(self.pipe_writer.take());
         self.rings.shutdown();
         self.ports.shutdown();
         self.lpc.shutdown();

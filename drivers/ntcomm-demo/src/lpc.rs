@@ -14,7 +14,7 @@ use ntcomm_km::irp::Handled;
 use ntcomm_km::lpc::{self, ConnectOptions, Ending, LpcClient, LpcError};
 use ntcomm_km::queue::IrpQueue;
 use ntcomm_km::sync::SpinLock;
-use ntcomm_km::thread::SystemThread;
+use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
 use ntcomm_proto::demo::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewReply, LpcViewRequest};
 use ntcomm_proto::lpc::MAX_BODY;
@@ -37,7 +37,7 @@ pub struct Lpc {
     current: Arc<SpinLock<Option<Arc<LpcClient>>>>,
     /// Connecting requests, cancellable while the connect runs.
     connecting: Arc<IrpQueue>,
-    threads: SpinLock<Vec<SystemThread>>,
+    threads: ThreadSet,
     pub counters: Arc<LpcCounters>,
     stopping: Arc<AtomicBool>,
 }
@@ -47,7 +47,7 @@ impl Lpc {
         Self {
             current: Arc::new(SpinLock::new(None)),
             connecting: Arc::new(IrpQueue::new()),
-            threads: SpinLock::new(Vec::new()),
+            threads: ThreadSet::new(),
             counters: Arc::new(LpcCounters::default()),
             stopping: Arc::new(AtomicBool::new(false)),
         }
@@ -58,19 +58,12 @@ impl Lpc {
     }
 
     fn keep(&self, t: SystemThread) {
-        self.reap();
-        self.threads.lock().push(t);
+        self.threads.push(t);
     }
 
     /// Joins the threads that finished (joining them does not wait).
     pub fn reap(&self) {
-        let done: Vec<SystemThread> = {
-            let mut all = self.threads.lock();
-            let (done, running): (Vec<_>, Vec<_>) = all.drain(..).partition(|t| t.is_finished());
-            *all = running;
-            done
-        };
-        drop(done);
+        self.threads.reap();
     }
 
     /// `LPC_CONNECT`.
@@ -186,10 +179,13 @@ impl Lpc {
             move |ending| {
                 if ending != Ending::Finished {
                     // Cancelled or timed out: that connection is closed; forget it.
-                    let mut cur = current.lock();
-                    if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &failed_client)) {
-                        *cur = None;
-                    }
+                    // Taken out, so that the client (whose drop closes a
+                    // handle) is dropped after the lock is released.
+                    let forgotten = current.with(|cur| match cur {
+                        Some(c) if Arc::ptr_eq(c, &failed_client) => cur.take(),
+                        _ => None,
+                    });
+                    drop(forgotten);
                 }
             },
         );
@@ -209,13 +205,11 @@ impl Lpc {
     /// pending connects, join every thread.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
-        let old = self.current.lock().take();
-        if let Some(c) = old {
+        if let Some(c) = self.current.take() {
             c.close();
         }
         self.connecting.close(NtStatus::STATUS_CANCELLED);
-        let threads = core::mem::take(&mut *self.threads.lock());
-        drop(threads);
+        self.threads.join_all();
     }
 }
 

@@ -14,7 +14,7 @@ use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::{FileId, Handled};
 use ntcomm_km::queue::IrpQueue;
 use ntcomm_km::sync::SpinLock;
-use ntcomm_km::thread::SystemThread;
+use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
 use ntcomm_proto::demo::{self as proto, PortAsk, PortTally};
 
@@ -71,7 +71,7 @@ pub struct Ports {
     filter: SpinLock<Option<Filter>>,
     pub counters: Arc<PortCounters>,
     stopping: Arc<AtomicBool>,
-    askers: SpinLock<Vec<SystemThread>>,
+    askers: ThreadSet,
     /// Pended `PORT_ASK`s, each tagged with its ask number: cancellable
     /// (`CancelIoEx`, the client's exit, its handle's close) while their
     /// questions are asked. An ask whose request is gone stops asking.
@@ -98,7 +98,7 @@ impl Ports {
             filter: SpinLock::new(filter),
             counters,
             stopping: Arc::new(AtomicBool::new(false)),
-            askers: SpinLock::new(Vec::new()),
+            askers: ThreadSet::new(),
             asking: Arc::new(IrpQueue::new()),
             next_ask: AtomicU64::new(1),
         }
@@ -110,13 +110,7 @@ impl Ports {
 
     /// Joins the ask threads that finished (joining them does not wait).
     pub fn reap(&self) {
-        let done: Vec<SystemThread> = {
-            let mut a = self.askers.lock();
-            let (done, running): (Vec<_>, Vec<_>) = a.drain(..).partition(|t| t.is_finished());
-            *a = running;
-            done
-        };
-        drop(done);
+        self.askers.reap();
     }
 
     /// `PORT_ASK`: pends; a system thread runs the senders and completes it.
@@ -142,7 +136,7 @@ impl Ports {
         let handled = self.asking.pend(request);
         let (stopping, asking) = (self.stopping.clone(), self.asking.clone());
         match SystemThread::spawn(move || run_ask(port, ask, id, &asking, &stopping)) {
-            Ok(t) => self.askers.lock().push(t),
+            Ok(t) => self.askers.push(t),
             Err(e) => {
                 ntcomm_km::kprintln!("PORT_ASK thread: {}", e);
                 let _ = self.asking.pop_if(|r| r.tag().0 == id).map(|r| r.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES));
@@ -160,18 +154,16 @@ impl Ports {
     /// Every wait happens outside the spin locks.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
-        let port = self.port.lock().take();
+        let port = self.port.take();
         if let Some(p) = port.as_ref() {
             for c in p.clients() {
                 c.disconnect();
             }
         }
-        let askers = core::mem::take(&mut *self.askers.lock());
-        drop(askers);
+        self.askers.join_all();
         self.asking.close(NtStatus::STATUS_CANCELLED);
         drop(port);
-        let filter = self.filter.lock().take();
-        drop(filter);
+        drop(self.filter.take());
     }
 }
 

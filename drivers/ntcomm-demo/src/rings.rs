@@ -23,7 +23,7 @@ use ntcomm_km::process::Process;
 use ntcomm_km::section::{InView, Section};
 use ntcomm_km::security::SecurityDescriptor;
 use ntcomm_km::sync::SpinLock;
-use ntcomm_km::thread::SystemThread;
+use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{random, time, Error, NtStatus};
 use ntcomm_proto::demo::{self as proto, RingInfo, RingOpen, RingSource, RingStatus};
 use ntcomm_proto::ring::{self, Consumer, Producer, RingError, RingLayout, SleepDecision};
@@ -78,7 +78,7 @@ pub struct Rings {
     live: SpinLock<Vec<Entry>>,
     /// Threads of closed channels, joined once finished (never in dispatch
     /// while they still run).
-    ending: SpinLock<Vec<SystemThread>>,
+    ending: ThreadSet,
     pub totals: Arc<RingTotals>,
 }
 
@@ -99,18 +99,12 @@ fn region_len(capacity: u32) -> Option<usize> {
 
 impl Rings {
     pub fn new() -> Self {
-        Self { live: SpinLock::new(Vec::new()), ending: SpinLock::new(Vec::new()), totals: Arc::new(RingTotals::default()) }
+        Self { live: SpinLock::new(Vec::new()), ending: ThreadSet::new(), totals: Arc::new(RingTotals::default()) }
     }
 
     /// Joins the channel threads that finished (joining them does not wait).
     pub fn reap(&self) {
-        let finished: Vec<SystemThread> = {
-            let mut e = self.ending.lock();
-            let (done, running): (Vec<_>, Vec<_>) = e.drain(..).partition(|t| t.is_finished());
-            *e = running;
-            done
-        };
-        drop(finished);
+        self.ending.reap();
     }
 
     pub fn open(&self, req: IoctlRequest) -> Handled {
@@ -189,7 +183,7 @@ impl Rings {
         if (src.record_len as usize) < proto::RECORD_MIN || (ch.record_size != 0 && src.record_len != ch.record_size) {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
-        *ch.new_source.lock() = Some(src);
+        ch.new_source.replace(Some(src));
         ch.wake();
         req.complete(NtStatus::STATUS_SUCCESS, 0)
     }
@@ -217,21 +211,20 @@ impl Rings {
         if let Some(e) = entry {
             e.channel.stop.store(true, Ordering::Release);
             e.channel.wake();
-            self.ending.lock().push(e.thread);
+            self.ending.push(e.thread);
         }
-        self.reap();
     }
 
     /// Unload: stop and join every channel thread.
     pub fn shutdown(&self) {
-        let live: Vec<Entry> = core::mem::take(&mut *self.live.lock());
+        let live: Vec<Entry> = self.live.take();
         for e in &live {
             e.channel.unloading.store(true, Ordering::Release);
             e.channel.stop.store(true, Ordering::Release);
             e.channel.wake();
         }
         drop(live);
-        drop(core::mem::take(&mut *self.ending.lock()));
+        self.ending.join_all();
     }
 }
 
@@ -434,7 +427,8 @@ fn serve(
         worked |= ok + bad > 0;
 
         // Driver to user: the source.
-        if let Some(src) = channel.new_source.lock().take() {
+        let new_source = channel.new_source.take();
+        if let Some(src) = new_source {
             source = Some(Source {
                 remaining: src.count,
                 next_seq: 0,

@@ -3,7 +3,7 @@
 //!
 //! Channels (one timed round trip each):
 //! - `ioctl-buffered`: synchronous `ECHO_BUFFERED` of SIZE bytes;
-//! - `ioctl-in-direct`: synchronous `ECHO_IN_DIRECT` of SIZE bytes;
+//! - `ioctl-in-direct`: synchronous `COMPARE_IN_DIRECT` of SIZE bytes;
 //! - `ioctl-direct`: synchronous `ECHO_OUT_DIRECT` of SIZE bytes;
 //! - `ioctl-neither`: synchronous `ECHO_NEITHER` of SIZE bytes;
 //! - `readwrite`: `WriteFile` of SIZE bytes then `ReadFile` of it, same handle;
@@ -81,7 +81,7 @@ use crate::rig;
 /// Every channel, in run order, with what one round trip is.
 pub const CHANNELS: [(&str, &str); 18] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
-    ("ioctl-in-direct", "synchronous ECHO_IN_DIRECT (METHOD_IN_DIRECT) of SIZE bytes"),
+    ("ioctl-in-direct", "synchronous COMPARE_IN_DIRECT (METHOD_IN_DIRECT) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
     ("ioctl-neither", "synchronous ECHO_NEITHER (METHOD_NEITHER, captured by the driver) of SIZE bytes"),
     ("readwrite", "WriteFile SIZE bytes then ReadFile them back, same handle"),
@@ -426,7 +426,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
 pub(crate) fn run_channel(name: &str, opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
     match name {
         "ioctl-buffered" => echo(opts, bar, &proto::ECHO_BUFFERED),
-        "ioctl-in-direct" => echo(opts, bar, &proto::ECHO_IN_DIRECT),
+        "ioctl-in-direct" => echo(opts, bar, &proto::COMPARE_IN_DIRECT),
         "ioctl-direct" => echo(opts, bar, &proto::ECHO_OUT_DIRECT),
         "ioctl-neither" => echo(opts, bar, &proto::ECHO_NEITHER),
         "readwrite" => readwrite(opts, bar),
@@ -592,7 +592,7 @@ fn echo(opts: &Options, bar: &ProgressBar, ioctl: &ntcomm_proto::Ioctl<[u8], [u8
     let payload = pattern(opts.size, 0x21);
     let mut out = vec![0u8; opts.size];
     outcome(timed(opts, bar, || {
-        out.fill(0xEE);
+        proto::second_buffer(ioctl, &payload, &mut out, 0xEE);
         let n = dev.ioctl(ioctl, &payload[..], &mut out[..]).map_err(|e| e.to_string())?;
         check_reply(&payload, n, &out)
     }))

@@ -109,7 +109,7 @@ pub fn rows(dev: &Device) -> Vec<Row> {
 
     let echoes: [EchoCase; 4] = [
         (&proto::ECHO_BUFFERED, "ECHO METHOD_BUFFERED", 1500),
-        (&proto::ECHO_IN_DIRECT, "ECHO METHOD_IN_DIRECT", 4096),
+        (&proto::COMPARE_IN_DIRECT, "COMPARE METHOD_IN_DIRECT", 4096),
         (&proto::ECHO_OUT_DIRECT, "ECHO METHOD_OUT_DIRECT", 4097),
         (&proto::ECHO_NEITHER, "ECHO METHOD_NEITHER", 777),
     ];
@@ -243,6 +243,7 @@ fn echo(dev: &Device, ioctl: &Ioctl<[u8], [u8]>, len: usize, seed: u8) -> Step {
     let payload = pattern(len, seed);
     // Poisoned output: bytes the driver did not write show up as 0xEE.
     let mut out = vec![0xEE; len];
+    proto::second_buffer(ioctl, &payload, &mut out, 0xEE);
     let t = Instant::now();
     let n = dev.ioctl(ioctl, &payload[..], &mut out[..]).map_err(err)?;
     let lat = t.elapsed();

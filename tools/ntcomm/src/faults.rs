@@ -1030,6 +1030,7 @@ fn lpc_connect(dev: &Device, instance: u32) -> Result<LpcConnected, String> {
 
 fn echo_check(dev: &Device, code: &proto_ioctl::Erased, payload: &[u8]) -> Result<(), String> {
     let mut out = vec![0u8; payload.len()];
+    proto::second_buffer(code, payload, &mut out, 0);
     let n = dev.ioctl(code, payload, &mut out[..]).map_err(|e| e.to_string())?;
     if n != payload.len() || out != payload {
         return Err(format!("{}: echo of {} B came back as {n} B, different", code.name, payload.len()));
@@ -1048,7 +1049,7 @@ fn new_client_works(dev: &Device, channel: &str, pipe_received: Option<&AtomicU6
     match channel {
         "ioctl" => {
             let d = Device::open(proto::USER_PATH).map_err(e)?;
-            for (i, code) in [&proto::ECHO_BUFFERED, &proto::ECHO_IN_DIRECT, &proto::ECHO_OUT_DIRECT, &proto::ECHO_NEITHER].into_iter().enumerate() {
+            for (i, code) in [&proto::ECHO_BUFFERED, &proto::COMPARE_IN_DIRECT, &proto::ECHO_OUT_DIRECT, &proto::ECHO_NEITHER].into_iter().enumerate() {
                 let payload: Vec<u8> = (0..1000 + i * 333).map(|k| (k * 7 + i) as u8).collect();
                 echo_check(&d, code, &payload)?;
             }
@@ -1688,12 +1689,13 @@ fn ready(first: &mut bool) {
 
 fn child_ioctl(rng: &mut Rng) -> ChildResult {
     let d = Device::open(proto::USER_PATH)?;
-    let codes = [&proto::ECHO_BUFFERED, &proto::ECHO_IN_DIRECT, &proto::ECHO_OUT_DIRECT, &proto::ECHO_NEITHER];
+    let codes = [&proto::ECHO_BUFFERED, &proto::COMPARE_IN_DIRECT, &proto::ECHO_OUT_DIRECT, &proto::ECHO_NEITHER];
     let mut first = true;
     loop {
         let code = codes[rng.below(4) as usize];
         let payload = { let n = rng.below(proto::MAX_ECHO as u64 + 1) as usize; rng.bytes(n) };
         let mut out = vec![0u8; payload.len()];
+        proto::second_buffer(code, &payload, &mut out, 0);
         let n = d.ioctl(code, &payload[..], &mut out[..])?;
         if n != payload.len() || out != payload {
             return Err(ChildError::Wrong(format!("{} echo differs", code.name)));

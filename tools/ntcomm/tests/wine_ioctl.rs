@@ -9,7 +9,7 @@ use ntcomm_proto::demo::{self, Delay};
 use ntcomm_proto::{Ioctl, Method};
 use ntcomm_um::{CompletionPort, Device, ErrorKind};
 
-const ECHOES: [Ioctl<[u8], [u8]>; 4] = [demo::ECHO_BUFFERED, demo::ECHO_IN_DIRECT, demo::ECHO_OUT_DIRECT, demo::ECHO_NEITHER];
+const ECHOES: [Ioctl<[u8], [u8]>; 4] = [demo::ECHO_BUFFERED, demo::COMPARE_IN_DIRECT, demo::ECHO_OUT_DIRECT, demo::ECHO_NEITHER];
 
 /// Waiters are shared by every handle: tests that pend or post events run
 /// one at a time so one cannot take another's event.
@@ -27,14 +27,36 @@ fn echo_round_trips_in_every_method_at_every_size() {
             let input = pattern(len, ioctl.code.function() as u8);
             // Exactly as large as needed.
             let mut out = vec![0xAAu8; len];
+            demo::second_buffer(ioctl, &input, &mut out, 0xAA);
             let n = dev.ioctl(ioctl, &input[..], &mut out[..]).unwrap_or_else(|e| panic!("{} len {len}: {e}", ioctl.name));
             assert_eq!(n, len, "{} len {len}", ioctl.name);
             assert_eq!(out, input, "{} len {len}", ioctl.name);
             // A larger output buffer is accepted; only `len` bytes are reported.
             let mut big = vec![0u8; len + 100];
+            demo::second_buffer(ioctl, &input, &mut big, 0);
             let n = dev.ioctl(ioctl, &input[..], &mut big[..]).unwrap();
             assert_eq!(n, len);
             assert_eq!(&big[..len], &input[..]);
+        }
+    }
+}
+
+/// The `METHOD_IN_DIRECT` buffer is locked for read access only: the driver
+/// reads it and must never write it (under Wine the buffer is copied back
+/// whole, so a write would show). A difference at byte `k` reports `k`.
+#[test]
+fn in_direct_buffer_is_read_and_never_written() {
+    let dev = rig::test_device();
+    for len in [1usize, 64, 4096, demo::MAX_ECHO] {
+        for k in [0, len / 2, len - 1] {
+            let input = pattern(len, 3);
+            let mut direct = input.clone();
+            direct[k] ^= 0x5A;
+            direct.extend_from_slice(&[0x77; 16]);
+            let before = direct.clone();
+            let n = dev.ioctl(&demo::COMPARE_IN_DIRECT, &input[..], &mut direct[..]).unwrap();
+            assert_eq!(n, k, "len {len}: first difference at {k}");
+            assert_eq!(direct, before, "len {len}: the driver wrote the read-only IN_DIRECT buffer");
         }
     }
 }

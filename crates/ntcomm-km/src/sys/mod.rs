@@ -55,19 +55,24 @@ pub unsafe fn IoSetCancelRoutine(irp: *mut IRP, routine: PDRIVER_CANCEL) -> PDRI
     }
 }
 
-/// `MmGetSystemAddressForMdlSafe`.
+/// `MmGetSystemAddressForMdlSafe`, with the mapping never executable and,
+/// when `writable` is false, read-only (`MdlMappingNoWrite`): the mapping of
+/// an MDL the I/O manager locked for read access only (the buffer of a
+/// write, the second buffer of `METHOD_IN_DIRECT`), which may be a page the
+/// caller shares with other processes, must never be written.
 ///
 /// # Safety
 /// `mdl` must describe locked pages (as the I/O manager's MDLs for direct
 /// I/O do) and stay valid while the returned address is used.
 #[inline]
-pub unsafe fn MmGetSystemAddressForMdlSafe(mdl: *mut MDL) -> *mut c_void {
+pub unsafe fn MmGetSystemAddressForMdlSafe(mdl: *mut MDL, writable: bool) -> *mut c_void {
+    let priority = NORMAL_PAGE_PRIORITY | MDL_MAPPING_NO_EXECUTE | if writable { 0 } else { MDL_MAPPING_NO_WRITE };
     // SAFETY: the caller guarantees a valid MDL.
     unsafe {
         if (*mdl).MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
             (*mdl).MappedSystemVa
         } else {
-            MmMapLockedPagesSpecifyCache(mdl, KERNEL_MODE, MM_CACHED, core::ptr::null_mut(), 0, NORMAL_PAGE_PRIORITY | MDL_MAPPING_CAN_FAIL)
+            MmMapLockedPagesSpecifyCache(mdl, KERNEL_MODE, MM_CACHED, core::ptr::null_mut(), 0, priority)
         }
     }
 }

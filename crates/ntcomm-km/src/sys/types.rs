@@ -247,8 +247,12 @@ pub const SL_PENDING_RETURNED: u8 = 0x01;
 // MDL flags.
 pub const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
 pub const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
-pub const MDL_MAPPING_CAN_FAIL: u32 = 0x0002;
+// `MmMapLockedPagesSpecifyCache` priorities and the flags OR'd into them
+// (Windows 8 and later; mingw's wdm.h lacks the flags: values from
+// Microsoft Learn, *MmGetSystemAddressForMdlSafe*).
 pub const NORMAL_PAGE_PRIORITY: u32 = 16;
+pub const MDL_MAPPING_NO_WRITE: u32 = 0x8000_0000;
+pub const MDL_MAPPING_NO_EXECUTE: u32 = 0x4000_0000;
 pub const MM_NON_CACHED: u32 = 0;
 pub const MM_CACHED: u32 = 1;
 
