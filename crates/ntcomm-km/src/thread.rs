@@ -36,13 +36,21 @@ struct ThreadCtx<F> {
 
 unsafe extern "system" fn thread_start<F: FnOnce() + Send + 'static>(ctx: *mut c_void) {
     // SAFETY: `spawn` leaked exactly this box for us.
+    unsafe { run_thread::<F>(ctx) };
+    // Nothing may be alive here: PsTerminateSystemThread does not return,
+    // so a local still in scope would never be dropped (its pool leaks).
+    // SAFETY: ending the current system thread, as the routine must.
+    unsafe { sys::PsTerminateSystemThread(0) };
+}
+
+/// # Safety
+/// `ctx` is the box `spawn` leaked for this thread.
+unsafe fn run_thread<F: FnOnce() + Send + 'static>(ctx: *mut c_void) {
+    // SAFETY: per the contract; the box is freed when this function returns.
     let ctx = unsafe { Box::from_raw(ctx as *mut ThreadCtx<F>) };
     let ThreadCtx { f, finished } = *ctx;
     f();
     finished.store(true, Ordering::Release);
-    drop(finished);
-    // SAFETY: ending the current system thread, as the routine must.
-    unsafe { sys::PsTerminateSystemThread(0) };
 }
 
 impl SystemThread {
@@ -138,7 +146,7 @@ impl ThreadSet {
     /// Joins the threads that have finished and returns how many; those
     /// still running stay. `PASSIVE_LEVEL`.
     pub fn reap(&self) -> usize {
-        let done: Vec<SystemThread> = self.threads.with(|all| {
+        let (done, emptied) = self.threads.with(|all| {
             let mut done = Vec::new();
             let mut i = 0;
             while let Some(t) = all.get(i) {
@@ -148,10 +156,12 @@ impl ThreadSet {
                     i += 1;
                 }
             }
-            done
+            // No pool kept while no thread is (drivers count their pool).
+            (done, all.is_empty().then(|| core::mem::take(all)))
         });
         let n = done.len();
         drop(done);
+        drop(emptied);
         n
     }
 
