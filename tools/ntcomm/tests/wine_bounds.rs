@@ -162,6 +162,15 @@ fn port_messages_are_bounded_before_allocation() {
     assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
 }
 
+/// The error of a request refused in dispatch: at once (no completion
+/// packet), or, should the system queue one, through the port.
+fn refused(port: &CompletionPort, started: ntcomm_um::Result<ntcomm_um::OpId>) -> ntcomm_um::Error {
+    match started {
+        Err(e) => e,
+        Ok(_) => port.wait(Some(Duration::from_secs(30))).unwrap().expect("refused at once").result.unwrap_err(),
+    }
+}
+
 fn ask(questions: u32, threads: u32) -> Vec<u8> {
     PortAsk { questions, threads, timeout_ms: 0, want_reply: 1, question_len: 64, reserved: 0 }.as_bytes().to_vec()
 }
@@ -188,10 +197,7 @@ fn port_ask_threads_are_capped_per_handle_and_per_driver() {
         handles[0].start_ioctl(&demo::PORT_ASK, ask(16, 16), tally, t).unwrap();
     }
     eventually("handle 0's asks running", || bounds(&dev).port_ask_threads == full * 17);
-    handles[0].start_ioctl(&demo::PORT_ASK, ask(1, 1), tally, 100).unwrap();
-    let c = port.wait(Some(Duration::from_secs(30))).unwrap().expect("refused at once");
-    assert_eq!(c.tag, 100);
-    let err = c.result.unwrap_err();
+    let err = refused(&port, handles[0].start_ioctl(&demo::PORT_ASK, ask(1, 1), tally, 100));
     assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "per handle: {err}");
     assert_eq!(err.ntstatus(), Some(NtStatus::STATUS_QUOTA_EXCEEDED), "{err}");
     // Another handle up to the driver's total.
@@ -205,10 +211,7 @@ fn port_ask_threads_are_capped_per_handle_and_per_driver() {
     }
     eventually("the driver's asks running", || bounds(&dev).port_ask_threads == started);
     let room = demo::PORT_ASK_MAX_THREADS - started;
-    handles[2].start_ioctl(&demo::PORT_ASK, ask(1, room.max(1) as u32), tally, 300).unwrap();
-    let c = port.wait(Some(Duration::from_secs(30))).unwrap().expect("refused at once");
-    assert_eq!(c.tag, 300);
-    let err = c.result.unwrap_err();
+    let err = refused(&port, handles[2].start_ioctl(&demo::PORT_ASK, ask(1, room.max(1) as u32), tally, 300));
     assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "driver-wide: {err}");
     assert_eq!(bounds(&dev).port_ask_threads, started, "refusals took nothing");
     // The client goes: every sender ends, every ask completes, the threads
