@@ -493,7 +493,7 @@ pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 14] = [
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct RingOpen {
-    /// Data bytes of the driver-to-user ring (power of two, 4 KiB..=64 MiB).
+    /// Data bytes of the driver-to-user ring (power of two, 4 KiB..=[`MAX_RING_CAPACITY`]).
     pub d2u_capacity: u32,
     /// Data bytes of the user-to-driver ring.
     pub u2d_capacity: u32,
