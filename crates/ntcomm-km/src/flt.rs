@@ -176,8 +176,35 @@ impl Drop for Filter {
     }
 }
 
+/// Default [`PortHandler::MAX_MESSAGE`].
+pub const DEFAULT_MAX_MESSAGE: usize = 4096;
+/// Default [`PortHandler::MAX_REPLY`].
+pub const DEFAULT_MAX_REPLY: usize = 4096;
+/// Default [`PortHandler::MAX_CONTEXT`].
+pub const DEFAULT_MAX_CONTEXT: usize = 1024;
+/// Default [`PortHandler::MAX_MESSAGES_IN_FLIGHT`].
+pub const DEFAULT_MAX_MESSAGES_IN_FLIGHT: usize = 64;
+
 /// What a port does with its clients.
+///
+/// The constants bound what a client can make the driver allocate; each is
+/// checked before any allocation. A client's lengths are its own choice (up
+/// to 4 GiB): the port never sizes a buffer from them beyond these.
 pub trait PortHandler: Send + Sync + Sized + 'static {
+    /// Longest message (`FilterSendMessage` input) the handler accepts; a
+    /// longer one is refused with `STATUS_INVALID_PARAMETER` before any
+    /// buffer is allocated.
+    const MAX_MESSAGE: usize = DEFAULT_MAX_MESSAGE;
+    /// Longest reply the handler writes: `output` is at most this long
+    /// whatever the client's buffer (a longer client buffer is fine).
+    const MAX_REPLY: usize = DEFAULT_MAX_REPLY;
+    /// Longest connection context; a longer one refuses the connection with
+    /// `STATUS_INVALID_PARAMETER`.
+    const MAX_CONTEXT: usize = DEFAULT_MAX_CONTEXT;
+    /// Message callbacks of this port running at once (each holds up to
+    /// `MAX_MESSAGE + MAX_REPLY` bytes of pool); more are refused with
+    /// `STATUS_QUOTA_EXCEEDED` until one ends.
+    const MAX_MESSAGES_IN_FLIGHT: usize = DEFAULT_MAX_MESSAGES_IN_FLIGHT;
     /// Per-connection state, created by [`connect`](Self::connect).
     type Connection: Send + Sync + 'static;
     /// A client connects with its connection context. `Err` refuses it; the
@@ -292,6 +319,8 @@ struct PortState<H: PortHandler> {
     clients: SpinLock<Vec<Arc<Client<H>>>>,
     /// Callbacks in progress, so teardown can wait for them.
     active: AtomicUsize,
+    /// Message callbacks holding buffers, at most `H::MAX_MESSAGES_IN_FLIGHT`.
+    messages: AtomicUsize,
 }
 
 impl<H: PortHandler> PortState<H> {
@@ -334,6 +363,10 @@ fn enter(counter: &AtomicUsize) -> Active<'_> {
     counter.fetch_add(1, Ordering::AcqRel);
     Active(counter)
 }
+/// Enters `counter` unless it is at `limit` already.
+fn enter_bounded(counter: &AtomicUsize, limit: usize) -> Option<Active<'_>> {
+    counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).ok().map(|_| Active(counter))
+}
 
 unsafe extern "system" fn on_connect<H: PortHandler>(
     client_port: ffi::PFLT_PORT,
@@ -345,6 +378,9 @@ unsafe extern "system" fn on_connect<H: PortHandler>(
     // SAFETY: the server cookie is our PortState, alive while the port is.
     let state = unsafe { &*(server_cookie as *const PortState<H>) };
     let _active = enter(&state.active);
+    if context_size as usize > H::MAX_CONTEXT {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
     let mut ctx = Vec::new();
     if ctx.try_reserve_exact(context_size as usize).is_err() {
         return NtStatus::STATUS_INSUFFICIENT_RESOURCES.0;
@@ -417,12 +453,21 @@ unsafe extern "system" fn on_message<H: PortHandler>(
     let _in_message = enter(&client.in_message);
     let state = client.server();
     let _active = enter(&state.active);
+    // Bounded before anything is allocated: the lengths are the client's.
+    let input_len = input_len as usize;
+    if input_len > H::MAX_MESSAGE {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
+    let output_len = (output_len as usize).min(H::MAX_REPLY);
+    let Some(_buffers) = enter_bounded(&state.messages, H::MAX_MESSAGES_IN_FLIGHT) else {
+        return NtStatus::STATUS_QUOTA_EXCEEDED.0;
+    };
     let (mut inbuf, mut outbuf) = (Vec::new(), Vec::new());
-    if inbuf.try_reserve_exact(input_len as usize).is_err() || outbuf.try_reserve_exact(output_len as usize).is_err() {
+    if inbuf.try_reserve_exact(input_len).is_err() || outbuf.try_reserve_exact(output_len).is_err() {
         return NtStatus::STATUS_INSUFFICIENT_RESOURCES.0;
     }
-    inbuf.resize(input_len as usize, 0);
-    outbuf.resize(output_len as usize, 0);
+    inbuf.resize(input_len, 0);
+    outbuf.resize(output_len, 0);
     // Capture once, through the fault-tolerant copy.
     if input_len > 0 && copy_from_user(&mut inbuf, input as usize).is_err() {
         return NtStatus::STATUS_ACCESS_VIOLATION.0;
@@ -446,7 +491,7 @@ impl<H: PortHandler> Port<H> {
     /// Manager's default descriptor (SYSTEM and Administrators only) and at
     /// most `max_connections` clients.
     pub fn create(filter: &Filter, name: &str, max_connections: u32, handler: H) -> Result<Self, Error> {
-        let state = Box::new(PortState { handler, filter: filter.raw, clients: SpinLock::new(Vec::new()), active: AtomicUsize::new(0) });
+        let state = Box::new(PortState { handler, filter: filter.raw, clients: SpinLock::new(Vec::new()), active: AtomicUsize::new(0), messages: AtomicUsize::new(0) });
         let mut sd = core::ptr::null_mut();
         // SAFETY: out-pointer; freed below.
         Error::check(unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) }, "FltBuildDefaultSecurityDescriptor")?;

@@ -35,6 +35,7 @@ pub mod lpc;
 pub mod pipe;
 pub mod process;
 pub mod queue;
+pub mod quota;
 pub mod random;
 pub mod section;
 pub mod security;

@@ -439,10 +439,57 @@ pub const fn rtt_bucket_floor_us(b: usize) -> u64 {
     (1u64 << e) | (sub << (e - 2))
 }
 
-/// Channels the driver serves at once.
+/// Channels the driver serves at once (one per handle); one more is
+/// refused with `STATUS_QUOTA_EXCEEDED`.
 pub const MAX_RING_CHANNELS: usize = 16;
-/// Largest ring capacity a client may ask for (each direction).
-pub const MAX_RING_CAPACITY: u32 = 64 << 20;
+/// Largest ring capacity a client may ask for (each direction): 4 MiB, the
+/// benchmark's default ring, which already runs 64 KiB records at memcpy
+/// speed. Larger is refused with `STATUS_INVALID_PARAMETER`.
+pub const MAX_RING_CAPACITY: u32 = 4 << 20;
+/// Bytes of ring sections (both rings and their headers, rounded as
+/// [`RingLayout`](crate::ring::RingLayout) lays them out) the driver holds
+/// over all channels: 32 MiB, e.g. 16 channels of 1 MiB rings or three of
+/// the largest. A channel that would pass it is refused with
+/// `STATUS_QUOTA_EXCEEDED`; closing a channel gives its bytes back.
+pub const RING_SECTION_BUDGET: u64 = 32 << 20;
+
+/// Threads the driver runs for `PORT_ASK`s at once (an ask of `threads`
+/// senders takes `threads + 1`): four asks of the largest size.
+pub const PORT_ASK_MAX_THREADS: u64 = 4 * 17;
+/// Of those, threads one handle's asks may hold at once: two largest asks.
+pub const PORT_ASK_MAX_THREADS_PER_HANDLE: u64 = 2 * 17;
+/// Threads the driver runs for LPC at once: `LPC_CONNECT` takes one while
+/// it connects, `LPC_ASK` `workers + 2` (a supervisor and its worker, and
+/// the workers) until it ends: four asks of the largest size.
+pub const LPC_MAX_THREADS: u64 = 4 * (LPC_MAX_WORKERS as u64 + 2);
+/// Of those, threads one handle may hold at once: two largest asks.
+pub const LPC_MAX_THREADS_PER_HANDLE: u64 = 2 * (LPC_MAX_WORKERS as u64 + 2);
+
+/// What the driver's bounded resources hold now and their limits.
+pub const GET_BOUNDS: Ioctl<(), Bounds> =
+    Ioctl::new("GET_BOUNDS", DEVICE_TYPE, 0x40, Method::Buffered, Access::ANY, Len::NONE, Len::of::<Bounds>());
+
+/// Output of [`GET_BOUNDS`]: use and limit of each bounded resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Bounds {
+    /// Bytes of ring sections held now over all channels.
+    pub ring_bytes: u64,
+    /// [`RING_SECTION_BUDGET`].
+    pub ring_bytes_limit: u64,
+    /// Channels open or opening now.
+    pub ring_channels: u64,
+    /// [`MAX_RING_CHANNELS`].
+    pub ring_channels_limit: u64,
+    /// Threads of `PORT_ASK`s now.
+    pub port_ask_threads: u64,
+    /// [`PORT_ASK_MAX_THREADS`].
+    pub port_ask_threads_limit: u64,
+    /// Threads of LPC connects and asks now.
+    pub lpc_threads: u64,
+    /// [`LPC_MAX_THREADS`].
+    pub lpc_threads_limit: u64,
+}
 
 /// Every IOCTL the demo driver serves.
 pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 14] = [
@@ -466,7 +513,7 @@ pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 14] = [
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct RingOpen {
-    /// Data bytes of the driver-to-user ring (power of two, 4 KiB..=64 MiB).
+    /// Data bytes of the driver-to-user ring (power of two, 4 KiB..=[`MAX_RING_CAPACITY`]).
     pub d2u_capacity: u32,
     /// Data bytes of the user-to-driver ring.
     pub u2d_capacity: u32,

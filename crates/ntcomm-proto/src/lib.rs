@@ -15,6 +15,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod budget;
 pub mod ctl;
 pub mod demo;
 pub mod ioctl;

@@ -45,6 +45,7 @@ pub mod code {
     pub const ERROR_NO_SYSTEM_RESOURCES: u32 = 1450;
     pub const ERROR_TIMEOUT: u32 = 1460;
     pub const ERROR_INVALID_USER_BUFFER: u32 = 1784;
+    pub const ERROR_NOT_ENOUGH_QUOTA: u32 = 1816;
 }
 
 use code::*;
@@ -84,6 +85,11 @@ pub enum ErrorKind {
     InvalidData,
     /// The system or the driver ran out of memory or resources (8, 14, 1450).
     OutOfResources,
+    /// A limit on what the caller may hold at once was reached (1816,
+    /// `STATUS_QUOTA_EXCEEDED`): the driver's bound per handle or over the
+    /// driver. Freeing what is held (closing a channel, waiting for running
+    /// requests) makes room again; see [`Error::likely_cause`].
+    QuotaExceeded,
     /// Anything else; look at [`Error::win32`].
     Other,
 }
@@ -106,6 +112,7 @@ impl ErrorKind {
             ERROR_SERVICE_NOT_ACTIVE => ErrorKind::ServiceNotActive,
             ERROR_INVALID_DATA => ErrorKind::InvalidData,
             ERROR_NOT_ENOUGH_MEMORY | ERROR_OUTOFMEMORY | ERROR_NO_SYSTEM_RESOURCES => ErrorKind::OutOfResources,
+            ERROR_NOT_ENOUGH_QUOTA => ErrorKind::QuotaExceeded,
             _ => ErrorKind::Other,
         }
     }
@@ -206,6 +213,22 @@ impl Error {
         ErrorKind::from_win32(self.win32)
     }
 
+    /// The likely cause, for failures whose code alone does not say it:
+    /// a driver's resource bound (`STATUS_QUOTA_EXCEEDED`), a second object
+    /// where one per handle is allowed (`STATUS_OBJECT_NAME_COLLISION`).
+    pub fn likely_cause(&self) -> Option<&'static str> {
+        match (self.kind(), self.ntstatus) {
+            (ErrorKind::QuotaExceeded, _) => Some(
+                "a driver bound on resources held at once was reached (per handle or driver-wide, e.g. ring \
+                 section bytes, channels, request threads): close channels or let running requests end, then retry",
+            ),
+            (_, Some(NtStatus::STATUS_OBJECT_NAME_COLLISION)) | (_, None) if self.win32 == ERROR_ALREADY_EXISTS => {
+                Some("the handle already holds one of these (one per handle): use another handle or close the first")
+            }
+            _ => None,
+        }
+    }
+
     /// The system's text for the Win32 code (`FormatMessageW`), or a short
     /// built-in description where the system has none.
     pub fn message(&self) -> String {
@@ -219,7 +242,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (Win32 error {}", self.context, self.message(), self.win32)?;
+        write!(f, "{}: {}", self.context, self.message())?;
+        if let Some(cause) = self.likely_cause() {
+            write!(f, "; likely cause: {cause}")?;
+        }
+        write!(f, " (Win32 error {}", self.win32)?;
         if let Some(s) = self.ntstatus {
             write!(f, ", NTSTATUS {:#010x}", s.0 as u32)?;
             if let Some(name) = s.name() {
@@ -245,6 +272,7 @@ impl From<Error> for std::io::Error {
             ErrorKind::Cancelled => Io::Interrupted,
             ErrorKind::InvalidFunction => Io::Unsupported,
             ErrorKind::OutOfResources => Io::OutOfMemory,
+            ErrorKind::QuotaExceeded => Io::QuotaExceeded,
             _ => Io::Other,
         };
         std::io::Error::new(kind, e)
@@ -277,6 +305,7 @@ pub(crate) fn fallback_status_to_win32(status: NtStatus) -> u32 {
         NtStatus::STATUS_BUFFER_TOO_SMALL => ERROR_INSUFFICIENT_BUFFER,
         NtStatus::STATUS_OBJECT_NAME_COLLISION => ERROR_ALREADY_EXISTS,
         NtStatus::STATUS_INSUFFICIENT_RESOURCES => ERROR_NO_SYSTEM_RESOURCES,
+        NtStatus::STATUS_QUOTA_EXCEEDED => ERROR_NOT_ENOUGH_QUOTA,
         NtStatus::STATUS_DEVICE_NOT_READY => ERROR_NOT_READY,
         NtStatus::STATUS_DEVICE_BUSY => ERROR_BUSY,
         NtStatus::STATUS_INTERNAL_ERROR => ERROR_INTERNAL_ERROR,
@@ -310,6 +339,7 @@ fn fallback_message(win32: u32) -> &'static str {
         ErrorKind::ServiceNotActive => "service not running",
         ErrorKind::InvalidData => "invalid data",
         ErrorKind::OutOfResources => "out of resources",
+        ErrorKind::QuotaExceeded => "quota exceeded",
         ErrorKind::Other => "error",
     }
 }
@@ -365,6 +395,7 @@ mod tests {
             (1062, ErrorKind::ServiceNotActive),
             (13, ErrorKind::InvalidData),
             (1450, ErrorKind::OutOfResources),
+            (1816, ErrorKind::QuotaExceeded),
             (6, ErrorKind::Other),
             (0, ErrorKind::Other),
         ];
@@ -386,6 +417,7 @@ mod tests {
             (NtStatus::STATUS_INVALID_PARAMETER, ErrorKind::InvalidParameter),
             (NtStatus::STATUS_ACCESS_DENIED, ErrorKind::AccessDenied),
             (NtStatus::STATUS_INSUFFICIENT_RESOURCES, ErrorKind::OutOfResources),
+            (NtStatus::STATUS_QUOTA_EXCEEDED, ErrorKind::QuotaExceeded),
         ];
         for (status, kind) in cases {
             assert_eq!(ErrorKind::from_win32(fallback_status_to_win32(status)), kind, "{status}");
@@ -408,7 +440,7 @@ mod tests {
             NtStatus::STATUS_DEVICE_NOT_READY, NtStatus::STATUS_DEVICE_BUSY, NtStatus::STATUS_INTERNAL_ERROR,
             NtStatus::STATUS_CANCELLED, NtStatus::STATUS_NOT_FOUND, NtStatus::STATUS_DELETE_PENDING,
             NtStatus::STATUS_INVALID_BUFFER_SIZE, NtStatus::STATUS_NOT_SUPPORTED, NtStatus::STATUS_TIMEOUT,
-            NtStatus::STATUS_DATA_ERROR,
+            NtStatus::STATUS_DATA_ERROR, NtStatus::STATUS_QUOTA_EXCEEDED,
         ];
         for s in all {
             assert_eq!(crate::ntdll::status_to_win32(s.0), Some(fallback_status_to_win32(s)), "{s}");
@@ -428,6 +460,20 @@ mod tests {
 
         let s = Error::with_ntstatus("x", 317, NtStatus(0x1234_5678)).to_string();
         assert!(s.ends_with("(Win32 error 317, NTSTATUS 0x12345678)"), "{s}");
+    }
+
+    #[test]
+    fn bounds_hit_say_why() {
+        let e = Error::from_ntstatus(r"DeviceIoControl RING_OPEN on \\.\NtComm", NtStatus::STATUS_QUOTA_EXCEEDED);
+        assert_eq!((e.kind(), e.win32()), (ErrorKind::QuotaExceeded, 1816));
+        let s = e.to_string();
+        assert!(s.contains("likely cause: a driver bound"), "{s}");
+        assert!(s.ends_with("(Win32 error 1816, NTSTATUS 0xc0000044 STATUS_QUOTA_EXCEEDED)"), "{s}");
+        let io: std::io::Error = e.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::QuotaExceeded);
+        let e = Error::from_ntstatus("RING_OPEN", NtStatus::STATUS_OBJECT_NAME_COLLISION);
+        assert!(e.likely_cause().is_some_and(|c| c.contains("one per handle")), "{e}");
+        assert_eq!(Error::from_ntstatus("x", NtStatus::STATUS_CANCELLED).likely_cause(), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!          .context() .win32() .ntstatus() .kind() .message() .prefixed(p)
 //!          ErrorKind::{NotFound, AccessDenied, InvalidParameter, BufferTooSmall, Busy,
 //!            Cancelled, NotFoundItem, InvalidFunction, Timeout, ServiceExists,
-//!            ServiceNotFound, ServiceNotActive, InvalidData, OutOfResources, Other}
+//!            ServiceNotFound, ServiceNotActive, InvalidData, OutOfResources, QuotaExceeded, Other}
 //!          ErrorKind::from_win32(u32)   status_to_win32(NtStatus)   error::code::*
 //! device   Device::open(path) / open_overlapped(path) / open_with(path, DeviceAccess, overlapped)
 //!          .read(&mut [u8]) .write(&[u8]) -> Result<usize>

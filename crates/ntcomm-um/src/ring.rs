@@ -95,7 +95,7 @@ fn ring_error(e: RingError, what: &str) -> Error {
 /// What [`RingChannel::open_with`] asks the driver for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingOptions {
-    /// Data bytes of the driver-to-user ring (a power of two, 4 KiB to 64 MiB).
+    /// Data bytes of the driver-to-user ring (a power of two, 4 KiB to the driver's limit, 4 MiB for the demo: `MAX_RING_CAPACITY`).
     pub d2u_capacity: u32,
     /// Data bytes of the user-to-driver ring.
     pub u2d_capacity: u32,
@@ -154,7 +154,7 @@ fn nonce() -> Result<[u8; 16]> {
 
 impl RingChannel {
     /// Opens a channel on a new handle to `path` with rings of the given
-    /// data capacities (powers of two, 4 KiB to 64 MiB).
+    /// data capacities (powers of two, 4 KiB to the driver's limit).
     pub fn open(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
         Self::open_with(path, &RingOptions::new(d2u_capacity, u2d_capacity))
     }

@@ -116,6 +116,7 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::LPC_CONNECT, |d: &Demo, r| d.lpc.connect(r)),
     IoctlHandler::new(&proto::LPC_ASK, |d: &Demo, r| d.lpc.ask(r)),
     IoctlHandler::new(&proto::LPC_DISCONNECT, |d: &Demo, r| d.lpc.disconnect(r)),
+    IoctlHandler::new(&proto::GET_BOUNDS, Demo::bounds),
 ];
 
 impl Demo {
@@ -242,6 +243,21 @@ impl Demo {
             lpc_replies: self.lpc.counters.replies.load(Ordering::Relaxed),
             lpc_datagrams: self.lpc.counters.datagrams.load(Ordering::Relaxed),
             lpc_failures: self.lpc.counters.failures.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Use and limit of every bounded resource (see docs/SECURITY.md).
+    fn bounds(&self, req: IoctlRequest) -> Handled {
+        let (ring_bytes, ring_channels) = self.rings.usage();
+        req.reply(&proto::Bounds {
+            ring_bytes,
+            ring_bytes_limit: proto::RING_SECTION_BUDGET,
+            ring_channels,
+            ring_channels_limit: proto::MAX_RING_CHANNELS as u64,
+            port_ask_threads: self.ports.threads(),
+            port_ask_threads_limit: proto::PORT_ASK_MAX_THREADS,
+            lpc_threads: self.lpc.threads(),
+            lpc_threads_limit: proto::LPC_MAX_THREADS,
         })
     }
 

@@ -13,6 +13,7 @@ use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::Handled;
 use ntcomm_km::lpc::{self, ConnectOptions, Ending, LpcClient, LpcError};
 use ntcomm_km::queue::IrpQueue;
+use ntcomm_km::quota::Quota;
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
@@ -40,7 +41,12 @@ pub struct Lpc {
     threads: ThreadSet,
     pub counters: Arc<LpcCounters>,
     stopping: Arc<AtomicBool>,
+    /// Threads of connects and asks running, per handle and in all.
+    lpc_threads: Arc<LpcThreads>,
 }
+
+/// LPC threads per handle and over the driver.
+type LpcThreads = Quota<ntcomm_km::irp::FileId, { proto::LPC_MAX_THREADS as usize }>;
 
 impl Lpc {
     pub fn new() -> Self {
@@ -50,7 +56,13 @@ impl Lpc {
             threads: ThreadSet::new(),
             counters: Arc::new(LpcCounters::default()),
             stopping: Arc::new(AtomicBool::new(false)),
+            lpc_threads: Arc::new(LpcThreads::new("LPC threads", proto::LPC_MAX_THREADS_PER_HANDLE, proto::LPC_MAX_THREADS)),
         }
+    }
+
+    /// LPC threads running (or about to) now.
+    pub fn threads(&self) -> u64 {
+        self.lpc_threads.used()
     }
 
     pub fn connected(&self) -> bool {
@@ -79,6 +91,11 @@ impl Lpc {
         if self.stopping.load(Ordering::Acquire) {
             return req.fail(NtStatus::STATUS_DELETE_PENDING);
         }
+        // The connecting thread, taken before it starts; given back when it ends.
+        let charge = match self.lpc_threads.charge(req.file(), 1) {
+            Ok(c) => c,
+            Err(e) => return req.fail(e.status()),
+        };
         let request = match req.into_request() {
             Ok(r) => r,
             Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
@@ -87,6 +104,7 @@ impl Lpc {
         let handled = self.connecting.pend(request);
         let (queue, current, counters) = (self.connecting.clone(), self.current.clone(), self.counters.clone());
         let run = move || {
+            let _thread = charge;
             let mut reply = [0u8; 128];
             let info = c.info.get(..info_len).unwrap_or(&[]);
             let options = ConnectOptions { view_size: c.view_size as usize, ..ConnectOptions::default() };
@@ -160,6 +178,12 @@ impl Lpc {
         if !view_ok || !(1..=proto::LPC_MAX_WORKERS).contains(&ask.workers) || ask.body_len as usize > MAX_ASK_BODY {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
+        // The supervisor, its worker and the ask's workers, taken before any
+        // starts; given back when the supervisor ends (after joining them).
+        let charge = match self.lpc_threads.charge(req.file(), u64::from(ask.workers) + 2) {
+            Ok(c) => c,
+            Err(e) => return req.fail(e.status()),
+        };
         let request = match req.into_request() {
             Ok(r) => r,
             Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
@@ -177,6 +201,7 @@ impl Lpc {
                 Err(r) => r.fail(NtStatus::STATUS_INVALID_PARAMETER),
             },
             move |ending| {
+                drop(charge);
                 if ending != Ending::Finished {
                     // Cancelled or timed out: that connection is closed; forget it.
                     // Taken out, so that the client (whose drop closes a

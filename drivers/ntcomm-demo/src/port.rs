@@ -13,6 +13,7 @@ use ntcomm_km::flt::{Filter, Port, PortHandler, SendError};
 use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::{FileId, Handled};
 use ntcomm_km::queue::IrpQueue;
+use ntcomm_km::quota::{Charge, Quota};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
@@ -37,6 +38,10 @@ pub struct Connection;
 
 impl PortHandler for Handler {
     type Connection = Connection;
+    // The port refuses longer messages before allocating (the echo's reply
+    // is as long as the message).
+    const MAX_MESSAGE: usize = proto::MAX_PORT_MESSAGE;
+    const MAX_REPLY: usize = proto::MAX_PORT_MESSAGE;
 
     fn connect(&self, context: &[u8]) -> Result<Connection, NtStatus> {
         if context != proto::PORT_CONTEXT {
@@ -77,7 +82,13 @@ pub struct Ports {
     /// questions are asked. An ask whose request is gone stops asking.
     asking: Arc<IrpQueue>,
     next_ask: AtomicU64,
+    /// Threads of asks running, per handle and in all.
+    threads: Arc<AskThreads>,
 }
+
+/// `PORT_ASK` threads per handle and over the driver.
+type AskThreads = Quota<FileId, { proto::PORT_ASK_MAX_THREADS as usize }>;
+type AskCharge = Charge<FileId, { proto::PORT_ASK_MAX_THREADS as usize }>;
 
 impl Ports {
     pub fn new(device: &Device) -> Self {
@@ -101,7 +112,13 @@ impl Ports {
             askers: ThreadSet::new(),
             asking: Arc::new(IrpQueue::new()),
             next_ask: AtomicU64::new(1),
+            threads: Arc::new(AskThreads::new("PORT_ASK threads", proto::PORT_ASK_MAX_THREADS_PER_HANDLE, proto::PORT_ASK_MAX_THREADS)),
         }
+    }
+
+    /// Ask threads running (or about to) now.
+    pub fn threads(&self) -> u64 {
+        self.threads.used()
     }
 
     pub fn available(&self) -> bool {
@@ -127,6 +144,14 @@ impl Ports {
         if !(1..=16).contains(&ask.threads) || !(proto::RECORD_MIN..=proto::MAX_PORT_MESSAGE).contains(&len) || ask.reserved != 0 {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
+        // The ask's thread and its senders, taken before any starts.
+        let charge = match self.threads.charge(req.file(), u64::from(ask.threads) + 1) {
+            Ok(c) => c,
+            Err(e) => {
+                ntcomm_km::kprintln!("PORT_ASK refused: {}", e);
+                return req.fail(e.status());
+            }
+        };
         let mut request = match req.into_request() {
             Ok(r) => r,
             Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
@@ -135,7 +160,7 @@ impl Ports {
         request.set_tag((id, 0));
         let handled = self.asking.pend(request);
         let (stopping, asking) = (self.stopping.clone(), self.asking.clone());
-        match SystemThread::spawn(move || run_ask(port, ask, id, &asking, &stopping)) {
+        match SystemThread::spawn(move || run_ask(port, ask, id, &asking, &stopping, charge)) {
             Ok(t) => self.askers.push(t),
             Err(e) => {
                 ntcomm_km::kprintln!("PORT_ASK thread: {}", e);
@@ -174,7 +199,7 @@ fn wanted(asking: &IrpQueue, id: usize) -> bool {
     found
 }
 
-fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQueue>, stopping: &Arc<AtomicBool>) {
+fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQueue>, stopping: &Arc<AtomicBool>, charge: AskCharge) {
     let tally = Arc::new(SpinLock::new(PortTally::default()));
     let mut senders = Vec::new();
     for t in 0..ask.threads {
@@ -185,6 +210,8 @@ fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQu
         }
     }
     drop(senders); // joins
+    // The senders are gone: their room is free before the caller hears.
+    drop(charge);
     let result = *tally.lock();
     // Gone if it was cancelled meanwhile (completed by the cancel routine).
     let _ = asking.pop_if(|r| r.tag().0 == id).map(|request| match IoctlRequest::from_request(request) {

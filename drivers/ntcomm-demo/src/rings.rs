@@ -20,6 +20,7 @@ use ntcomm_km::event::NamedEvent;
 use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::{FileId, Handled, Request};
 use ntcomm_km::process::Process;
+use ntcomm_km::quota::{Charge, Quota};
 use ntcomm_km::section::{InView, Section};
 use ntcomm_km::security::SecurityDescriptor;
 use ntcomm_km::sync::SpinLock;
@@ -73,9 +74,25 @@ struct Entry {
     thread: SystemThread,
 }
 
+/// A handle's channel, from the moment `RING_OPEN` checked it may have one
+/// (`entry` still `None` while the objects are made) until the handle's
+/// cleanup removes it. Reserving and checking happen under one lock, so a
+/// handle never has two, and cleanup (which comes before the `FILE_OBJECT`
+/// can be freed, and after every request on it) always finds it: a channel
+/// is never keyed by a freed `FILE_OBJECT`.
+struct Slot {
+    file: FileId,
+    entry: Option<Entry>,
+}
+
+/// Ring section bytes held per handle and over the driver.
+type RingBytes = Quota<FileId, { proto::MAX_RING_CHANNELS }>;
+
 /// Every channel of the driver.
 pub struct Rings {
-    live: SpinLock<Vec<Entry>>,
+    live: SpinLock<Vec<Slot>>,
+    /// Section bytes of every channel open or opening.
+    bytes: Arc<RingBytes>,
     /// Threads of closed channels, joined once finished (never in dispatch
     /// while they still run).
     ending: ThreadSet,
@@ -91,6 +108,8 @@ struct Setup {
     name: String,
     request: Request,
     totals: Arc<RingTotals>,
+    /// The section's bytes, given back when the thread has dropped it.
+    charge: Charge<FileId, { proto::MAX_RING_CHANNELS }>,
 }
 
 fn region_len(capacity: u32) -> Option<usize> {
@@ -99,7 +118,39 @@ fn region_len(capacity: u32) -> Option<usize> {
 
 impl Rings {
     pub fn new() -> Self {
-        Self { live: SpinLock::new(Vec::new()), ending: ThreadSet::new(), totals: Arc::new(RingTotals::default()) }
+        Self {
+            live: SpinLock::new(Vec::new()),
+            bytes: Arc::new(RingBytes::new("ring sections", proto::RING_SECTION_BUDGET, proto::RING_SECTION_BUDGET)),
+            ending: ThreadSet::new(),
+            totals: Arc::new(RingTotals::default()),
+        }
+    }
+
+    /// Section bytes held now, and channels open or opening.
+    pub fn usage(&self) -> (u64, u64) {
+        let channels = self.live.lock().len() as u64;
+        (self.bytes.used(), channels)
+    }
+
+    /// Reserves `file`'s channel: refused if it has one (or one is opening)
+    /// or the driver serves as many as it may. Check and insert under one lock.
+    fn reserve(&self, file: FileId) -> Result<(), NtStatus> {
+        let mut live = self.live.lock();
+        if live.iter().any(|s| s.file == file) {
+            return Err(NtStatus::STATUS_OBJECT_NAME_COLLISION);
+        }
+        if live.len() >= proto::MAX_RING_CHANNELS {
+            return Err(NtStatus::STATUS_QUOTA_EXCEEDED);
+        }
+        live.try_reserve(1).map_err(|_| NtStatus::STATUS_INSUFFICIENT_RESOURCES)?;
+        live.push(Slot { file, entry: None });
+        Ok(())
+    }
+
+    /// Gives up `file`'s reservation after a failed open.
+    fn unreserve(&self, file: FileId) {
+        let mut live = self.live.lock();
+        live.retain(|s| s.file != file || s.entry.is_some());
     }
 
     /// Joins the channel threads that finished (joining them does not wait).
@@ -114,17 +165,6 @@ impl Rings {
             Err(s) => return req.fail(s),
         };
         let file = req.file();
-        {
-            let live = self.live.lock();
-            if live.iter().any(|e| e.channel.file == file) {
-                drop(live);
-                return req.fail(NtStatus::STATUS_OBJECT_NAME_COLLISION);
-            }
-            if live.len() >= proto::MAX_RING_CHANNELS {
-                drop(live);
-                return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
-            }
-        }
         if open.mode > proto::RING_MODE_ECHO || !record_size_ok(&open) {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         }
@@ -132,11 +172,28 @@ impl Rings {
         let [Some(d2u_len), Some(u2d_len)] = sizes else {
             return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
         };
-        match create_objects(&open, d2u_len + u2d_len) {
+        // Bounded before anything is created: one channel per handle, the
+        // channel count, then the section bytes.
+        if let Err(s) = self.reserve(file) {
+            return req.fail(s);
+        }
+        let size = d2u_len + u2d_len;
+        let charge = match self.bytes.charge(file, size as u64) {
+            Ok(c) => c,
+            Err(e) => {
+                self.unreserve(file);
+                ntcomm_km::kprintln!("RING_OPEN refused: {}", e);
+                return req.fail(e.status());
+            }
+        };
+        match create_objects(&open, size) {
             Ok((section, u2d_event, d2u_event, name)) => {
                 let process = match Process::open(Process::requestor_id()) {
                     Ok(p) => p,
-                    Err(e) => return req.fail(e.status),
+                    Err(e) => {
+                        self.unreserve(file);
+                        return req.fail(e.status);
+                    }
                 };
                 let channel = Arc::new(Channel {
                     file,
@@ -150,26 +207,51 @@ impl Rings {
                 });
                 let request = match req.into_request() {
                     Ok(r) => r,
-                    Err(req) => return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST),
+                    Err(req) => {
+                        self.unreserve(file);
+                        return req.fail(NtStatus::STATUS_INVALID_DEVICE_REQUEST);
+                    }
                 };
                 // Pending before the request reaches the channel thread.
                 let (request, handled) = request.into_pending();
-                let setup = Setup { channel: channel.clone(), section, process, open, name, request, totals: self.totals.clone() };
+                let totals = self.totals.clone();
+                let setup = Setup { channel: channel.clone(), section, process, open, name, request, totals, charge };
                 // The closure owns the setup (and the request in it). If the
                 // thread cannot start, dropping it completes the request with
                 // STATUS_INTERNAL_ERROR: pended, so still a valid outcome.
                 match SystemThread::spawn(move || channel_main(setup)) {
-                    Ok(thread) => self.live.lock().push(Entry { channel, thread }),
-                    Err(e) => ntcomm_km::kprintln!("ring channel thread: {}", e),
+                    Ok(thread) => {
+                        let mut entry = Some(Entry { channel, thread });
+                        {
+                            let mut live = self.live.lock();
+                            if let Some(slot) = live.iter_mut().find(|s| s.file == file && s.entry.is_none()) {
+                                slot.entry = entry.take();
+                            }
+                        }
+                        // The handle was cleaned up while this open ran (its
+                        // reservation is gone): the channel stops at once.
+                        if let Some(e) = entry {
+                            e.channel.stop.store(true, Ordering::Release);
+                            e.channel.wake();
+                            self.ending.push(e.thread);
+                        }
+                    }
+                    Err(e) => {
+                        self.unreserve(file);
+                        ntcomm_km::kprintln!("ring channel thread: {}", e);
+                    }
                 }
                 handled
             }
-            Err(e) => req.fail(e.status),
+            Err(e) => {
+                self.unreserve(file);
+                req.fail(e.status)
+            }
         }
     }
 
     fn find(&self, file: FileId) -> Option<Arc<Channel>> {
-        self.live.lock().iter().find(|e| e.channel.file == file).map(|e| e.channel.clone())
+        self.live.lock().iter().filter_map(|s| s.entry.as_ref()).find(|e| e.channel.file == file).map(|e| e.channel.clone())
     }
 
     pub fn source(&self, req: IoctlRequest) -> Handled {
@@ -200,8 +282,9 @@ impl Rings {
     pub fn close(&self, file: FileId) {
         let entry = {
             let mut live = self.live.lock();
-            let i = live.iter().position(|e| e.channel.file == file);
-            let e = i.map(|i| live.swap_remove(i));
+            let i = live.iter().position(|s| s.file == file);
+            // An open still running finds its reservation gone and stops.
+            let e = i.and_then(|i| live.swap_remove(i).entry);
             if live.is_empty() {
                 // No capacity kept while no channel is open.
                 live.shrink_to_fit();
@@ -217,8 +300,8 @@ impl Rings {
 
     /// Unload: stop and join every channel thread.
     pub fn shutdown(&self) {
-        let live: Vec<Entry> = self.live.take();
-        for e in &live {
+        let live: Vec<Slot> = self.live.take();
+        for e in live.iter().filter_map(|s| s.entry.as_ref()) {
             e.channel.unloading.store(true, Ordering::Release);
             e.channel.stop.store(true, Ordering::Release);
             e.channel.wake();
@@ -257,7 +340,7 @@ fn create_objects(open: &RingOpen, size: usize) -> Result<(Section, NamedEvent, 
 }
 
 fn channel_main(s: Setup) {
-    let Setup { channel, section, process, open, name, request, totals } = s;
+    let Setup { channel, section, process, open, name, request, totals, charge } = s;
     // Map into the client first, then here (this system thread), then lay
     // out both rings before the client learns the address.
     let client = match section.map_into(&process) {
@@ -312,6 +395,10 @@ fn channel_main(s: Setup) {
         // Closed or dead: unmap, harmless if the process is gone.
         drop(client);
     }
+    drop(section);
+    // The section is gone (or, at unload, left to the client's view): its
+    // bytes are free for another channel.
+    drop(charge);
 }
 
 fn fail_open(channel: &Channel, request: Request, e: Error) {

@@ -1196,7 +1196,7 @@ fn wait_in_flight(dev: &Device, n: u64) -> Result<(), String> {
 /// The statuses a request may end with; anything else is a failure. Each
 /// is a status the demo driver (or its IOCTL table) returns for a reason
 /// stated in docs/RELIABILITY.md.
-const DEFINED: [NtStatus; 18] = [
+const DEFINED: [NtStatus; 19] = [
     NtStatus::STATUS_SUCCESS,
     NtStatus::STATUS_INVALID_DEVICE_REQUEST,
     NtStatus::STATUS_INVALID_PARAMETER,
@@ -1207,6 +1207,7 @@ const DEFINED: [NtStatus; 18] = [
     NtStatus::STATUS_NOT_FOUND,
     NtStatus::STATUS_DEVICE_BUSY,
     NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+    NtStatus::STATUS_QUOTA_EXCEEDED,
     NtStatus::STATUS_OBJECT_NAME_COLLISION,
     NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
     NtStatus::STATUS_PORT_CONNECTION_REFUSED,

@@ -192,7 +192,7 @@ mod cli {
         /// Megabytes (10^6 B) of records per `ring-d2u`/`ring-u2d` run, at most.
         #[arg(long, default_value_t = 1000)]
         ring_megabytes: u64,
-        /// Data bytes of each ring of `ring-d2u`/`ring-u2d` (power of two, 4 KiB..64 MiB).
+        /// Data bytes of each ring of `ring-d2u`/`ring-u2d` (power of two, 4 KiB..4 MiB, the driver's `MAX_RING_CAPACITY`).
         #[arg(long, default_value_t = 4 << 20)]
         ring_capacity: u32,
         /// Questions per `port-ask`/`port-ask-1` run, at most (fewer if the

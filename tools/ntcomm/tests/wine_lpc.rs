@@ -230,3 +230,61 @@ fn stopping_the_driver_closes_its_port_for_the_server() {
     connect(&dev, 9);
     assert_eq!(ask(&dev, requests(1, 3, 8)).unwrap().replied, 3, "a restarted driver connects again");
 }
+
+/// The LPC thread caps (docs/SECURITY.md, "Bounds"): asks whose requests
+/// stall at the server hold their threads; past a handle's share and past
+/// the driver's total an ask is refused with `STATUS_QUOTA_EXCEEDED` and
+/// takes nothing; once the server is gone every ask ends and the count
+/// returns to exactly 0.
+#[test]
+fn lpc_threads_are_capped_per_handle_and_per_driver() {
+    use ntcomm_um::{CompletionPort, ErrorKind};
+    use zerocopy::IntoBytes;
+    let _s = serial();
+    let dev = rig::test_device();
+    let threads = |d: &Device| d.ioctl_get(&demo::GET_BOUNDS).unwrap().lpc_threads;
+    eventually("no LPC thread running", || threads(&dev) == 0);
+    let child = stalling_child(11);
+    connect(&dev, 11);
+    eventually("the connect thread ended", || threads(&dev) == 0);
+    let port = CompletionPort::new().unwrap();
+    let handles: Vec<Device> = (0..3).map(|_| Device::open_overlapped(demo::USER_PATH).unwrap()).collect();
+    for (i, h) in handles.iter().enumerate() {
+        port.associate(h, i).unwrap();
+    }
+    let big = requests(demo::LPC_MAX_WORKERS, 1, 16);
+    let each = u64::from(demo::LPC_MAX_WORKERS) + 2;
+    let tally = std::mem::size_of::<LpcTally>();
+    let refused = |started: ntcomm_um::Result<ntcomm_um::OpId>| match started {
+        Err(e) => e,
+        Ok(_) => port.wait(Some(Duration::from_secs(30))).unwrap().expect("refused at once").result.unwrap_err(),
+    };
+    let per_handle = demo::LPC_MAX_THREADS_PER_HANDLE / each;
+    let mut started = 0u64;
+    for t in 0..per_handle {
+        handles[0].start_ioctl(&demo::LPC_ASK, big.as_bytes().to_vec(), tally, t).unwrap();
+        started += 1;
+    }
+    eventually("handle 0's asks running", || threads(&dev) == per_handle * each);
+    let err = refused(handles[0].start_ioctl(&demo::LPC_ASK, requests(1, 1, 16).as_bytes().to_vec(), tally, 100));
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "per handle: {err}");
+    assert_eq!(err.ntstatus(), Some(NtStatus::STATUS_QUOTA_EXCEEDED), "{err}");
+    while (started + 1) * each <= demo::LPC_MAX_THREADS {
+        handles[1].start_ioctl(&demo::LPC_ASK, big.as_bytes().to_vec(), tally, 200 + started).unwrap();
+        started += 1;
+    }
+    eventually("the driver's asks running", || threads(&dev) == started * each);
+    let err = refused(handles[2].start_ioctl(&demo::LPC_ASK, requests(1, 1, 16).as_bytes().to_vec(), tally, 300));
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "driver-wide: {err}");
+    assert_eq!(threads(&dev), started * each, "refusals took nothing");
+    child.kill();
+    for _ in 0..started {
+        let c = port.wait(Some(Duration::from_secs(60))).unwrap().expect("asks end once the server is gone");
+        assert!(c.result.is_ok(), "{:?}", c.result);
+    }
+    eventually("every LPC thread given back", || threads(&dev) == 0);
+    let _srv = server(12);
+    connect(&dev, 12);
+    assert_eq!(ask(&dev, requests(demo::LPC_MAX_WORKERS, 2, 8)).unwrap().replied, 2 * u64::from(demo::LPC_MAX_WORKERS));
+    eventually("and back again", || threads(&dev) == 0);
+}
