@@ -433,6 +433,7 @@ struct PipeDrain {
 
 impl PipeDrain {
     fn start() -> Result<PipeDrain, String> {
+        crate::peer::register().map_err(|e| format!("registering as the pipe server: {e}"))?;
         let server = PipeServer::create(proto::PIPE_NAME).map_err(|e| format!("{e} (another pipe server running?)"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
@@ -1894,6 +1895,7 @@ fn child_lpc(rng: &mut Rng) -> ChildResult {
 /// The pipe server the driver writes to, reading slowly so that the
 /// driver's writes block (the kill comes mid-write).
 fn child_pipe_server(rng: &mut Rng) -> ChildResult {
+    crate::peer::register_or_warn("pipe child");
     let server = PipeServer::create(proto::PIPE_NAME)?;
     server.accept()?;
     let mut buf = Vec::new();
