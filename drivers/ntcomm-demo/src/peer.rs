@@ -30,7 +30,12 @@ pub struct Servers {
 
 impl Servers {
     pub fn new() -> Self {
-        Self { list: SpinLock::new(Vec::new()), pipe_refused: AtomicU64::new(0), lpc_refused: AtomicU64::new(0) }
+        // Room for every registration from the start: registering never
+        // allocates the list under its lock, and the pool figures do not
+        // depend on how many processes registered before.
+        let mut list = Vec::new();
+        let _ = list.try_reserve_exact(proto::MAX_REGISTERED_SERVERS);
+        Self { list: SpinLock::new(list), pipe_refused: AtomicU64::new(0), lpc_refused: AtomicU64::new(0) }
     }
 
     /// The registered processes still alive, oldest first; forgets the
