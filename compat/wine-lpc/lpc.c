@@ -968,8 +968,47 @@ static NTSTATUS NTAPI lpc_NtCompleteConnectPort(HANDLE h)
 
 static DWORD WINAPI client_reader(void *arg);
 
+/* NtSecureConnectPort's RequiredServerSid, as ReactOS and Windows check it: the
+   user SID of the primary token of the process that serves the port must equal
+   the required SID, else STATUS_SERVER_SID_MISMATCH, before the server sees a
+   connection request. Here the server of a connection is the process at the
+   other end of our pipe instance (GetNamedPipeServerProcessId), so a process
+   that added instances under the port's pipe name is judged as itself.
+   Under Wine every process runs as one user: the check is real but cannot
+   tell two processes of that user apart. */
+static NTSTATUS check_server_sid(HANDLE pipe, PSID required)
+{
+    typedef NTSTATUS (NTAPI *open_token_fn)(HANDLE, ACCESS_MASK, HANDLE *);
+    typedef NTSTATUS (NTAPI *query_token_fn)(HANDLE, TOKEN_INFORMATION_CLASS, void *, ULONG, ULONG *);
+    typedef BOOLEAN (NTAPI *sid_fn)(PSID);
+    typedef BOOLEAN (NTAPI *equal_sid_fn)(PSID, PSID);
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    open_token_fn open_token = ntdll ? (open_token_fn)(void *)GetProcAddress(ntdll, "NtOpenProcessToken") : NULL;
+    query_token_fn query_token = ntdll ? (query_token_fn)(void *)GetProcAddress(ntdll, "NtQueryInformationToken") : NULL;
+    sid_fn valid_sid = ntdll ? (sid_fn)(void *)GetProcAddress(ntdll, "RtlValidSid") : NULL;
+    equal_sid_fn equal_sid = ntdll ? (equal_sid_fn)(void *)GetProcAddress(ntdll, "RtlEqualSid") : NULL;
+    ULONG64 buf[32]; /* TOKEN_USER and the SID */
+    TOKEN_USER *user = (TOKEN_USER *)(void *)buf;
+    ULONG pid = 0, got = 0;
+    HANDLE process, token;
+    NTSTATUS st;
+
+    if (!open_token || !query_token || !valid_sid || !equal_sid) return STATUS_NOT_SUPPORTED;
+    if (!valid_sid(required)) return STATUS_INVALID_SID;
+    if (!GetNamedPipeServerProcessId(pipe, &pid)) return STATUS_SERVER_SID_MISMATCH; /* no server: no identity */
+    if (!(process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid))) return STATUS_SERVER_SID_MISMATCH;
+    st = open_token(process, TOKEN_QUERY, &token);
+    CloseHandle(process);
+    if (st) return STATUS_SERVER_SID_MISMATCH;
+    st = query_token(token, TokenUser, buf, sizeof(buf), &got);
+    CloseHandle(token);
+    if (st) return STATUS_SERVER_SID_MISMATCH;
+    return equal_sid(required, user->User.Sid) ? STATUS_SUCCESS : STATUS_SERVER_SID_MISMATCH;
+}
+
 static NTSTATUS connect_common(HANDLE *out, NT_UNICODE_STRING *name, PORT_VIEW *client_view,
-                               REMOTE_PORT_VIEW *server_view, ULONG *max_message, PVOID info, ULONG *info_len)
+                               REMOTE_PORT_VIEW *server_view, ULONG *max_message, PVOID info, ULONG *info_len,
+                               PSID server_sid)
 {
     struct object *o;
     struct frame *f;
@@ -996,6 +1035,10 @@ static NTSTATUS connect_common(HANDLE *out, NT_UNICODE_STRING *name, PORT_VIEW *
         return e == ERROR_PIPE_BUSY ? STATUS_INSUFFICIENT_RESOURCES : status_of_win32(e);
     }
     SetNamedPipeHandleState(pipe, &mode, NULL, NULL);
+    if (server_sid && (st = check_server_sid(pipe, server_sid))) {
+        CloseHandle(pipe);
+        return st;
+    }
     if (!(o = object_new(K_CLIENT)) || !(f = zalloc(FRAME_MAX))) {
         if (o) object_release(o);
         CloseHandle(pipe);
@@ -1076,7 +1119,7 @@ static NTSTATUS NTAPI lpc_NtConnectPort(HANDLE *out, NT_UNICODE_STRING *name, PV
                                        ULONG *info_len)
 {
     (void)qos;
-    return connect_common(out, name, client_view, server_view, max_message, info, info_len);
+    return connect_common(out, name, client_view, server_view, max_message, info, info_len, NULL);
 }
 
 static NTSTATUS NTAPI lpc_NtSecureConnectPort(HANDLE *out, NT_UNICODE_STRING *name, PVOID qos,
@@ -1084,9 +1127,8 @@ static NTSTATUS NTAPI lpc_NtSecureConnectPort(HANDLE *out, NT_UNICODE_STRING *na
                                              REMOTE_PORT_VIEW *server_view, ULONG *max_message, PVOID info,
                                              ULONG *info_len)
 {
-    (void)qos;
-    if (server_sid) return STATUS_NOT_SUPPORTED; /* no server identity under Wine (README) */
-    return connect_common(out, name, client_view, server_view, max_message, info, info_len);
+    (void)qos; /* accepted and ignored: a server under Wine cannot impersonate anyway (README) */
+    return connect_common(out, name, client_view, server_view, max_message, info, info_len, server_sid);
 }
 
 /* Sends a request or a datagram from a client port. */

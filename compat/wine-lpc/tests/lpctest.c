@@ -27,6 +27,7 @@ typedef LONG (NTAPI *ReplyWaitReceive)(HANDLE, PVOID *, PM *, PM *);
 typedef LONG (NTAPI *Accept)(HANDLE *, PVOID, PM *, BOOLEAN, PVOID, PVOID);
 typedef LONG (NTAPI *Complete)(HANDLE);
 typedef LONG (NTAPI *Connect)(HANDLE *, USTR *, PVOID, PVOID, PVOID, ULONG *, PVOID, ULONG *);
+typedef LONG (NTAPI *SecureConnect)(HANDLE *, USTR *, PVOID, PVOID, PVOID, PVOID, ULONG *, PVOID, ULONG *);
 typedef LONG (NTAPI *RequestWaitReply)(HANDLE, PM *, PM *);
 typedef LONG (NTAPI *Close)(HANDLE);
 
@@ -35,6 +36,7 @@ static ReplyWaitReceive pReplyWaitReceive;
 static Accept pAccept;
 static Complete pComplete;
 static Connect pConnect;
+static SecureConnect pSecureConnect;
 static RequestWaitReply pRequest;
 static Close pClose;
 static int failures;
@@ -148,6 +150,7 @@ int main(void)
     pAccept = (Accept)GetProcAddress(nt, "NtAcceptConnectPort");
     pComplete = (Complete)GetProcAddress(nt, "NtCompleteConnectPort");
     pConnect = (Connect)GetProcAddress(nt, "NtConnectPort");
+    pSecureConnect = (SecureConnect)GetProcAddress(nt, "NtSecureConnectPort");
     pRequest = (RequestWaitReply)GetProcAddress(nt, "NtRequestWaitReplyPort");
     pClose = (Close)GetProcAddress(nt, "NtClose");
 
@@ -175,6 +178,32 @@ int main(void)
     printf("4 x 2500 requests in %lu ms\n", GetTickCount() - t0);
     for (int i = 0; i < 50 && closed_seen < 4; i++) Sleep(20);
     CHECK(closed_seen == 4);
+
+    /* A required server SID: this process's own user (the server's) connects;
+       LocalSystem (S-1-5-18), which no Wine process runs as, is refused with
+       STATUS_SERVER_SID_MISMATCH. */
+    {
+        ULONG64 tu[32];
+        TOKEN_USER *user = (TOKEN_USER *)(void *)tu;
+        DWORD got = 0;
+        HANDLE tok = NULL;
+        SID_IDENTIFIER_AUTHORITY nt_auth = {SECURITY_NT_AUTHORITY};
+        PSID system = NULL;
+        ULONG sl = 5;
+        char info[128] = "hello";
+        CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok));
+        CHECK(GetTokenInformation(tok, TokenUser, tu, sizeof(tu), &got));
+        CloseHandle(tok);
+        CHECK(AllocateAndInitializeSid(&nt_auth, 1, SECURITY_LOCAL_SYSTEM_RID, 0, 0, 0, 0, 0, 0, 0, &system));
+        h = NULL;
+        CHECK(pSecureConnect(&h, &n, NULL, NULL, system, NULL, NULL, info, &sl) == STATUS_SERVER_SID_MISMATCH);
+        CHECK(h == NULL);
+        sl = 5;
+        CHECK(pSecureConnect(&h, &n, NULL, NULL, user->User.Sid, NULL, NULL, info, &sl) == 0);
+        if (h) CHECK(pClose(h) == 0);
+        FreeSid(system);
+    }
+
 
     {
         ULONG maxm = 0, sl = 5;

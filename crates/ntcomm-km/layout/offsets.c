@@ -88,3 +88,16 @@ OFF(DEVICE_OBJECT_DeviceType, DEVICE_OBJECT, DeviceType)
 OFF(DEVICE_OBJECT_StackSize, DEVICE_OBJECT, StackSize)
 OFF(DEVICE_OBJECT_AlignmentRequirement, DEVICE_OBJECT, AlignmentRequirement)
 OFF(DEVICE_OBJECT_SecurityDescriptor, DEVICE_OBJECT, SecurityDescriptor)
+
+SIZE(SECURITY_QUALITY_OF_SERVICE)
+OFF(SECURITY_QUALITY_OF_SERVICE_ImpersonationLevel, SECURITY_QUALITY_OF_SERVICE, ImpersonationLevel)
+OFF(SECURITY_QUALITY_OF_SERVICE_ContextTrackingMode, SECURITY_QUALITY_OF_SERVICE, ContextTrackingMode)
+OFF(SECURITY_QUALITY_OF_SERVICE_EffectiveOnly, SECURITY_QUALITY_OF_SERVICE, EffectiveOnly)
+SIZE(SID_AND_ATTRIBUTES)
+OFF(SID_AND_ATTRIBUTES_Attributes, SID_AND_ATTRIBUTES, Attributes)
+SIZE(TOKEN_USER)
+const unsigned long long ntc_val_fsctl_pipe_get_connection_attribute = FSCTL_PIPE_GET_CONNECTION_ATTRIBUTE;
+const unsigned long long ntc_val_token_query = TOKEN_QUERY;
+const unsigned long long ntc_val_token_user = TokenUser;
+const unsigned long long ntc_val_security_identification = SecurityIdentification;
+const unsigned long long ntc_val_security_static_tracking = SECURITY_STATIC_TRACKING;

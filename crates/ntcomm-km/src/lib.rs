@@ -32,6 +32,7 @@ pub mod ioctl;
 pub mod pool;
 pub mod irp;
 pub mod lpc;
+pub mod peer;
 pub mod pipe;
 pub mod process;
 pub mod queue;

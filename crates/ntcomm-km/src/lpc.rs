@@ -32,6 +32,7 @@ use ntcomm_proto::lpc::{self as wire, MessageBuffer, PortMessage};
 use ntcomm_proto::NtStatus;
 
 use crate::handle::KernelHandle;
+use crate::peer::Sid;
 use crate::irp::{Handled, Request};
 use crate::queue::IrpQueue;
 use crate::section::Section;
@@ -47,21 +48,31 @@ use crate::{sys, Error};
 pub struct SecurityQos {
     /// `Length`: 12.
     pub length: u32,
-    /// `ImpersonationLevel` (`SecurityImpersonation` = 2).
+    /// `ImpersonationLevel` (`SecurityIdentification` = 1,
+    /// `SecurityImpersonation` = 2).
     pub impersonation_level: u32,
-    /// `ContextTrackingMode` (`SECURITY_DYNAMIC_TRACKING` = 1).
+    /// `ContextTrackingMode` (`SECURITY_STATIC_TRACKING` = 0,
+    /// `SECURITY_DYNAMIC_TRACKING` = 1).
     pub context_tracking_mode: u8,
     /// `EffectiveOnly`.
     pub effective_only: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<SecurityQos>() == 12);
+const _: () = assert!(core::mem::size_of::<SecurityQos>() == core::mem::size_of::<sys::SECURITY_QUALITY_OF_SERVICE>());
+const _: () = assert!(core::mem::offset_of!(SecurityQos, context_tracking_mode) == core::mem::offset_of!(sys::SECURITY_QUALITY_OF_SERVICE, ContextTrackingMode));
+const _: () = assert!(core::mem::offset_of!(SecurityQos, effective_only) == core::mem::offset_of!(sys::SECURITY_QUALITY_OF_SERVICE, EffectiveOnly));
 
 impl Default for SecurityQos {
-    /// Impersonation level, dynamic tracking, not effective-only: what
-    /// clients of LPC servers usually pass.
+    /// Identification level, static tracking, effective only: the server
+    /// may learn who the driver is (SYSTEM) but can never impersonate it.
+    /// A driver has no reason to let a user-mode server act as SYSTEM.
     fn default() -> Self {
-        Self { length: 12, impersonation_level: 2, context_tracking_mode: 1, effective_only: 0 }
+        Self {
+            length: 12,
+            impersonation_level: sys::SECURITY_IDENTIFICATION,
+            context_tracking_mode: sys::SECURITY_STATIC_TRACKING,
+            effective_only: 1,
+        }
     }
 }
 
@@ -73,6 +84,17 @@ extern "system" {
         name: *mut sys::UNICODE_STRING,
         qos: *mut SecurityQos,
         client_view: *mut wire::PortView,
+        server_view: *mut wire::RemotePortView,
+        max_message_length: *mut u32,
+        connection_info: *mut c_void,
+        connection_info_length: *mut u32,
+    ) -> sys::NTSTATUS;
+    fn ZwSecureConnectPort(
+        port: *mut sys::HANDLE,
+        name: *mut sys::UNICODE_STRING,
+        qos: *mut SecurityQos,
+        client_view: *mut wire::PortView,
+        required_server_sid: *mut c_void,
         server_view: *mut wire::RemotePortView,
         max_message_length: *mut u32,
         connection_info: *mut c_void,
@@ -90,6 +112,9 @@ pub enum LpcError {
     NotRunning(Error),
     /// The server refused the connection (`STATUS_PORT_CONNECTION_REFUSED`).
     Refused(Error),
+    /// The port's server is not who the client required
+    /// (`STATUS_SERVER_SID_MISMATCH`): nothing was sent to it.
+    WrongServer(Error),
     /// The server went away (`STATUS_PORT_DISCONNECTED`), or this client
     /// was closed ([`LpcClient::close`]) while or before the call ran.
     Disconnected(Error),
@@ -109,6 +134,7 @@ impl LpcError {
         match e.status {
             NtStatus::STATUS_OBJECT_NAME_NOT_FOUND | NtStatus::STATUS_OBJECT_PATH_NOT_FOUND => Self::NotRunning(e),
             s if s == wire::STATUS_PORT_CONNECTION_REFUSED => Self::Refused(e),
+            NtStatus::STATUS_SERVER_SID_MISMATCH => Self::WrongServer(e),
             s if s == wire::STATUS_PORT_DISCONNECTED || s == wire::STATUS_INVALID_PORT_HANDLE => Self::Disconnected(e),
             NtStatus::STATUS_INVALID_HANDLE => Self::Disconnected(e),
             s if s == wire::STATUS_PORT_MESSAGE_TOO_LONG => Self::TooLong(e),
@@ -122,6 +148,7 @@ impl LpcError {
         match *self {
             Self::NotRunning(e)
             | Self::Refused(e)
+            | Self::WrongServer(e)
             | Self::Disconnected(e)
             | Self::TooLong(e)
             | Self::NotImplemented(e)
@@ -144,6 +171,7 @@ impl core::fmt::Display for LpcError {
         let what = match self {
             Self::NotRunning(_) => "LPC server not running",
             Self::Refused(_) => "LPC connection refused",
+            Self::WrongServer(_) => "LPC server is not the required one",
             Self::Disconnected(_) => "LPC port disconnected",
             Self::TooLong(_) => "LPC message too long",
             Self::NotImplemented(_) => "no LPC on this system",
@@ -157,8 +185,13 @@ impl core::fmt::Display for LpcError {
 /// view shared with the server for payloads larger than a message.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnectOptions {
-    /// Passed to `ZwConnectPort`.
+    /// Passed to the connect call. The default is identification only.
     pub qos: SecurityQos,
+    /// The user SID the server port's creator must have: connect with
+    /// `ZwSecureConnectPort`, which fails with `STATUS_SERVER_SID_MISMATCH`
+    /// ([`LpcError::WrongServer`]) before the server sees anything. `None`:
+    /// `ZwConnectPort`, any server.
+    pub required_server_sid: Option<Sid>,
     /// Size of a section created for this connection and mapped on both
     /// sides (`PORT_VIEW`); 0 for none.
     pub view_size: usize,
@@ -297,19 +330,37 @@ impl LpcClient {
         // SAFETY: valid out-pointers; the name, QoS, the view description and
         // the connection information buffer (128 bytes, the most LPC passes
         // either way, with its in/out length) live for the call.
-        let status = unsafe {
-            ZwConnectPort(
-                &mut h,
-                &mut raw,
-                &mut qos,
-                view_ptr,
-                ptr::null_mut(),
-                &mut max_message,
-                info.as_mut_ptr().cast(),
-                &mut info_len,
-            )
+        let status = match options.required_server_sid.as_ref() {
+            // SAFETY: as above; the SID is a checked copy that lives for the
+            // call (the system only reads it).
+            Some(sid) => unsafe {
+                ZwSecureConnectPort(
+                    &mut h,
+                    &mut raw,
+                    &mut qos,
+                    view_ptr,
+                    sid.as_ptr(),
+                    ptr::null_mut(),
+                    &mut max_message,
+                    info.as_mut_ptr().cast(),
+                    &mut info_len,
+                )
+            },
+            // SAFETY: as above.
+            None => unsafe {
+                ZwConnectPort(
+                    &mut h,
+                    &mut raw,
+                    &mut qos,
+                    view_ptr,
+                    ptr::null_mut(),
+                    &mut max_message,
+                    info.as_mut_ptr().cast(),
+                    &mut info_len,
+                )
+            },
         };
-        LpcError::check(status, "ZwConnectPort")?;
+        LpcError::check(status, "ZwSecureConnectPort")?;
         let handle = KernelHandle::from_raw(h)
             .ok_or(LpcError::Other(Error::new(NtStatus::STATUS_UNSUCCESSFUL, "ZwConnectPort returned no handle")))?;
         let got = (info_len as usize).min(info.len());

@@ -193,7 +193,10 @@ pub const LPC_MAX_WORKERS: u32 = 16;
 /// The driver connects to an LPC server (replacing its current connection)
 /// from a system thread; pends until the server accepted or refused (the
 /// caller may cancel it). Fails with the connect status:
-/// `STATUS_OBJECT_NAME_NOT_FOUND` (no server), `STATUS_PORT_CONNECTION_REFUSED`.
+/// `STATUS_OBJECT_NAME_NOT_FOUND` (no server), `STATUS_PORT_CONNECTION_REFUSED`,
+/// `STATUS_SERVER_SID_MISMATCH` (the port's creator is not the user of the
+/// newest [`SERVER_REGISTER`]ed process), `STATUS_DEVICE_NOT_READY` (no
+/// server registered).
 pub const LPC_CONNECT: Ioctl<LpcConnect, LpcConnected> =
     Ioctl::new("LPC_CONNECT", DEVICE_TYPE, 14, Method::Buffered, Access::WRITE, Len::of::<LpcConnect>(), Len::of::<LpcConnected>());
 /// The driver calls the connected server from worker threads and completes
@@ -204,6 +207,21 @@ pub const LPC_ASK: Ioctl<LpcAsk, LpcTally> =
 /// The driver closes its connection (the server sees the port closed).
 pub const LPC_DISCONNECT: Ioctl<(), ()> =
     Ioctl::new("LPC_DISCONNECT", DEVICE_TYPE, 16, Method::Buffered, Access::WRITE, Len::NONE, Len::NONE);
+
+/// Registers the calling process as the demo's trusted peer server: the
+/// process whose pipe (`PIPE_NAME`) the driver writes to and whose LPC
+/// ports it connects to. The driver records the process (its id, a handle
+/// that keeps the id from being reused, and its token's user SID) and
+/// refuses a pipe or an LPC port served by any other process. The device
+/// admits only SYSTEM and Administrators, so only they can register. A
+/// registration lasts until the process exits; at most
+/// [`MAX_REGISTERED_SERVERS`] live processes are registered at once
+/// (`STATUS_INSUFFICIENT_RESOURCES` beyond). The newest registration's SID
+/// is the `RequiredServerSid` of LPC connects.
+pub const SERVER_REGISTER: Ioctl<(), ()> =
+    Ioctl::new("SERVER_REGISTER", DEVICE_TYPE, 32, Method::Buffered, Access::WRITE, Len::NONE, Len::NONE);
+/// Most live processes registered with [`SERVER_REGISTER`] at once.
+pub const MAX_REGISTERED_SERVERS: usize = 8;
 
 /// Input of [`LPC_CONNECT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -739,6 +757,19 @@ pub struct Stats {
     pub lpc_datagrams: u64,
     /// LPC calls that failed.
     pub lpc_failures: u64,
+    /// Live processes registered with [`SERVER_REGISTER`].
+    pub servers_registered: u64,
+    /// Pipe connections the driver dropped because the pipe's server
+    /// process was not a registered server (nothing was written to them).
+    pub pipe_servers_refused: u64,
+    /// Pipe writes that did not complete within the driver's bound (or
+    /// were cancelled by unload): the connection is dropped, the message
+    /// kept.
+    pub pipe_write_timeouts: u64,
+    /// LPC connects or replies refused because the server was not a
+    /// registered server (`STATUS_SERVER_SID_MISMATCH`, or a reply from
+    /// another process).
+    pub lpc_servers_refused: u64,
 }
 
 #[cfg(test)]

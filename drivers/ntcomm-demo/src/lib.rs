@@ -24,6 +24,7 @@
 extern crate alloc;
 
 mod lpc;
+mod peer;
 mod port;
 mod rings;
 
@@ -36,7 +37,7 @@ use core::time::Duration;
 use ntcomm_km::device::{Device, DeviceConfig, DeviceOperations};
 use ntcomm_km::ioctl::{self, Buffers, IoctlHandler, IoctlRequest};
 use ntcomm_km::irp::{self, FileId, Handled, Request};
-use ntcomm_km::pipe::{PipeClient, RECONNECT_INTERVAL};
+use ntcomm_km::pipe::{PipeClient, PipeError, RECONNECT_INTERVAL, WRITE_TIMEOUT};
 use ntcomm_km::pool::PoolAllocator;
 use ntcomm_km::queue::IrpQueue;
 use ntcomm_km::sync::SpinLock;
@@ -68,6 +69,10 @@ struct PipeLog {
     failures: AtomicU64,
     /// 1 while the writer holds a message it could not deliver yet.
     in_writer: AtomicU64,
+    /// Writes that timed out or were cancelled by unload.
+    timeouts: AtomicU64,
+    /// Who may be the pipe's server.
+    servers: Arc<peer::Servers>,
 }
 
 impl PipeLog {
@@ -92,6 +97,7 @@ struct Demo {
     rings: rings::Rings,
     ports: port::Ports,
     lpc: lpc::Lpc,
+    servers: Arc<peer::Servers>,
     pipe_writer: SpinLock<Option<SystemThread>>,
     writes_refused: AtomicU64,
     events_delivered: AtomicU64,
@@ -117,6 +123,7 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::LPC_ASK, |d: &Demo, r| d.lpc.ask(r)),
     IoctlHandler::new(&proto::LPC_DISCONNECT, |d: &Demo, r| d.lpc.disconnect(r)),
     IoctlHandler::new(&proto::GET_BOUNDS, Demo::bounds),
+    IoctlHandler::new(&proto::SERVER_REGISTER, |d: &Demo, r| d.servers.register(r)),
 ];
 
 impl Demo {
@@ -132,6 +139,7 @@ impl Demo {
         pipe_queue
             .try_reserve_exact(proto::PIPE_QUEUE_CAPACITY)
             .map_err(|_| Error::new(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "pipe queue"))?;
+        let servers = Arc::new(peer::Servers::new());
         let pipe = Arc::new(PipeLog {
             queue: SpinLock::new(pipe_queue),
             signal: StopSignal::new(),
@@ -140,6 +148,8 @@ impl Demo {
             connects: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             in_writer: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            servers: servers.clone(),
         });
         let pipe_state = pipe.clone();
         let pipe_writer = match SystemThread::spawn(move || pipe_writer(&pipe_state)) {
@@ -160,7 +170,8 @@ impl Demo {
             pipe,
             rings: rings::Rings::new(),
             ports: port::Ports::new(&device),
-            lpc: lpc::Lpc::new(),
+            lpc: lpc::Lpc::new(servers.clone()),
+            servers,
             pipe_writer: SpinLock::new(Some(pipe_writer)),
             writes_refused: AtomicU64::new(0),
             events_delivered: AtomicU64::new(0),
@@ -243,6 +254,10 @@ impl Demo {
             lpc_replies: self.lpc.counters.replies.load(Ordering::Relaxed),
             lpc_datagrams: self.lpc.counters.datagrams.load(Ordering::Relaxed),
             lpc_failures: self.lpc.counters.failures.load(Ordering::Relaxed),
+            servers_registered: self.servers.count(),
+            pipe_servers_refused: self.servers.pipe_refused.load(Ordering::Relaxed),
+            pipe_write_timeouts: self.pipe.timeouts.load(Ordering::Relaxed),
+            lpc_servers_refused: self.servers.lpc_refused.load(Ordering::Relaxed),
         })
     }
 
@@ -428,12 +443,21 @@ fn pipe_writer(p: &PipeLog) {
     let mut pending: Option<Vec<u8>> = None;
     while !p.signal.is_stopping() {
         let Some(pipe) = client.as_ref() else {
-            match PipeClient::connect(proto::PIPE_NAME) {
+            // Only a registered server's pipe is written to; with none
+            // registered the pipe is not even opened.
+            if p.servers.count() == 0 {
+                p.signal.wait(Some(RECONNECT_INTERVAL));
+                continue;
+            }
+            match PipeClient::connect(proto::PIPE_NAME, |pid| p.servers.is_trusted(pid)) {
                 Ok(c) => {
                     p.connects.fetch_add(1, Ordering::Relaxed);
                     client = Some(c);
                 }
-                Err(_) => {
+                Err(e) => {
+                    if let PipeError::UntrustedServer { server_pid } = e {
+                        p.servers.note_pipe_refused(server_pid);
+                    }
                     p.signal.wait(Some(RECONNECT_INTERVAL));
                 }
             }
@@ -452,12 +476,17 @@ fn pipe_writer(p: &PipeLog) {
             p.signal.wait(Some(Duration::from_secs(1)));
             continue;
         };
-        match pipe.write(msg) {
+        // Bounded: a server that stops reading costs WRITE_TIMEOUT, and
+        // unload stops the wait within 50 ms.
+        match pipe.write(msg, WRITE_TIMEOUT, &|| p.signal.is_stopping()) {
             Ok(_) => {
                 pending = None;
                 p.sent.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err(e) => {
+                if matches!(e, PipeError::TimedOut | PipeError::Stopped) {
+                    p.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
                 p.failures.fetch_add(1, Ordering::Relaxed);
                 client = None;
             }
@@ -549,6 +578,7 @@ impl DeviceOperations for Demo {
         self.rings.shutdown();
         self.ports.shutdown();
         self.lpc.shutdown();
+        self.servers.clear();
         let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
             + self.waiters.close(NtStatus::STATUS_CANCELLED)
             + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);

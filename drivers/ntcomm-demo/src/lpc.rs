@@ -43,14 +43,18 @@ pub struct Lpc {
     stopping: Arc<AtomicBool>,
     /// Threads of connects and asks running, per handle and in all.
     lpc_threads: Arc<LpcThreads>,
+    /// Who may be the server: connects require the newest registered
+    /// server's user SID (`ZwSecureConnectPort`).
+    servers: Arc<crate::peer::Servers>,
 }
 
 /// LPC threads per handle and over the driver.
 type LpcThreads = Quota<ntcomm_km::irp::FileId, { proto::LPC_MAX_THREADS as usize }>;
 
 impl Lpc {
-    pub fn new() -> Self {
+    pub fn new(servers: Arc<crate::peer::Servers>) -> Self {
         Self {
+            servers,
             current: Arc::new(SpinLock::new(None)),
             connecting: Arc::new(IrpQueue::new()),
             threads: ThreadSet::new(),
@@ -91,6 +95,11 @@ impl Lpc {
         if self.stopping.load(Ordering::Acquire) {
             return req.fail(NtStatus::STATUS_DELETE_PENDING);
         }
+        // The server must run as the user of the newest registered server
+        // process; with none registered the driver connects to nobody.
+        let Some(sid) = self.servers.required_sid() else {
+            return req.fail(NtStatus::STATUS_DEVICE_NOT_READY);
+        };
         // The connecting thread, taken before it starts; given back when it ends.
         let charge = match self.lpc_threads.charge(req.file(), 1) {
             Ok(c) => c,
@@ -103,15 +112,21 @@ impl Lpc {
         let file = request.file();
         let handled = self.connecting.pend(request);
         let (queue, current, counters) = (self.connecting.clone(), self.current.clone(), self.counters.clone());
+        let servers = self.servers.clone();
         let run = move || {
             let _thread = charge;
             let mut reply = [0u8; 128];
             let info = c.info.get(..info_len).unwrap_or(&[]);
-            let options = ConnectOptions { view_size: c.view_size as usize, ..ConnectOptions::default() };
+            let options =
+                ConnectOptions { view_size: c.view_size as usize, required_server_sid: Some(sid), ..ConnectOptions::default() };
             let mut name = [0u8; proto::LPC_PORT_NAME_MAX];
             let n = proto::lpc_port_name(c.instance, &mut name);
             let name = core::str::from_utf8(name.get(..n).unwrap_or(&[])).unwrap_or(proto::LPC_PORT_NAME);
             let outcome = LpcClient::connect(name, info, &mut reply, options);
+            if let Err(LpcError::WrongServer(_)) = outcome {
+                servers.lpc_refused.fetch_add(1, Ordering::Relaxed);
+                ntcomm_km::kprintln!("lpc: {} is served by another user than the registered server: refused", name);
+            }
             // The request of this connect (by file; one connect per handle at a time
             // is the protocol), unless the caller cancelled it meanwhile.
             let Some(request) = queue.pop_if(|r| r.file() == file) else {

@@ -1175,6 +1175,7 @@ fn pipe(opts: &Options, bar: &ProgressBar) -> Outcome {
         Ok(d) => d,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
+    crate::peer::register_or_warn("pipe bench");
     let server = match PipeServer::create(proto::PIPE_NAME) {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("{e} (another pipe server on {} running?)", proto::PIPE_NAME)),

@@ -561,6 +561,7 @@ fn pipe(dev: &Device) -> Step {
     // driver keeps undelivered messages) are recognised and skipped.
     let run = format!("ntcomm demo {:08x}", std::process::id() ^ (before.irps_completed as u32));
     let want: Vec<String> = (0..MESSAGES).map(|i| format!("{run} message {i} {}", "x".repeat(i * 100))).collect();
+    crate::peer::register().map_err(|e| format!("registering as the pipe server: {e}"))?;
     let server = PipeServer::create(proto::PIPE_NAME).map_err(|e| format!("{e} (is another pipe server running?)"))?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     {

@@ -183,6 +183,10 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         eprintln!("ntcomm faults: cannot restart the driver: {e}");
         return ExitCode::FAILURE;
     }
+    // This process serves the pipe and LPC: registered from the start, so
+    // the starting pool value includes its registration (it stays registered
+    // to the end; the children's registrations go when they exit).
+    crate::peer::register_or_warn("ntcomm faults");
     match Device::open(proto::USER_PATH).and_then(|d| d.ioctl_get(&proto::GET_STATS)) {
         Ok(s) => suite.fresh = Some(s),
         Err(e) => {
@@ -433,6 +437,7 @@ struct PipeDrain {
 
 impl PipeDrain {
     fn start() -> Result<PipeDrain, String> {
+        crate::peer::register().map_err(|e| format!("registering as the pipe server: {e}"))?;
         let server = PipeServer::create(proto::PIPE_NAME).map_err(|e| format!("{e} (another pipe server running?)"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
@@ -693,6 +698,8 @@ impl Suite {
     fn stops(&mut self, channel: &'static str) -> Result<Value, String> {
         self.prepare(channel)?;
         rig::restart().map_err(|e| format!("restart: {e}"))?;
+        // A loaded driver trusts no server yet: this process serves the pipe.
+        crate::peer::register().map_err(|e| format!("register after restart: {e}"))?;
         let dev = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
         let base = self.steady(&dev, channel)?;
         drop(dev);
@@ -731,6 +738,7 @@ impl Suite {
             let t = Instant::now();
             rig::start().map_err(|e| format!("stop {i}: start again: {e}"))?;
             start_ms.push(t.elapsed().as_millis() as u64);
+            crate::peer::register().map_err(|e| format!("stop {i}: register after restart: {e}"))?;
             let dev = Device::open(proto::USER_PATH).map_err(|e| format!("stop {i}: open after restart: {e}"))?;
             self.recovered(&dev, channel, &base).map_err(|e| format!("stop {i}: after restart: {e}"))?;
         }
@@ -1022,6 +1030,8 @@ fn error_class(line: &str) -> String {
 }
 
 fn lpc_connect(dev: &Device, instance: u32) -> Result<LpcConnected, String> {
+    // The driver may have been restarted since this process registered.
+    crate::peer::register().map_err(|e| format!("register: {e}"))?;
     let mut c = LpcConnect::new(proto::LPC_CONNECT_INFO, 0);
     c.instance = instance;
     let mut out = LpcConnected { max_message: 0, info_len: 0, view_size: 0, info: [0; 128] };
@@ -1905,6 +1915,7 @@ fn child_lpc(rng: &mut Rng) -> ChildResult {
 /// The pipe server the driver writes to, reading slowly so that the
 /// driver's writes block (the kill comes mid-write).
 fn child_pipe_server(rng: &mut Rng) -> ChildResult {
+    crate::peer::register_or_warn("pipe child");
     let server = PipeServer::create(proto::PIPE_NAME)?;
     server.accept()?;
     let mut buf = Vec::new();

@@ -16,3 +16,5 @@ pub mod demo;
 pub mod faults;
 #[cfg(windows)]
 pub mod lpc_server;
+#[cfg(windows)]
+pub mod peer;

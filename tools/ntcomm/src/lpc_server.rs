@@ -55,8 +55,11 @@ pub fn port_name(instance: u32) -> String {
     String::from_utf8_lossy(&b[..n]).into_owned()
 }
 
-/// Creates the port of demo server `instance`.
+/// Creates the port of demo server `instance`, registering this process
+/// with the driver as its server first (the driver connects only to ports
+/// whose creator runs as the registered server's user).
 pub fn create(instance: u32) -> Result<LpcServer, LpcError> {
+    crate::peer::register_or_warn("lpc server");
     LpcServer::create(&port_name(instance), ntcomm_proto::lpc::LPC_MAX_CONNECTION_INFO_SIZE, PORT_MAXIMUM_MESSAGE_LENGTH)
 }
 

@@ -133,6 +133,27 @@ extern "system" {
         ea: *mut c_void,
         ea_length: u32,
     ) -> NTSTATUS;
+    pub fn ZwFsControlFile(
+        handle: HANDLE,
+        event: HANDLE,
+        apc: *mut c_void,
+        apc_context: *mut c_void,
+        iosb: *mut IO_STATUS_BLOCK,
+        code: u32,
+        input: *const c_void,
+        input_length: u32,
+        output: *mut c_void,
+        output_length: u32,
+    ) -> NTSTATUS;
+    pub fn ZwCancelIoFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK) -> NTSTATUS;
+    pub fn ZwOpenProcessTokenEx(process: HANDLE, access: ACCESS_MASK, attributes: u32, token: *mut HANDLE) -> NTSTATUS;
+    pub fn ZwQueryInformationToken(
+        token: HANDLE,
+        class: u32,
+        info: *mut c_void,
+        length: u32,
+        returned: *mut u32,
+    ) -> NTSTATUS;
     pub fn ZwWriteFile(
         handle: HANDLE,
         event: HANDLE,

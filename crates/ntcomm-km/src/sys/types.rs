@@ -316,3 +316,35 @@ pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
 pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
 pub const FILE_SHARE_READ: u32 = 1;
 pub const FILE_SHARE_WRITE: u32 = 2;
+
+// Security quality of service and tokens (who a connection's peer is).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SECURITY_QUALITY_OF_SERVICE {
+    pub Length: u32,
+    pub ImpersonationLevel: u32,
+    pub ContextTrackingMode: BOOLEAN,
+    pub EffectiveOnly: BOOLEAN,
+}
+/// `SECURITY_IMPERSONATION_LEVEL::SecurityIdentification`.
+pub const SECURITY_IDENTIFICATION: u32 = 1;
+/// `SECURITY_STATIC_TRACKING`.
+pub const SECURITY_STATIC_TRACKING: BOOLEAN = 0;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SID_AND_ATTRIBUTES {
+    pub Sid: *mut c_void,
+    pub Attributes: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TOKEN_USER {
+    pub User: SID_AND_ATTRIBUTES,
+}
+pub const TOKEN_QUERY: ACCESS_MASK = 0x0008;
+/// `TOKEN_INFORMATION_CLASS::TokenUser`.
+pub const TOKEN_USER_CLASS: u32 = 1;
+/// `FSCTL_PIPE_GET_CONNECTION_ATTRIBUTE` (`CTL_CODE(FILE_DEVICE_NAMED_PIPE, 12, METHOD_BUFFERED, FILE_ANY_ACCESS)`).
+pub const FSCTL_PIPE_GET_CONNECTION_ATTRIBUTE: u32 = 0x0011_0030;
