@@ -562,12 +562,16 @@ impl Workspace {
     fn ensure_lpc_helper(&self) -> Result {
         let src = self.root.join("compat/wine-lpc");
         let irp = self.root.join("compat/wine-irp");
+        let irql = self.root.join("compat/wine-irql");
         let inputs = [
             src.join("helper.c"),
             src.join("lpc.c"),
             irp.join("quarantine.c"),
+            irql.join("track.c"),
+            irql.join("hooks.c"),
             src.join("lpc.h"),
             irp.join("quarantine.h"),
+            irql.join("irql.h"),
         ];
         let out = self.wine_dir().join("ntcomm_lpc.sys");
         if newer_than(&inputs, &out) {
@@ -577,7 +581,7 @@ impl Workspace {
                     .args(["-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-nostdlib", "-s"])
                     .args(["-Wl,--subsystem,native", "-Wl,--entry,LpcHelperEntry", "-o"])
                     .arg(&tmp)
-                    .args(&inputs[..3]) // the .c files; the headers are inputs for newer_than only
+                    .args(&inputs[..5]) // the .c files; the headers are inputs for newer_than only
                     .args(["-lntoskrnl", "-lkernel32"]),
             )?;
             fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
