@@ -433,6 +433,7 @@ long __attribute__((ms_abi)) irql_IoCallDriver(void *device_, void *irp_)
     IO_STACK_LOCATION *sp;
     PDRIVER_DISPATCH dispatch;
     unsigned nlocks = t->nlocks;
+    const void *saved;
     KIRQL entry;
     NTSTATUS status;
 
@@ -442,11 +443,14 @@ long __attribute__((ms_abi)) irql_IoCallDriver(void *device_, void *irp_)
     sp = --irp->Tail.Overlay.CurrentStackLocation;
     sp->DeviceObject = device;
     dispatch = device->DriverObject->MajorFunction[sp->MajorFunction];
+    saved = t->routine;
+    t->routine = (const void *)dispatch;
     t->depth++;
     status = dispatch(device, irp);
     t->depth--;
     check_return(t, nlocks, entry, DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_IRQL_CHANGED, (ULONG_PTR)device,
                  "IoCallDriver", (const void *)dispatch, "dispatch-irql");
+    t->routine = saved;
     return status;
 }
 
@@ -462,6 +466,7 @@ unsigned char __attribute__((ms_abi)) irql_IoCancelIrp(void *irp_)
     unsigned nlocks = t->nlocks;
     KIRQL entry = t->irql, ignored;
     PDRIVER_CANCEL routine;
+    const void *saved;
 
     ((cancel_acquire_fn)irql_orig_IoAcquireCancelSpinLock)(&ignored);
     irql_push_lock(t, CANCEL_LOCK, entry, LOCK_CANCEL);
@@ -475,6 +480,8 @@ unsigned char __attribute__((ms_abi)) irql_IoCancelIrp(void *irp_)
         return FALSE;
     }
     irp->CancelIrql = entry;
+    saved = t->routine;
+    t->routine = (const void *)routine;
     routine(IoGetCurrentIrpStackLocation(irp)->DeviceObject, irp);
     if (irql_holds(t, CANCEL_LOCK)) {
         finding(IRQL_GT_ZERO_AT_SYSTEM_SERVICE, (ULONG_PTR)routine, t->irql, 0, 0, "cancel-lock-held", "IoCancelIrp",
@@ -488,6 +495,7 @@ unsigned char __attribute__((ms_abi)) irql_IoCancelIrp(void *irp_)
         ULONG64 p1 = t->irql > entry ? (ULONG_PTR)routine : C4_LOWER_TO_HIGHER;
         check_return(t, nlocks, entry, code, p1, t->irql, "IoCancelIrp", (const void *)routine, "cancel-irql");
     }
+    t->routine = saved;
     return TRUE;
 }
 

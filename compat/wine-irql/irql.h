@@ -23,6 +23,7 @@ struct irql_thread {
     unsigned char irql;
     unsigned char nlocks;
     unsigned short depth; /* nesting of IoCallDriver seen on this thread */
+    const void *routine;  /* the dispatch or cancel routine running, for attribution */
     struct irql_lock locks[IRQL_MAX_LOCKS];
 };
 

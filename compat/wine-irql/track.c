@@ -145,6 +145,13 @@ static void module_of(const void *addr, char *name, unsigned size, ULONG_PTR *of
     if (strlen(base) < size) strcpy(name, base);
 }
 
+static int is_own(const void *addr)
+{
+    HMODULE mod = NULL;
+    return GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                              (LPCSTR)addr, &mod) && mod == (HMODULE)&__ImageBase;
+}
+
 static void (CDECL *dbg_output)(const char *);
 static CRITICAL_SECTION findings_cs;
 static WCHAR findings_path[MAX_PATH];
@@ -177,6 +184,9 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
     HANDLE f;
     DWORD written, err = GetLastError();
 
+    /* A driver that tail-calls a tracked routine leaves no return address of its
+     * own: charge the dispatch or cancel routine running on this thread. */
+    if ((irql_in_kernel(where) || is_own(where)) && irql_thread()->routine) where = irql_thread()->routine;
     module_of(where, module, sizeof(module), &offset);
     EnterCriticalSection(&findings_cs);
     n = seen_count(rule, where);

@@ -353,6 +353,10 @@ fn newer_than(src: &[PathBuf], out: &Path) -> bool {
 // ---------------------------------------------------------------------------------------
 // The workspace
 
+/// The IRQL tracker's findings, one JSON object a line, in the prefix's
+/// C:\\windows\\temp (compat/wine-irql/README.md).
+const FINDINGS_FILE: &str = "ntcomm-findings.jsonl";
+
 struct Workspace {
     root: PathBuf,
     cargo: OsString,
@@ -821,6 +825,38 @@ impl Workspace {
         status(self.wine_cmd("wine", &self.prefix()).arg(&exe))
     }
 
+    /// Builds compat/wine-irql's test driver (one IOCTL per IRQL rule, each broken
+    /// once) with mingw; tools/ntcomm/tests/wine_irql.rs installs and pokes it.
+    fn irql_test_driver(&self) -> Result<PathBuf> {
+        let tests = self.root.join("compat/wine-irql/tests");
+        let out = self.wine_dir().join("irql-test");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let sys = out.join("irqltest.sys");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
+                .arg(&tests)
+                .arg("-o")
+                .arg(&sys)
+                .arg(tests.join("irqltest.c"))
+                .arg("-lntoskrnl"),
+        )?;
+        Ok(sys)
+    }
+
+    /// The IRQL tracker's findings file (compat/wine-irql/README.md) in the prefix.
+    fn findings_file(&self) -> PathBuf {
+        self.prefix().join("drive_c/windows/temp").join(FINDINGS_FILE)
+    }
+
+    /// The findings of the run, but those of the deliberately broken test driver
+    /// (`irqltest.sys`, checked by its own test).
+    fn irql_findings(&self) -> Vec<String> {
+        let text = fs::read_to_string(self.findings_file()).unwrap_or_default();
+        text.lines().filter(|l| !l.trim().is_empty() && !l.contains("\"driver\":\"irqltest.sys\"")).map(str::to_owned).collect()
+    }
+
     /// Builds the C baseline (baseline/c) with mingw at -O2 whatever the
     /// profile: the driver `ntcomm_c.sys` and its client
     /// `ntcomm_c_client.exe`, side by side in target/c-baseline (the client
@@ -878,6 +914,10 @@ impl Workspace {
             }
         };
 
+        // IRQL findings (compat/wine-irql) of this run only.
+        self.kill_wineserver();
+        let _ = fs::remove_file(self.findings_file());
+
         // Keep going after a failure: one run should report every broken group.
         let sys = match self.build(profile) {
             Ok(sys) => {
@@ -928,6 +968,12 @@ impl Workspace {
             }
             Err(e) => step("build the C baseline", Err(e)),
         }
+        match self.irql_test_driver() {
+            Ok(sys) => {
+                c.env("NTCOMM_IRQL_TEST_DRIVER", windows_path(&sys));
+            }
+            Err(e) => step("build the IRQL test driver", Err(e)),
+        }
         step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
         self.kill_wineserver();
 
@@ -952,6 +998,16 @@ impl Workspace {
         // (b-3) the C baseline of the benchmark (its driver and client).
         step("C baseline: driver + client test (baseline/c)", self.c_baseline_test());
         self.kill_wineserver();
+
+        // (b-5) every driver above ran with IRQL tracking (compat/wine-irql): any
+        // finding fails the run, unless NTCOMM_IRQL_FINDINGS=report says only to print.
+        let findings = self.irql_findings();
+        let fatal = env::var("NTCOMM_IRQL_FINDINGS").map_or(true, |v| v != "report");
+        for f in &findings {
+            eprintln!("xtask test: IRQL finding: {f}");
+        }
+        let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
+        step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
 
         // (c) lints of the kernel-mode crates
         let mut c = self.cargo();

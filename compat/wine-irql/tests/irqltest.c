@@ -27,11 +27,14 @@ static VOID NTAPI cancel_keeps_lock(PDEVICE_OBJECT dev, PIRP irp)
     (void)irp;
 }
 
+/* Releases the cancel lock properly, then returns raised (as a lock guard that
+ * restores DISPATCH_LEVEL after the release would). */
 static VOID NTAPI cancel_raised(PDEVICE_OBJECT dev, PIRP irp)
 {
+    KIRQL old;
     (void)dev;
-    (void)irp;
-    IoReleaseCancelSpinLock(DISPATCH_LEVEL);
+    IoReleaseCancelSpinLock(irp->CancelIrql);
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
 }
 
 /* IoCancelIrp on an IRP of our own with `routine` as its cancel routine. */

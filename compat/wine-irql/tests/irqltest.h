@@ -14,7 +14,7 @@ enum irqltest_case {
     IRQLTEST_PAGED_AT_DISPATCH,  /* ExAllocatePoolWithTag(PagedPool) holding a spin lock */
     IRQLTEST_RELEASE_WRONG_IRQL, /* KeReleaseSpinLock with DISPATCH_LEVEL instead of the old IRQL */
     IRQLTEST_CANCEL_KEEPS_LOCK,  /* cancel routine returns without IoReleaseCancelSpinLock */
-    IRQLTEST_CANCEL_RAISED,      /* cancel routine releases the cancel lock to DISPATCH_LEVEL */
+    IRQLTEST_CANCEL_RAISED,      /* cancel routine releases the cancel lock, then raises to DISPATCH */
     IRQLTEST_CASES
 };
 
