@@ -72,7 +72,7 @@ int irql_in_kernel(const void *addr)
 
 /* ----- findings ---------------------------------------------------------------------- */
 
-struct line { char buf[1024]; unsigned len; };
+struct line { char buf[2048]; unsigned len; };
 
 static void put(struct line *l, const char *s)
 {
@@ -152,6 +152,24 @@ static int is_own(const void *addr)
                               (LPCSTR)addr, &mod) && mod == (HMODULE)&__ImageBase;
 }
 
+/* The callers, as module+offset, leaving out the tracker's own frames: the
+ * return address alone names the leaf (e.g. a lock guard's drop), not who held it. */
+static void put_stack(struct line *l)
+{
+    void *frames[24];
+    USHORT n = RtlCaptureStackBackTrace(1, 24, frames, NULL), i, shown = 0;
+    for (i = 0; i < n && shown < 10; i++) {
+        char module[64];
+        ULONG_PTR offset;
+        if (is_own(frames[i])) continue;
+        module_of(frames[i], module, sizeof(module), &offset);
+        if (shown++) put(l, " ");
+        put_json(l, module);
+        put(l, "+");
+        put_hex(l, offset);
+    }
+}
+
 static void (CDECL *dbg_output)(const char *);
 static CRITICAL_SECTION findings_cs;
 static WCHAR findings_path[MAX_PATH];
@@ -222,7 +240,9 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
     put_dec(&l, GetCurrentThreadId());
     put(&l, ",\"repeat\":");
     put_dec(&l, n);
-    put(&l, ",\"detail\":\"");
+    put(&l, ",\"stack\":\"");
+    put_stack(&l);
+    put(&l, "\",\"detail\":\"");
     put_json(&l, detail);
     put(&l, "\"}");
     l.buf[l.len++] = '\n';
