@@ -163,10 +163,12 @@ static void put_stack(struct line *l)
         ULONG_PTR offset;
         if (is_own(frames[i])) continue;
         module_of(frames[i], module, sizeof(module), &offset);
+        if (!strcmp(module, "?")) continue; /* generated stubs */
         if (shown++) put(l, " ");
         put_json(l, module);
         put(l, "+");
         put_hex(l, offset);
+        if (!_stricmp(module, "ntdll.dll")) break; /* the thread's start: below is not a frame */
     }
 }
 
@@ -266,6 +268,9 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
 
 /* A stub per Zw import: irql_zw_check(name, return address), then the original, with
  * the four argument registers and the stack as they came (Zw* take no floats). */
+#define STUB_SLOT 64
+#define STUB_AREA (65536 - 4096)
+
 static void *make_zw_stub(const char *name, void *original)
 {
     static unsigned char *page;
@@ -282,19 +287,40 @@ static void *make_zw_stub(const char *name, void *original)
         0x41, 0x59, 0x41, 0x58, 0x5a, 0x59, /* pop r9; pop r8; pop rdx; pop rcx */
         0x48, 0xb8,                         /* movabs rax, original */
     };
+    /* Unwind data for that prologue (pushes at 1, 2, 4, 6; sub rsp, 0x28 at 10), so
+     * that stack traces taken inside irql_zw_check reach the driver's frames. */
+    static const unsigned char unwind[] = {
+        1, 10, 5, 0,           /* version 1, prologue 10 bytes, 5 codes, no frame register */
+        10, 0x42,              /* UWOP_ALLOC_SMALL (0x28 - 8) / 8 = 4 */
+        6, 0x90,               /* UWOP_PUSH_NONVOL r9 */
+        4, 0x80,               /* UWOP_PUSH_NONVOL r8 */
+        2, 0x20,               /* UWOP_PUSH_NONVOL rdx */
+        1, 0x10,               /* UWOP_PUSH_NONVOL rcx */
+        0, 0,                  /* padding to an even count */
+    };
+    static RUNTIME_FUNCTION *functions;
     unsigned char *s;
     char *copy;
     ULONG64 v;
-    unsigned size = sizeof(head) + 8 + sizeof(mid1) + 8 + sizeof(mid2) + 8 + 2;
+    unsigned size = sizeof(head) + 8 + sizeof(mid1) + 8 + sizeof(mid2) + 8 + 2, slot;
 
-    if (!page || used + size > 65536) {
+    if (!page || used + STUB_SLOT > STUB_AREA) {
+        /* Stubs of STUB_SLOT bytes in the first 60 KiB, the unwind data after them. */
         if (!(page = VirtualAlloc(NULL, 65536, MEM_COMMIT | MEM_RESERVE, PAGE_EXECUTE_READWRITE))) return NULL;
+        if (!(functions = HeapAlloc(heap, 0, STUB_AREA / STUB_SLOT * sizeof(*functions)))) return NULL;
         used = 0;
+        memcpy(page + STUB_AREA, unwind, sizeof(unwind));
     }
+    if (size > STUB_SLOT) return NULL;
+    slot = used / STUB_SLOT;
     if (!(copy = HeapAlloc(heap, 0, strlen(name) + 1))) return NULL;
     strcpy(copy, name);
     s = page + used;
-    used += (size + 15) & ~15u;
+    functions[slot].BeginAddress = used;
+    functions[slot].EndAddress = used + size;
+    functions[slot].UnwindData = STUB_AREA;
+    RtlAddFunctionTable(&functions[slot], 1, (DWORD64)(ULONG_PTR)page);
+    used += STUB_SLOT;
     memcpy(s, head, sizeof(head));
     s += sizeof(head);
     v = (ULONG64)(ULONG_PTR)copy;

@@ -1003,9 +1003,7 @@ impl Workspace {
         // finding fails the run, unless NTCOMM_IRQL_FINDINGS=report says only to print.
         let findings = self.irql_findings();
         let fatal = env::var("NTCOMM_IRQL_FINDINGS").map_or(true, |v| v != "report");
-        for f in &findings {
-            eprintln!("xtask test: IRQL finding: {f}");
-        }
+        print_findings(&findings);
         let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
         step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
 
@@ -1062,6 +1060,29 @@ fn check_driver_image(sys: &Path) -> Result {
     }
     eprintln!("xtask: {} imports only {:?}", sys.display(), dlls);
     Ok(())
+}
+
+/// Prints IRQL findings grouped by (code, parameter 1, rule, driver, place), with
+/// how many lines each group has and its first line in full.
+fn print_findings(findings: &[String]) {
+    fn field<'a>(line: &'a str, name: &str) -> &'a str {
+        let key = format!("\"{name}\":\"");
+        line.find(&key).map_or("?", |i| {
+            let rest = &line[i + key.len()..];
+            &rest[..rest.find('"').unwrap_or(rest.len())]
+        })
+    }
+    let mut groups: Vec<(String, usize, &String)> = Vec::new();
+    for f in findings {
+        let key = ["code", "p1", "rule", "driver", "routine", "at"].map(|k| field(f, k)).join(" ");
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1 += 1,
+            None => groups.push((key, 1, f)),
+        }
+    }
+    for (key, n, first) in &groups {
+        eprintln!("xtask test: IRQL finding x{n}: {key}\n    {first}");
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -73,6 +73,12 @@ fn device() -> (MutexGuard<'static, ()>, Device) {
     rig::wine_lpc_helper().expect("starting the Wine helper (IRQL tracker)");
     service::start(SERVICE).unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
     let dev = Device::open(USER_PATH).unwrap_or_else(|e| panic!("opening {USER_PATH}: {e}"));
+    // Without the tracker the broken cases would not only give no finding: the one
+    // that keeps the cancel lock would leave Wine's held, and later cancels spin. So
+    // each test first checks that the IRQL is tracked (2 under a spin lock).
+    let mut seen = [0u8; 4];
+    dev.ioctl_raw(ioctl(CLEAN), &[], &mut seen).expect("clean case");
+    assert_eq!(seen[0], 2, "IRQL is not tracked in the driver host (is ntcomm_lpc.sys with compat/wine-irql installed?)");
     (turn, dev)
 }
 
