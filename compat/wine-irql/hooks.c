@@ -16,6 +16,7 @@
 #define IRQL_GT_ZERO_AT_SYSTEM_SERVICE 0x4A
 #define DRIVER_VERIFIER_DETECTED_VIOLATION 0xC4
 #define DRIVER_VERIFIER_IOMANAGER_VIOLATION 0xC9
+#define WORKER_THREAD_RETURNED_AT_BAD_IRQL 0xE1
 #define C4_PAGED_ALLOC_ABOVE_APC 0x01
 #define C4_NONPAGED_ALLOC_ABOVE_DISPATCH 0x02
 #define C4_FREE_ABOVE_DISPATCH 0x12
@@ -69,6 +70,7 @@ ORIG(KeRaiseIrqlToDpcLevel);
 ORIG(KfLowerIrql);
 ORIG(KeLowerIrql);
 ORIG(KeGetCurrentIrql);
+ORIG(IoQueueWorkItem);
 
 typedef KIRQL (NTAPI *acquire_fn)(PKSPIN_LOCK);
 typedef VOID (NTAPI *release_fn)(PKSPIN_LOCK, KIRQL);
@@ -397,6 +399,51 @@ static VOID FASTCALL h_IofCompleteRequest(PIRP irp, CCHAR boost)
     ((VOID (FASTCALL *)(PIRP, CCHAR))orig_IofCompleteRequest)(irp, boost);
 }
 
+/* ----- work items ------------------------------------------------------------------- */
+
+/* Work items run on a system worker thread at PASSIVE_LEVEL and must return there
+ * (0xE1). Wine runs them on its thread pool, whose threads keep whatever tracked state
+ * an earlier callback left: each item starts from PASSIVE_LEVEL with no lock held. */
+struct work { PIO_WORKITEM_ROUTINE routine; PVOID context; PIO_WORKITEM item; };
+
+static VOID NTAPI work_wrapper(PDEVICE_OBJECT dev, PVOID p)
+{
+    struct work w = *(struct work *)p;
+    struct irql_thread *t = irql_thread();
+    const void *saved = t->routine;
+
+    ExFreePool(p);
+    t->irql = PASSIVE_LEVEL;
+    t->nlocks = 0;
+    t->routine = (const void *)w.routine;
+    w.routine(dev, w.context);
+    if (t->nlocks || t->irql != PASSIVE_LEVEL)
+        finding(WORKER_THREAD_RETURNED_AT_BAD_IRQL, (ULONG_PTR)w.routine, t->irql, (ULONG_PTR)w.context,
+                (ULONG_PTR)w.item, t->nlocks ? "lock-held-at-return" : "worker-irql", "IoQueueWorkItem",
+                (const void *)w.routine,
+                t->nlocks ? "work item returned holding a spin lock" : "work item returned above PASSIVE_LEVEL");
+    t->irql = PASSIVE_LEVEL;
+    t->nlocks = 0;
+    t->routine = saved;
+}
+
+static VOID NTAPI h_IoQueueWorkItem(PIO_WORKITEM item, PIO_WORKITEM_ROUTINE routine, WORK_QUEUE_TYPE queue, PVOID ctx)
+{
+    typedef VOID (NTAPI *queue_fn)(PIO_WORKITEM, PIO_WORKITEM_ROUTINE, WORK_QUEUE_TYPE, PVOID);
+    struct work *w = ExAllocatePoolWithTag(NonPagedPool, sizeof(*w), 0x71726977 /* 'wirq' */);
+    if (irql_thread()->irql > DISPATCH_LEVEL)
+        finding(IRQL_NOT_LESS_OR_EQUAL, (ULONG_PTR)item, irql_thread()->irql, 0, (ULONG_PTR)RET,
+                "queue-work-above-dispatch", "IoQueueWorkItem", RET, "IoQueueWorkItem above DISPATCH_LEVEL");
+    if (!w) {
+        ((queue_fn)orig_IoQueueWorkItem)(item, routine, queue, ctx); /* untracked, but runs */
+        return;
+    }
+    w->routine = routine;
+    w->context = ctx;
+    w->item = item;
+    ((queue_fn)orig_IoQueueWorkItem)(item, work_wrapper, queue, w);
+}
+
 /* ----- what Wine calls drivers through ---------------------------------------------- */
 
 /* After a dispatch or cancel routine: locks taken inside and still held, or a changed
@@ -532,5 +579,6 @@ const struct irql_hook irql_hooks[] = {
     HOOK(KfLowerIrql),
     HOOK(KeLowerIrql),
     HOOK(KeGetCurrentIrql),
+    HOOK(IoQueueWorkItem),
     { 0, 0, 0 },
 };

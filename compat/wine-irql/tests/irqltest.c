@@ -37,6 +37,28 @@ static VOID NTAPI cancel_raised(PDEVICE_OBJECT dev, PIRP irp)
     KeRaiseIrql(DISPATCH_LEVEL, &old);
 }
 
+static KEVENT work_done;
+
+static VOID NTAPI raised_worker(PDEVICE_OBJECT dev, PVOID ctx)
+{
+    KIRQL old;
+    (void)dev;
+    (void)ctx;
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    KeSetEvent(&work_done, IO_NO_INCREMENT, FALSE);
+}
+
+/* Queues `raised_worker` and waits until it has run. */
+static void run_raised_work_item(PDEVICE_OBJECT dev)
+{
+    PIO_WORKITEM item = IoAllocateWorkItem(dev);
+    if (!item) return;
+    KeClearEvent(&work_done);
+    IoQueueWorkItem(item, raised_worker, DelayedWorkQueue, NULL);
+    KeWaitForSingleObject(&work_done, Executive, KernelMode, FALSE, NULL);
+    IoFreeWorkItem(item);
+}
+
 /* IoCancelIrp on an IRP of our own with `routine` as its cancel routine. */
 static BOOLEAN cancel_own_irp(PDEVICE_OBJECT dev, PDRIVER_CANCEL routine)
 {
@@ -120,6 +142,9 @@ static NTSTATUS run(PDEVICE_OBJECT dev, ULONG n, unsigned char *out, ULONG *len)
     case IRQLTEST_CANCEL_RAISED:
         cancel_own_irp(dev, cancel_raised);
         return STATUS_SUCCESS;
+    case IRQLTEST_WORK_ITEM_RAISED:
+        run_raised_work_item(dev);
+        return STATUS_SUCCESS;
     }
     return STATUS_INVALID_DEVICE_REQUEST;
 }
@@ -161,6 +186,7 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
     KeInitializeSpinLock(&lock);
     KeInitializeSpinLock(&leaked_lock);
     KeInitializeEvent(&signaled, NotificationEvent, TRUE);
+    KeInitializeEvent(&work_done, NotificationEvent, FALSE);
     RtlInitUnicodeString(&device_name, L"\\Device\\NtCommIrqlTest");
     RtlInitUnicodeString(&link_name, L"\\DosDevices\\NtCommIrqlTest");
     status = IoCreateDevice(driver, 0, &device_name, FILE_DEVICE_UNKNOWN, 0, FALSE, &dev);

@@ -15,6 +15,7 @@ enum irqltest_case {
     IRQLTEST_RELEASE_WRONG_IRQL, /* KeReleaseSpinLock with DISPATCH_LEVEL instead of the old IRQL */
     IRQLTEST_CANCEL_KEEPS_LOCK,  /* cancel routine returns without IoReleaseCancelSpinLock */
     IRQLTEST_CANCEL_RAISED,      /* cancel routine releases the cancel lock, then raises to DISPATCH */
+    IRQLTEST_WORK_ITEM_RAISED,   /* a work item returns at DISPATCH_LEVEL */
     IRQLTEST_CASES
 };
 

@@ -30,6 +30,7 @@ const PAGED_AT_DISPATCH: u32 = 5;
 const RELEASE_WRONG_IRQL: u32 = 6;
 const CANCEL_KEEPS_LOCK: u32 = 7;
 const CANCEL_RAISED: u32 = 8;
+const WORK_ITEM_RAISED: u32 = 9;
 
 fn ioctl(n: u32) -> u32 {
     0x8000 << 16 | (0x800 + n) << 2
@@ -82,10 +83,15 @@ fn device() -> (MutexGuard<'static, ()>, Device) {
     (turn, dev)
 }
 
-/// Runs case `n` and returns the findings it added.
+/// Runs case `n` and returns the findings it added. A work item's finding is
+/// written after it has signalled the dispatch routine: wait a little for it.
 fn poke(dev: &Device, n: u32, out: &mut [u8]) -> Vec<String> {
     let before = findings().len();
     dev.ioctl_raw(ioctl(n), &[], out).unwrap_or_else(|e| panic!("case {n}: {e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while n == WORK_ITEM_RAISED && findings().len() == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     findings().split_off(before)
 }
 
@@ -153,4 +159,10 @@ fn cancel_routine_keeps_the_cancel_lock() {
 #[test]
 fn cancel_routine_returns_raised() {
     expect_one(CANCEL_RAISED, "cancel-irql", "0x4A", None);
+}
+
+#[test]
+fn work_item_returns_raised() {
+    // 0xE1 WORKER_THREAD_RETURNED_AT_BAD_IRQL, parameter 1 the worker routine.
+    expect_one(WORK_ITEM_RAISED, "worker-irql", "0xE1", None);
 }
