@@ -490,6 +490,7 @@ long __attribute__((ms_abi)) irql_IoCallDriver(void *device_, void *irp_)
     sp = --irp->Tail.Overlay.CurrentStackLocation;
     sp->DeviceObject = device;
     dispatch = device->DriverObject->MajorFunction[sp->MajorFunction];
+    if (!irql_tracked((const void *)dispatch)) return dispatch(device, irp);
     saved = t->routine;
     t->routine = (const void *)dispatch;
     t->depth++;
@@ -515,6 +516,20 @@ unsigned char __attribute__((ms_abi)) irql_IoCancelIrp(void *irp_)
     PDRIVER_CANCEL routine;
     const void *saved;
 
+    if (!irql_tracked(irp->CancelRoutine)) {
+        /* Not a tracked driver's (or none): exactly Wine 8.0's IoCancelIrp. */
+        KIRQL irql;
+        ((cancel_acquire_fn)irql_orig_IoAcquireCancelSpinLock)(&irql);
+        irp->Cancel = TRUE;
+        routine = (PDRIVER_CANCEL)InterlockedExchangePointer((PVOID volatile *)&irp->CancelRoutine, NULL);
+        if (!routine) {
+            ((cancel_release_fn)irql_orig_IoReleaseCancelSpinLock)(irp->CancelIrql);
+            return FALSE;
+        }
+        irp->CancelIrql = irql;
+        routine(IoGetCurrentIrpStackLocation(irp)->DeviceObject, irp);
+        return TRUE;
+    }
     ((cancel_acquire_fn)irql_orig_IoAcquireCancelSpinLock)(&ignored);
     irql_push_lock(t, CANCEL_LOCK, entry, LOCK_CANCEL);
     t->irql = DISPATCH_LEVEL;

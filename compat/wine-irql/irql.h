@@ -47,6 +47,11 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
 /* Whether `addr` lies in ntoskrnl.exe (Wine calling, not a driver). */
 int irql_in_kernel(const void *addr);
 
+/* Whether `addr` lies in a driver whose imports are tracked. Dispatch and cancel
+ * routines of other modules (loaded before the helper, or left out) are called as
+ * Wine calls them, unchecked: their lock calls are not seen. */
+int irql_tracked(const void *addr);
+
 /* Installs everything (Wine 8 only); for the helper's DllMain. Nonzero on success. */
 int ntcomm_irql_install(void);
 

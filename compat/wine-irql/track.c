@@ -64,6 +64,31 @@ int irql_pop_lock(struct irql_thread *t, const void *lock, struct irql_lock *out
     return 0;
 }
 
+#define MAX_TRACKED 64
+static struct { const unsigned char *lo, *hi; } tracked[MAX_TRACKED];
+static volatile LONG ntracked;
+
+int irql_tracked(const void *addr)
+{
+    const unsigned char *p = addr;
+    LONG i, n = ntracked;
+    for (i = 0; i < n; i++)
+        if (p >= tracked[i].lo && p < tracked[i].hi) return 1;
+    return 0;
+}
+
+/* Called under the loader lock (DLL notifications are serialized). A slot is written
+ * before the count that publishes it; slots are never reused (an unloaded driver's
+ * range stays: a later image at that address is tracked too, or is patched anew). */
+static void add_tracked(const unsigned char *base, const IMAGE_NT_HEADERS *nt)
+{
+    LONG n = ntracked;
+    if (irql_tracked(base) || n == MAX_TRACKED) return;
+    tracked[n].lo = base;
+    tracked[n].hi = base + nt->OptionalHeader.SizeOfImage;
+    InterlockedExchange(&ntracked, n + 1);
+}
+
 int irql_in_kernel(const void *addr)
 {
     const unsigned char *p = addr;
@@ -374,6 +399,7 @@ static void patch_imports(const unsigned char *base, const WCHAR *name)
     if (nt->OptionalHeader.Subsystem != IMAGE_SUBSYSTEM_NATIVE || is_builtin(base)) return;
     if (base == (const unsigned char *)&__ImageBase || !_wcsicmp(name, L"fltmgr.sys")) return;
     if (!dir->VirtualAddress) return;
+    add_tracked(base, nt);
     for (imp = (const IMAGE_IMPORT_DESCRIPTOR *)(base + dir->VirtualAddress); imp->Name; imp++) {
         HMODULE from = GetModuleHandleA((const char *)(base + imp->Name));
         const IMAGE_THUNK_DATA *names = (const IMAGE_THUNK_DATA *)(base + (imp->OriginalFirstThunk ? imp->OriginalFirstThunk : imp->FirstThunk));
