@@ -353,6 +353,10 @@ fn newer_than(src: &[PathBuf], out: &Path) -> bool {
 // ---------------------------------------------------------------------------------------
 // The workspace
 
+/// The IRQL tracker's findings, one JSON object a line, in the prefix's
+/// C:\\windows\\temp (compat/wine-irql/README.md).
+const FINDINGS_FILE: &str = "ntcomm-findings.jsonl";
+
 struct Workspace {
     root: PathBuf,
     cargo: OsString,
@@ -562,12 +566,16 @@ impl Workspace {
     fn ensure_lpc_helper(&self) -> Result {
         let src = self.root.join("compat/wine-lpc");
         let irp = self.root.join("compat/wine-irp");
+        let irql = self.root.join("compat/wine-irql");
         let inputs = [
             src.join("helper.c"),
             src.join("lpc.c"),
             irp.join("quarantine.c"),
+            irql.join("track.c"),
+            irql.join("hooks.c"),
             src.join("lpc.h"),
             irp.join("quarantine.h"),
+            irql.join("irql.h"),
         ];
         let out = self.wine_dir().join("ntcomm_lpc.sys");
         if newer_than(&inputs, &out) {
@@ -577,7 +585,7 @@ impl Workspace {
                     .args(["-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-nostdlib", "-s"])
                     .args(["-Wl,--subsystem,native", "-Wl,--entry,LpcHelperEntry", "-o"])
                     .arg(&tmp)
-                    .args(&inputs[..3]) // the .c files; the headers are inputs for newer_than only
+                    .args(&inputs[..5]) // the .c files; the headers are inputs for newer_than only
                     .args(["-lntoskrnl", "-lkernel32"]),
             )?;
             fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
@@ -817,6 +825,38 @@ impl Workspace {
         status(self.wine_cmd("wine", &self.prefix()).arg(&exe))
     }
 
+    /// Builds compat/wine-irql's test driver (one IOCTL per IRQL rule, each broken
+    /// once) with mingw; tools/ntcomm/tests/wine_irql.rs installs and pokes it.
+    fn irql_test_driver(&self) -> Result<PathBuf> {
+        let tests = self.root.join("compat/wine-irql/tests");
+        let out = self.wine_dir().join("irql-test");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let sys = out.join("irqltest.sys");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
+                .arg(&tests)
+                .arg("-o")
+                .arg(&sys)
+                .arg(tests.join("irqltest.c"))
+                .arg("-lntoskrnl"),
+        )?;
+        Ok(sys)
+    }
+
+    /// The IRQL tracker's findings file (compat/wine-irql/README.md) in the prefix.
+    fn findings_file(&self) -> PathBuf {
+        self.prefix().join("drive_c/windows/temp").join(FINDINGS_FILE)
+    }
+
+    /// The findings of the run, but those of the deliberately broken test driver
+    /// (`irqltest.sys`, checked by its own test).
+    fn irql_findings(&self) -> Vec<String> {
+        let text = fs::read_to_string(self.findings_file()).unwrap_or_default();
+        text.lines().filter(|l| !l.trim().is_empty() && !l.contains("\"driver\":\"irqltest.sys\"")).map(str::to_owned).collect()
+    }
+
     /// Builds the C baseline (baseline/c) with mingw at -O2 whatever the
     /// profile: the driver `ntcomm_c.sys` and its client
     /// `ntcomm_c_client.exe`, side by side in target/c-baseline (the client
@@ -874,6 +914,10 @@ impl Workspace {
             }
         };
 
+        // IRQL findings (compat/wine-irql) of this run only.
+        self.kill_wineserver();
+        let _ = fs::remove_file(self.findings_file());
+
         // Keep going after a failure: one run should report every broken group.
         let sys = match self.build(profile) {
             Ok(sys) => {
@@ -924,6 +968,12 @@ impl Workspace {
             }
             Err(e) => step("build the C baseline", Err(e)),
         }
+        match self.irql_test_driver() {
+            Ok(sys) => {
+                c.env("NTCOMM_IRQL_TEST_DRIVER", windows_path(&sys));
+            }
+            Err(e) => step("build the IRQL test driver", Err(e)),
+        }
         step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
         self.kill_wineserver();
 
@@ -948,6 +998,14 @@ impl Workspace {
         // (b-3) the C baseline of the benchmark (its driver and client).
         step("C baseline: driver + client test (baseline/c)", self.c_baseline_test());
         self.kill_wineserver();
+
+        // (b-5) every driver above ran with IRQL tracking (compat/wine-irql): any
+        // finding fails the run, unless NTCOMM_IRQL_FINDINGS=report says only to print.
+        let findings = self.irql_findings();
+        let fatal = env::var("NTCOMM_IRQL_FINDINGS").map_or(true, |v| v != "report");
+        print_findings(&findings);
+        let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
+        step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
 
         // (c) lints of the kernel-mode crates
         let mut c = self.cargo();
@@ -1002,6 +1060,29 @@ fn check_driver_image(sys: &Path) -> Result {
     }
     eprintln!("xtask: {} imports only {:?}", sys.display(), dlls);
     Ok(())
+}
+
+/// Prints IRQL findings grouped by (code, parameter 1, rule, driver, place), with
+/// how many lines each group has and its first line in full.
+fn print_findings(findings: &[String]) {
+    fn field<'a>(line: &'a str, name: &str) -> &'a str {
+        let key = format!("\"{name}\":\"");
+        line.find(&key).map_or("?", |i| {
+            let rest = &line[i + key.len()..];
+            &rest[..rest.find('"').unwrap_or(rest.len())]
+        })
+    }
+    let mut groups: Vec<(String, usize, &String)> = Vec::new();
+    for f in findings {
+        let key = ["code", "p1", "rule", "driver", "routine", "at"].map(|k| field(f, k)).join(" ");
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1 += 1,
+            None => groups.push((key, 1, f)),
+        }
+    }
+    for (key, n, first) in &groups {
+        eprintln!("xtask test: IRQL finding x{n}: {key}\n    {first}");
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
