@@ -584,7 +584,7 @@ where
         };
         match ending {
             Ending::Finished => {
-                let r = result.lock().take();
+                let r = result.take();
                 match (queue.pop(), r) {
                     (Some(req), Some(r)) => {
                         let _ = complete(req, r);

@@ -5,10 +5,11 @@
 //! (a [`SystemThread`](crate::thread::SystemThread) joins, a handle closes)
 //! is such a call. A guard is a temporary that lives to the end of its
 //! statement, so `drop(lock.lock().take())` drops the taken value *before*
-//! the lock is released. [`SpinLock::take`], [`SpinLock::replace`] and
-//! [`SpinLock::with`] exist so that values leave the lock first: whatever
-//! they return is handed over after the release, and is dropped at the
-//! caller's IRQL. Threads a driver keeps belong in a
+//! the lock is released, and `f(x.lock().len(), y.wait())` waits under it.
+//! So the guard is not public: the critical section is a closure
+//! ([`SpinLock::with`]) or one move ([`SpinLock::take`],
+//! [`SpinLock::replace`], [`SpinLock::get`]), and whatever leaves the lock is
+//! handed over after the release, to be dropped at the caller's IRQL. Threads a driver keeps belong in a
 //! [`ThreadSet`](crate::thread::ThreadSet), whose joins never run under
 //! its lock.
 
@@ -38,12 +39,15 @@ impl<T> SpinLock<T> {
         Self { lock: UnsafeCell::new(0), data: UnsafeCell::new(data) }
     }
 
-    /// Acquires the lock, raising IRQL to `DISPATCH_LEVEL`. Prefer
-    /// [`with`](Self::with), [`take`](Self::take) or
-    /// [`replace`](Self::replace) whenever a value leaves the lock: a value
-    /// dropped while the guard lives is dropped at `DISPATCH_LEVEL`.
+    /// Acquires the lock, raising IRQL to `DISPATCH_LEVEL`. Not public: a
+    /// guard used inside a larger expression lives to the end of the
+    /// statement, and everything else in that statement (a wait, a `Zw*`
+    /// call, a drop that closes a handle) then runs under the lock. Outside
+    /// this crate the critical section is always a closure
+    /// ([`with`](Self::with)) or a single move ([`take`](Self::take),
+    /// [`replace`](Self::replace), [`get`](Self::get)).
     #[must_use = "the lock is released when the guard is dropped"]
-    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+    pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
         // SAFETY: the lock word lives as long as `self`.
         let irql = unsafe { sys::KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
         SpinLockGuard { owner: self, irql }
@@ -67,6 +71,14 @@ impl<T> SpinLock<T> {
         self.with(|data| core::mem::replace(data, value))
     }
 
+    /// A copy of the data.
+    pub fn get(&self) -> T
+    where
+        T: Copy,
+    {
+        self.with(|data| *data)
+    }
+
     /// Takes the data out (leaving its default) and returns it after
     /// releasing the lock.
     pub fn take(&self) -> T
@@ -78,7 +90,7 @@ impl<T> SpinLock<T> {
 }
 
 /// Access to a [`SpinLock`]'s data; releases on drop.
-pub struct SpinLockGuard<'a, T> {
+pub(crate) struct SpinLockGuard<'a, T> {
     owner: &'a SpinLock<T>,
     irql: sys::KIRQL,
 }

@@ -219,10 +219,8 @@ impl Demo {
         let io = irp::counters();
         let pool = POOL.usage();
         let ports = &self.ports;
-        let (queued, bytes) = {
-            let m = self.messages.lock();
-            (m.len() as u64, m.iter().map(|v| v.len() as u64).sum())
-        };
+        let (queued, bytes) = self.messages.with(|m| (m.len() as u64, m.iter().map(|v| v.len() as u64).sum()));
+        let pipe_queued = self.pipe.queue.with(|q| q.len()) + self.pipe.held_by_writer();
         req.reply(&Stats {
             irps_in_flight: io.in_flight,
             irps_completed: io.completed,
@@ -235,7 +233,7 @@ impl Demo {
             pool_allocations_outstanding: pool.blocks,
             open_handles: self.open_handles.load(Ordering::Relaxed),
             pipe_messages_sent: self.pipe.sent.load(Ordering::Relaxed),
-            pipe_messages_queued: (self.pipe.queue.lock().len() + self.pipe.held_by_writer()) as u64,
+            pipe_messages_queued: pipe_queued as u64,
             pipe_sends_refused: self.pipe.refused.load(Ordering::Relaxed),
             pipe_connects: self.pipe.connects.load(Ordering::Relaxed),
             pipe_write_failures: self.pipe.failures.load(Ordering::Relaxed),
@@ -370,18 +368,19 @@ impl Demo {
             return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
         }
         copy.extend_from_slice(req.input());
-        {
-            let mut q = self.pipe.queue.lock();
-            // The bound covers the message the writer holds: whether a stale
-            // connection made it take one out already must not change how
-            // many messages the driver accepts.
-            let held = q.len() + self.pipe.held_by_writer();
-            if held >= proto::PIPE_QUEUE_CAPACITY {
-                drop(q);
-                self.pipe.refused.fetch_add(1, Ordering::Relaxed);
-                return req.fail(NtStatus::STATUS_DEVICE_BUSY);
+        // The bound covers the message the writer holds: whether a stale
+        // connection made it take one out already must not change how many
+        // messages the driver accepts. A refused copy is freed after the lock.
+        let refused = self.pipe.queue.with(|q| {
+            if q.len() + self.pipe.held_by_writer() >= proto::PIPE_QUEUE_CAPACITY {
+                return Some(copy);
             }
             q.push_back(copy);
+            None
+        });
+        if refused.is_some() {
+            self.pipe.refused.fetch_add(1, Ordering::Relaxed);
+            return req.fail(NtStatus::STATUS_DEVICE_BUSY);
         }
         self.pipe.signal.notify();
         req.complete(NtStatus::STATUS_SUCCESS, 0)
@@ -464,13 +463,15 @@ fn pipe_writer(p: &PipeLog) {
             continue;
         };
         if pending.is_none() {
-            let mut q = p.queue.lock();
-            pending = q.pop_front();
-            // Counted as held under the queue lock, so `pipe_send` never sees
-            // the message in neither place.
-            if pending.is_some() {
-                p.in_writer.store(1, Ordering::Relaxed);
-            }
+            pending = p.queue.with(|q| {
+                let m = q.pop_front();
+                // Counted as held under the queue lock, so `pipe_send` never
+                // sees the message in neither place.
+                if m.is_some() {
+                    p.in_writer.store(1, Ordering::Relaxed);
+                }
+                m
+            });
         }
         let Some(msg) = pending.as_ref() else {
             p.signal.wait(Some(Duration::from_secs(1)));
@@ -514,26 +515,29 @@ impl DeviceOperations for Demo {
         self.open_handles.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn read(&self, mut req: Request) -> Handled {
-        let mut messages = self.messages.lock();
-        let Some(front) = messages.front() else {
-            // Pend under the messages lock: a write cannot slip in between
-            // "empty" and "pended" and leave this read waiting.
-            return self.reads.pend(req);
-        };
-        let n = front.len();
-        match req.read_buffer().and_then(|b| b.get_mut(..n)) {
-            Some(buf) => {
-                buf.copy_from_slice(front);
-                messages.pop_front();
-                drop(messages);
-                req.complete_ok(n)
-            }
-            None => {
+    fn read(&self, req: Request) -> Handled {
+        let taken = self.messages.with(|messages| {
+            let Some(front) = messages.front() else {
+                // Pend under the messages lock: a write cannot slip in
+                // between "empty" and "pended" and leave this read waiting.
+                return Err(self.reads.pend(req));
+            };
+            let mut req = req;
+            let n = front.len();
+            match req.read_buffer().and_then(|b| b.get_mut(..n)) {
+                Some(buf) => {
+                    buf.copy_from_slice(front);
+                    Ok((req, messages.pop_front(), n))
+                }
                 // The message stays queued for a read that can hold it.
-                drop(messages);
-                req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL)
+                None => Ok((req, None, 0)),
             }
+        });
+        // Completed after the lock is released; the message is freed here.
+        match taken {
+            Err(pended) => pended,
+            Ok((req, Some(_message), n)) => req.complete_ok(n),
+            Ok((req, None, _)) => req.fail(NtStatus::STATUS_BUFFER_TOO_SMALL),
         }
     }
 
@@ -545,25 +549,31 @@ impl DeviceOperations for Demo {
         if n > proto::MAX_MESSAGE {
             return req.fail(NtStatus::STATUS_INVALID_BUFFER_SIZE);
         }
-        let mut messages = self.messages.lock();
-        let Some(data) = (if messages.is_empty() { self.deliver_to_reader(data) } else { Some(data) }) else {
-            drop(messages);
-            return req.complete_ok(n);
-        };
-        if messages.len() >= proto::QUEUE_CAPACITY {
-            drop(messages);
+        // Under the messages lock: a read cannot pend between "no reader
+        // took it" and "queued" and miss this message.
+        let status = self.messages.with(|messages| {
+            let Some(data) = (if messages.is_empty() { self.deliver_to_reader(data) } else { Some(data) }) else {
+                return NtStatus::STATUS_SUCCESS;
+            };
+            if messages.len() >= proto::QUEUE_CAPACITY {
+                return NtStatus::STATUS_DEVICE_BUSY;
+            }
+            let mut copy = Vec::new();
+            if copy.try_reserve_exact(n).is_err() {
+                return NtStatus::STATUS_INSUFFICIENT_RESOURCES;
+            }
+            copy.extend_from_slice(data);
+            messages.push_back(copy);
+            NtStatus::STATUS_SUCCESS
+        });
+        if status == NtStatus::STATUS_DEVICE_BUSY {
             self.writes_refused.fetch_add(1, Ordering::Relaxed);
-            return req.fail(NtStatus::STATUS_DEVICE_BUSY);
         }
-        let mut copy = Vec::new();
-        if copy.try_reserve_exact(n).is_err() {
-            drop(messages);
-            return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        if status.is_success() {
+            req.complete_ok(n)
+        } else {
+            req.fail(status)
         }
-        copy.extend_from_slice(data);
-        messages.push_back(copy);
-        drop(messages);
-        req.complete_ok(n)
     }
 
     fn ioctl(&self, req: Request) -> Handled {
@@ -582,12 +592,9 @@ impl DeviceOperations for Demo {
         let cancelled = self.reads.close(NtStatus::STATUS_CANCELLED)
             + self.waiters.close(NtStatus::STATUS_CANCELLED)
             + self.delayed.queue.close(NtStatus::STATUS_CANCELLED);
-        let dropped = {
-            let mut m = self.messages.lock();
-            let n = m.len();
-            m.clear();
-            n
-        };
+        let discarded = self.messages.take();
+        let dropped = discarded.len();
+        drop(discarded);
         ntcomm_km::kprintln!("unload: {} pended requests cancelled, {} unread messages discarded", cancelled, dropped);
     }
 }

@@ -70,7 +70,7 @@ impl Lpc {
     }
 
     pub fn connected(&self) -> bool {
-        self.current.lock().as_ref().is_some_and(|c| !c.is_closed())
+        self.current.with(|c| c.as_ref().is_some_and(|c| !c.is_closed()))
     }
 
     fn keep(&self, t: SystemThread) {
@@ -142,7 +142,7 @@ impl Lpc {
                         info: reply,
                     };
                     counters.connects.fetch_add(1, Ordering::Relaxed);
-                    let old = current.lock().replace(Arc::new(client));
+                    let old = current.replace(Some(Arc::new(client)));
                     drop(old); // closes the previous connection, if any
                     let _ = req.reply(&out);
                 }
@@ -163,7 +163,7 @@ impl Lpc {
 
     /// `LPC_DISCONNECT`.
     pub fn disconnect(&self, req: IoctlRequest) -> Handled {
-        let old = self.current.lock().take();
+        let old = self.current.take();
         match old {
             Some(c) => {
                 c.close();
@@ -179,7 +179,7 @@ impl Lpc {
             Ok(a) => a,
             Err(s) => return req.fail(s),
         };
-        let Some(client) = self.current.lock().clone().filter(|c| !c.is_closed()) else {
+        let Some(client) = self.current.with(|c| c.clone()).filter(|c| !c.is_closed()) else {
             return req.fail(NtStatus::STATUS_PORT_DISCONNECTED);
         };
         let view_ok = match ask.kind {
@@ -261,21 +261,19 @@ fn run_ask(client: &Arc<LpcClient>, ask: LpcAsk, counters: &Arc<LpcCounters>, st
         let (t, cl, c, s) = (total.clone(), client.clone(), counters.clone(), stopping.clone());
         match SystemThread::spawn(move || {
             let mine = ask_some(&cl, ask, w, &c, &s);
-            merge(&mut t.lock(), &mine);
+            t.with(|t| merge(t, &mine));
         }) {
             Ok(h) => workers.push(h),
-            Err(e) => {
-                let mut t = total.lock();
+            Err(e) => total.with(|t| {
                 t.failed += u64::from(ask.count);
                 if t.first_error == 0 {
                     t.first_error = e.status.0;
                 }
-            }
+            }),
         }
     }
     drop(workers); // joins
-    let tally = *total.lock();
-    tally
+    total.get()
 }
 
 fn merge(into: &mut LpcTally, from: &LpcTally) {

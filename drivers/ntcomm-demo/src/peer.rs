@@ -41,18 +41,16 @@ impl Servers {
     /// The registered processes still alive, oldest first; forgets the
     /// ones that exited.
     pub fn live(&self) -> Vec<Arc<ServerProcess>> {
-        let all: Vec<Arc<ServerProcess>> = {
-            let l = self.list.lock();
+        let all: Vec<Arc<ServerProcess>> = self.list.with(|l| {
             let mut v = Vec::new();
             if v.try_reserve_exact(l.len()).is_ok() {
                 v.extend(l.iter().cloned());
             }
             v
-        };
+        });
         let (alive, dead): (Vec<_>, Vec<_>) = all.into_iter().partition(|s| !s.has_exited());
         if !dead.is_empty() {
-            let removed: Vec<Arc<ServerProcess>> = {
-                let mut l = self.list.lock();
+            let removed: Vec<Arc<ServerProcess>> = self.list.with(|l| {
                 let mut removed = Vec::new();
                 let _ = removed.try_reserve_exact(l.len());
                 l.retain(|s| {
@@ -63,7 +61,7 @@ impl Servers {
                     !gone
                 });
                 removed
-            };
+            });
             drop(removed); // after the guard: may close process handles
         }
         drop(dead);
@@ -102,15 +100,14 @@ impl Servers {
             return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
         }
         drop(live);
-        let pushed = {
-            let mut l = self.list.lock();
+        let pushed = self.list.with(|l| {
             if l.len() < proto::MAX_REGISTERED_SERVERS && l.try_reserve(1).is_ok() {
                 l.push(me.clone());
                 true
             } else {
                 false
             }
-        };
+        });
         drop(me);
         if !pushed {
             return req.fail(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
@@ -127,7 +124,6 @@ impl Servers {
 
     /// Unload: close every process handle (outside the lock).
     pub fn clear(&self) {
-        let all = core::mem::take(&mut *self.list.lock());
-        drop(all);
+        drop(self.list.take());
     }
 }

@@ -122,7 +122,7 @@ impl Ports {
     }
 
     pub fn available(&self) -> bool {
-        self.port.lock().is_some()
+        self.port.with(|p| p.is_some())
     }
 
     /// Joins the ask threads that finished (joining them does not wait).
@@ -137,7 +137,7 @@ impl Ports {
             Ok(a) => a,
             Err(s) => return req.fail(s),
         };
-        let Some(port) = self.port.lock().clone() else {
+        let Some(port) = self.port.with(|p| p.clone()) else {
             return req.fail(NtStatus::STATUS_NOT_SUPPORTED);
         };
         let len = ask.question_len as usize;
@@ -206,13 +206,13 @@ fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQu
         let (p, shared, stop, q) = (port.clone(), tally.clone(), stopping.clone(), asking.clone());
         match SystemThread::spawn(move || ask_some(&p, ask, t, &shared, &stop, &q, id)) {
             Ok(s) => senders.push(s),
-            Err(_) => tally.lock().failed += u64::from(ask.questions.div_ceil(ask.threads)),
+            Err(_) => tally.with(|t| t.failed += u64::from(ask.questions.div_ceil(ask.threads))),
         }
     }
     drop(senders); // joins
     // The senders are gone: their room is free before the caller hears.
     drop(charge);
-    let result = *tally.lock();
+    let result = tally.get();
     // Gone if it was cancelled meanwhile (completed by the cancel routine).
     let _ = asking.pop_if(|r| r.tag().0 == id).map(|request| match IoctlRequest::from_request(request) {
         Ok(r) => r.reply(&result),
@@ -269,8 +269,7 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
                 }
             }
         }
-        {
-            let mut all = tally.lock();
+        tally.with(|all| {
             all.sent += t.sent;
             all.replied += t.replied;
             all.allowed += t.allowed;
@@ -282,7 +281,7 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
             for (a, b) in all.rtt_hist.iter_mut().zip(t.rtt_hist.iter()) {
                 *a += b;
             }
-        }
+        });
         seq += u64::from(ask.threads);
     }
 }

@@ -128,29 +128,30 @@ impl Rings {
 
     /// Section bytes held now, and channels open or opening.
     pub fn usage(&self) -> (u64, u64) {
-        let channels = self.live.lock().len() as u64;
+        let channels = self.live.with(|l| l.len() as u64);
         (self.bytes.used(), channels)
     }
 
     /// Reserves `file`'s channel: refused if it has one (or one is opening)
     /// or the driver serves as many as it may. Check and insert under one lock.
     fn reserve(&self, file: FileId) -> Result<(), NtStatus> {
-        let mut live = self.live.lock();
-        if live.iter().any(|s| s.file == file) {
-            return Err(NtStatus::STATUS_OBJECT_NAME_COLLISION);
-        }
-        if live.len() >= proto::MAX_RING_CHANNELS {
-            return Err(NtStatus::STATUS_QUOTA_EXCEEDED);
-        }
-        live.try_reserve(1).map_err(|_| NtStatus::STATUS_INSUFFICIENT_RESOURCES)?;
-        live.push(Slot { file, entry: None });
-        Ok(())
+        self.live.with(|live| {
+            if live.iter().any(|s| s.file == file) {
+                return Err(NtStatus::STATUS_OBJECT_NAME_COLLISION);
+            }
+            if live.len() >= proto::MAX_RING_CHANNELS {
+                return Err(NtStatus::STATUS_QUOTA_EXCEEDED);
+            }
+            live.try_reserve(1).map_err(|_| NtStatus::STATUS_INSUFFICIENT_RESOURCES)?;
+            live.push(Slot { file, entry: None });
+            Ok(())
+        })
     }
 
     /// Gives up `file`'s reservation after a failed open.
     fn unreserve(&self, file: FileId) {
-        let mut live = self.live.lock();
-        live.retain(|s| s.file != file || s.entry.is_some());
+        // Only entry-less slots go: nothing with a thread is dropped here.
+        self.live.with(|live| live.retain(|s| s.file != file || s.entry.is_some()));
     }
 
     /// Joins the channel threads that finished (joining them does not wait).
@@ -222,12 +223,11 @@ impl Rings {
                 match SystemThread::spawn(move || channel_main(setup)) {
                     Ok(thread) => {
                         let mut entry = Some(Entry { channel, thread });
-                        {
-                            let mut live = self.live.lock();
+                        self.live.with(|live| {
                             if let Some(slot) = live.iter_mut().find(|s| s.file == file && s.entry.is_none()) {
                                 slot.entry = entry.take();
                             }
-                        }
+                        });
                         // The handle was cleaned up while this open ran (its
                         // reservation is gone): the channel stops at once.
                         if let Some(e) = entry {
@@ -251,7 +251,7 @@ impl Rings {
     }
 
     fn find(&self, file: FileId) -> Option<Arc<Channel>> {
-        self.live.lock().iter().filter_map(|s| s.entry.as_ref()).find(|e| e.channel.file == file).map(|e| e.channel.clone())
+        self.live.with(|l| l.iter().filter_map(|s| s.entry.as_ref()).find(|e| e.channel.file == file).map(|e| e.channel.clone()))
     }
 
     pub fn source(&self, req: IoctlRequest) -> Handled {
@@ -272,7 +272,7 @@ impl Rings {
 
     pub fn status(&self, req: IoctlRequest) -> Handled {
         let status = match self.find(req.file()) {
-            Some(ch) => *ch.status.lock(),
+            Some(ch) => ch.status.get(),
             None => RingStatus { state: proto::RING_STATE_NONE, ..RingStatus::default() },
         };
         req.reply(&status)
@@ -280,17 +280,14 @@ impl Rings {
 
     /// The handle closed (or its process died): stop its channel.
     pub fn close(&self, file: FileId) {
-        let entry = {
-            let mut live = self.live.lock();
+        let (entry, emptied) = self.live.with(|live| {
             let i = live.iter().position(|s| s.file == file);
             // An open still running finds its reservation gone and stops.
             let e = i.and_then(|i| live.swap_remove(i).entry);
-            if live.is_empty() {
-                // No capacity kept while no channel is open.
-                live.shrink_to_fit();
-            }
-            e
-        };
+            // No capacity kept while no channel is open.
+            (e, live.is_empty().then(|| core::mem::take(live)))
+        });
+        drop(emptied);
         if let Some(e) = entry {
             e.channel.stop.store(true, Ordering::Release);
             e.channel.wake();
@@ -373,7 +370,7 @@ fn channel_main(s: Setup) {
     for (slot, c) in info.name.iter_mut().zip(name.encode_utf16()) {
         *slot = c;
     }
-    channel.status.lock().state = proto::RING_STATE_RUNNING;
+    channel.status.with(|s| s.state = proto::RING_STATE_RUNNING);
     totals.open.fetch_add(1, Ordering::Relaxed);
     match IoctlRequest::from_request(request) {
         Ok(r) => {
@@ -403,7 +400,7 @@ fn channel_main(s: Setup) {
 
 fn fail_open(channel: &Channel, request: Request, e: Error) {
     ntcomm_km::kprintln!("ring channel setup: {}", e);
-    channel.status.lock().state = proto::RING_STATE_NONE;
+    channel.status.with(|s| s.state = proto::RING_STATE_NONE);
     let _ = request.fail(e.status);
 }
 
@@ -570,8 +567,7 @@ fn serve(
         }
         worked |= produced > 0;
 
-        {
-            let mut st = channel.status.lock();
+        channel.status.with(|st| {
             st.consumed += ok;
             st.consumed_bytes += bytes;
             st.bad_records += bad;
@@ -582,7 +578,7 @@ fn serve(
                 st.state = proto::RING_STATE_FAILED;
                 st.failed_reason = r;
             }
-        }
+        });
         totals.consumed.fetch_add(ok, Ordering::Relaxed);
         totals.bad.fetch_add(bad, Ordering::Relaxed);
         totals.produced.fetch_add(produced, Ordering::Relaxed);
