@@ -267,5 +267,10 @@ fn echo_mode_sends_every_record_back_even_when_the_way_back_fills() {
     }
     let st = tx.status().unwrap();
     assert_eq!(st.consumed, 210);
-    assert!(st.wakeups_sent >= 10, "the sleeping client was woken: {st:?}");
+    // Every echo above came back within WAIT, so sleeping clients were
+    // woken. How many of the ten needed a wake-up depends on scheduling (an
+    // echo that lands while the client still spins before sleeping needs
+    // none; 6 to 10 were seen on a loaded 2-core machine), so only "the
+    // wake path ran" is asserted.
+    assert!(st.wakeups_sent >= 1, "the sleeping client was woken: {st:?}");
 }
