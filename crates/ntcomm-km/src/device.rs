@@ -114,6 +114,7 @@ impl Device {
 /// The driver's `DRIVER_OBJECT`, as given to DriverEntry (for APIs such as
 /// `FltRegisterFilter` that take it).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "flt"), allow(dead_code))] // read only by `flt`
 pub struct DriverObject(*mut sys::DRIVER_OBJECT);
 
 // SAFETY: the driver object lives as long as the driver.
@@ -122,6 +123,7 @@ unsafe impl Send for DriverObject {}
 unsafe impl Sync for DriverObject {}
 
 impl DriverObject {
+    #[cfg_attr(not(feature = "flt"), allow(dead_code))]
     pub(crate) fn raw(self) -> *mut sys::DRIVER_OBJECT {
         self.0
     }
