@@ -37,6 +37,22 @@ const FLT_COMPONENTS: [(&str, &str, &str, &str); 2] = [
     ("wine-fltlib", "compat/wine-fltlib", "fltlib.dll", "fltlib.dll"),
 ];
 
+/// Packages linted for x86_64-pc-windows-gnu (all but xtask and the minimal driver,
+/// which `xtask test` lints in a cargo run of its own).
+const WIN_PACKAGES: [&str; 9] = [
+    "ntcomm-proto",
+    "ntcomm-km",
+    "ntcomm-um",
+    "ntcomm-demo",
+    "ntcomm-minimal-proto",
+    "ntcomm",
+    "wine-fltport",
+    "wine-fltmgr",
+    "wine-fltlib",
+];
+/// Packages linted on the host: xtask and the ones with host code or tests.
+const HOST_PACKAGES: [&str; 5] = ["xtask", "ntcomm-proto", "ntcomm-minimal-proto", "wine-fltport", "wine-fltlib"];
+
 /// The ntoskrnl.exe functions the minimal driver (drivers/ntcomm-minimal, ntcomm-km
 /// without features: IOCTL and read/write) may import: device and link, dispatch and
 /// completion, the cancel lock, spin locks and events, pool, the MDL mapping, the
@@ -268,7 +284,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         }
         "wine" => {
             let rest = match rest.first().map(String::as_str) {
-                Some("--") => &rest[1..],
+                Some("--") => rest.get(1..).unwrap_or_default(),
                 _ => rest,
             };
             if rest.is_empty() {
@@ -525,8 +541,9 @@ impl Workspace {
             let mut argv: Vec<&str> = sudo.clone();
             argv.extend(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
             argv.extend(args);
-            let mut c = Command::new(argv[0]);
-            c.args(&argv[1..]);
+            let (program, args) = argv.split_first().unwrap_or((&"apt-get", &[]));
+            let mut c = Command::new(program);
+            c.args(args);
             c
         };
         check(&mut apt(&["update"]))?;
@@ -1071,12 +1088,28 @@ impl Workspace {
         let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
         step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
 
-        // (c) lints of the kernel-mode crates
-        let mut c = self.cargo();
-        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo", "-p", "wine-fltmgr"])
-            .args(release)
-            .args(["--", "-D", "warnings"]);
-        step("clippy (ntcomm-km, ntcomm-demo, wine-fltmgr)", status(&mut c));
+        // (c) lints ([workspace.lints]) of every package, for the target it runs on:
+        // the Windows packages (kernel and user mode) for x86_64-pc-windows-gnu, the
+        // minimal driver in a run of its own (ntcomm-km without features, see
+        // `build_minimal`), the host packages on the host. The no_std crates and
+        // wine-fltlib (a DLL with host tests) go through both.
+        let runs: [(&str, Option<&str>, &[&str]); 3] = [
+            ("Windows", Some(WIN_TARGET), &WIN_PACKAGES),
+            ("minimal driver", Some(WIN_TARGET), &["ntcomm-minimal"]),
+            ("host", None, &HOST_PACKAGES),
+        ];
+        for (what, target, packages) in runs {
+            let mut c = self.cargo();
+            c.arg("clippy");
+            if let Some(t) = target {
+                c.args(["--target", t]);
+            }
+            for p in packages {
+                c.args(["-p", p]);
+            }
+            c.args(release).args(["--", "-D", "warnings"]);
+            step(&format!("clippy, {what} ({})", packages.join(", ")), status(&mut c));
+        }
 
         if failed.is_empty() {
             eprintln!("xtask test: all passed");

@@ -192,10 +192,7 @@ impl Connection {
         let Some(w) = waiter else {
             return (status, 0);
         };
-        let removed = self.waiters.with(|list| match list.iter().position(|x| Arc::ptr_eq(x, &w)) {
-            Some(i) => Some(list.swap_remove(i)),
-            None => None,
-        });
+        let removed = self.waiters.with(|list| list.iter().position(|x| Arc::ptr_eq(x, &w)).map(|i| list.swap_remove(i)));
         if removed.is_some() {
             return (status, 0);
         }

@@ -209,7 +209,9 @@ unsafe fn attr_name(attrs: *const OBJECT_ATTRIBUTES) -> Option<Vec<u16>> {
         return None;
     }
     // SAFETY: per the contract.
-    let (len, buf) = unsafe { ((*name).Length as usize, (*name).Buffer) };
+    let len = unsafe { (*name).Length as usize };
+    // SAFETY: as above.
+    let buf = unsafe { (*name).Buffer };
     if len == 0 || len % 2 != 0 || buf.is_null() {
         return None;
     }

@@ -11,6 +11,8 @@
 //!
 //! Unload may run concurrently with dispatch (Wine calls it from its
 //! service thread, not the dispatch thread), hence the rundown counter.
+// multiple_unsafe_ops_per_block: dispatch and entry blocks read the I/O manager's driver/device/IRP structures through raw pointers under the one contract (called by the I/O manager with live objects) their SAFETY comments state.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use alloc::boxed::Box;
 use core::ffi::c_void;
