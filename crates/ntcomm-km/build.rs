@@ -51,6 +51,11 @@ fn main() {
     fs::write(out.join("c_layout.rs"), rust).expect("write c_layout.rs");
 
     // mingw has no import library for fltmgr.sys: make one from the .def.
+    // Only the `flt` feature links it (`#[link(name = "fltmgr")]` in
+    // src/flt.rs); without it no fltmgr.sys import can reach a driver.
+    if env::var_os("CARGO_FEATURE_FLT").is_none() {
+        return;
+    }
     println!("cargo:rerun-if-changed=fltmgr.def");
     let dlltool = env::var("NTCOMM_MINGW_DLLTOOL").unwrap_or_else(|_| "x86_64-w64-mingw32-dlltool".into());
     let status = Command::new(&dlltool)

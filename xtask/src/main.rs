@@ -37,6 +37,57 @@ const FLT_COMPONENTS: [(&str, &str, &str, &str); 2] = [
     ("wine-fltlib", "compat/wine-fltlib", "fltlib.dll", "fltlib.dll"),
 ];
 
+/// Packages linted for x86_64-pc-windows-gnu (all but xtask and the minimal driver,
+/// which `xtask test` lints in a cargo run of its own).
+const WIN_PACKAGES: [&str; 9] = [
+    "ntcomm-proto",
+    "ntcomm-km",
+    "ntcomm-um",
+    "ntcomm-demo",
+    "ntcomm-minimal-proto",
+    "ntcomm",
+    "wine-fltport",
+    "wine-fltmgr",
+    "wine-fltlib",
+];
+/// Packages linted on the host: xtask and the ones with host code or tests.
+const HOST_PACKAGES: [&str; 5] = ["xtask", "ntcomm-proto", "ntcomm-minimal-proto", "wine-fltport", "wine-fltlib"];
+
+/// The ntoskrnl.exe functions the minimal driver (drivers/ntcomm-minimal, ntcomm-km
+/// without features: IOCTL and read/write) may import: device and link, dispatch and
+/// completion, the cancel lock, spin locks and events, pool, the MDL mapping, the
+/// device DACL, handle waits/closes (unload), DbgPrint, the panic bug check and the
+/// C memory functions. A new import there is a choice, made here.
+const MINIMAL_IMPORTS: &[&str] = &[
+    "DbgPrint",
+    "ExAllocatePoolWithTag",
+    "ExFreePoolWithTag",
+    "IoCreateDevice",
+    "IoCreateSymbolicLink",
+    "IoDeleteDevice",
+    "IoDeleteSymbolicLink",
+    "IoReleaseCancelSpinLock",
+    "IofCompleteRequest",
+    "KeAcquireSpinLockRaiseToDpc",
+    "KeBugCheckEx",
+    "KeClearEvent",
+    "KeDelayExecutionThread",
+    "KeInitializeEvent",
+    "KeReleaseSpinLock",
+    "KeSetEvent",
+    "KeWaitForSingleObject",
+    "MmMapLockedPagesSpecifyCache",
+    "ObOpenObjectByPointer",
+    "ZwClose",
+    "ZwSetSecurityObject",
+    "ZwWaitForSingleObject",
+    "memcmp",
+    "memcpy",
+    "memmove",
+    "memset",
+    "strlen",
+];
+
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
@@ -48,13 +99,17 @@ commands:
                              fltmgr.sys=native,builtin DllOverride (idempotent)
   build [--release]          setup, build ntcomm-demo + ntcomm + wine-fltmgr + wine-fltlib for
                              x86_64-pc-windows-gnu, copy ntcomm_demo.dll to ntcomm_demo.sys,
-                             install that profile's fltmgr.sys/fltlib.dll into the prefix
+                             install that profile's fltmgr.sys/fltlib.dll into the prefix; build
+                             the minimal driver (drivers/ntcomm-minimal, its own cargo run so no
+                             other package's ntcomm-km features reach it) to ntcomm_minimal.sys
+                             and check its imports: ntoskrnl.exe only, from MINIMAL_IMPORTS
   test  [--release] [-- ARGS]
                              setup + build, then: host tests of ntcomm-proto; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
                              minifilter + client test of compat/wine-fltmgr under Wine; the fault
                              suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
-                             -D warnings on ntcomm-km, ntcomm-demo, wine-fltmgr. ARGS go to both
+                             -D warnings on every package (host packages on the host, kernel and
+                             Windows packages for x86_64-pc-windows-gnu). ARGS go to both
                              `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
                              `-- -- --nocapture`)
   demo  [--release] [ARGS]   setup + build, then `ntcomm demo --driver <sys> ARGS` under Wine
@@ -229,7 +284,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         }
         "wine" => {
             let rest = match rest.first().map(String::as_str) {
-                Some("--") => &rest[1..],
+                Some("--") => rest.get(1..).unwrap_or_default(),
                 _ => rest,
             };
             if rest.is_empty() {
@@ -486,8 +541,9 @@ impl Workspace {
             let mut argv: Vec<&str> = sudo.clone();
             argv.extend(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
             argv.extend(args);
-            let mut c = Command::new(argv[0]);
-            c.args(&argv[1..]);
+            let (program, args) = argv.split_first().unwrap_or((&"apt-get", &[]));
+            let mut c = Command::new(program);
+            c.args(args);
             c
         };
         check(&mut apt(&["update"]))?;
@@ -756,6 +812,25 @@ impl Workspace {
         eprintln!("$ cp {} {}", dll.display(), sys.display());
         fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
         self.install_flt(profile)?;
+        let minimal = self.build_minimal(profile)?;
+        check_driver_image(&minimal, Imports::Minimal)?;
+        Ok(sys)
+    }
+
+    /// Builds drivers/ntcomm-minimal to ntcomm_minimal.sys. A cargo run of its own:
+    /// Cargo unifies the features of a package across one run, so built next to the
+    /// demo it would get the demo's ntcomm-km features (and their imports).
+    fn build_minimal(&self, profile: Profile) -> Result<PathBuf> {
+        let mut c = self.cargo();
+        c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-minimal"]);
+        if profile == Profile::Release {
+            c.arg("--release");
+        }
+        check(&mut c)?;
+        let out = self.win_out(profile);
+        let (dll, sys) = (out.join("ntcomm_minimal.dll"), out.join("ntcomm_minimal.sys"));
+        eprintln!("$ cp {} {}", dll.display(), sys.display());
+        fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
         Ok(sys)
     }
 
@@ -893,7 +968,7 @@ impl Workspace {
     /// all four methods and the read/write queue, stops the driver.
     fn c_baseline_test(&self) -> Result<i32> {
         let (sys, exe) = self.c_baseline()?;
-        check_driver_image(&sys)?;
+        check_driver_image(&sys, Imports::Kernel)?;
         status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg("--driver").arg(windows_path(&sys)).arg("test"))
     }
 
@@ -933,7 +1008,12 @@ impl Workspace {
 
         // The image must be a native-subsystem PE importing only from Windows'
         // kernel modules (Wine would accept more).
-        step("driver image (native subsystem, ntoskrnl/hal/fltmgr imports only)", check_driver_image(&sys).map(|()| 0));
+        step("driver image (native subsystem, ntoskrnl/hal/fltmgr imports only)", check_driver_image(&sys, Imports::Kernel).map(|()| 0));
+        let minimal = self.win_out(profile).join("ntcomm_minimal.sys");
+        step(
+            "minimal driver image (ntoskrnl only, MINIMAL_IMPORTS, no fltmgr.sys)",
+            check_driver_image(&minimal, Imports::Minimal).map(|()| 0),
+        );
 
         // (a) host
         let mut c = self.cargo();
@@ -955,7 +1035,8 @@ impl Workspace {
         c.args(["test", "--target", WIN_TARGET, "-p", "ntcomm-um", "-p", "ntcomm"])
             .args(release)
             .args(extra)
-            .env("NTCOMM_DRIVER", windows_path(&sys));
+            .env("NTCOMM_DRIVER", windows_path(&sys))
+            .env("NTCOMM_MINIMAL_DRIVER", windows_path(&minimal));
         match self.fltlib_c_client() {
             Ok(exe) => {
                 c.env("NTCOMM_FLT_C_CLIENT", windows_path(&exe));
@@ -1007,12 +1088,28 @@ impl Workspace {
         let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
         step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
 
-        // (c) lints of the kernel-mode crates
-        let mut c = self.cargo();
-        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo", "-p", "wine-fltmgr"])
-            .args(release)
-            .args(["--", "-D", "warnings"]);
-        step("clippy (ntcomm-km, ntcomm-demo, wine-fltmgr)", status(&mut c));
+        // (c) lints ([workspace.lints]) of every package, for the target it runs on:
+        // the Windows packages (kernel and user mode) for x86_64-pc-windows-gnu, the
+        // minimal driver in a run of its own (ntcomm-km without features, see
+        // `build_minimal`), the host packages on the host. The no_std crates and
+        // wine-fltlib (a DLL with host tests) go through both.
+        let runs: [(&str, Option<&str>, &[&str]); 3] = [
+            ("Windows", Some(WIN_TARGET), &WIN_PACKAGES),
+            ("minimal driver", Some(WIN_TARGET), &["ntcomm-minimal"]),
+            ("host", None, &HOST_PACKAGES),
+        ];
+        for (what, target, packages) in runs {
+            let mut c = self.cargo();
+            c.arg("clippy");
+            if let Some(t) = target {
+                c.args(["--target", t]);
+            }
+            for p in packages {
+                c.args(["-p", p]);
+            }
+            c.args(release).args(["--", "-D", "warnings"]);
+            step(&format!("clippy, {what} ({})", packages.join(", ")), status(&mut c));
+        }
 
         if failed.is_empty() {
             eprintln!("xtask test: all passed");
@@ -1039,27 +1136,74 @@ impl Workspace {
     }
 }
 
+/// What a driver image may import.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Imports {
+    /// Anything from Windows' kernel modules ntoskrnl.exe, hal.dll and fltmgr.sys
+    /// (the Filter Manager, which minifilters link to).
+    Kernel,
+    /// The minimal driver: only ntoskrnl.exe, and only [`MINIMAL_IMPORTS`].
+    Minimal,
+}
+
 /// Reads the PE headers with mingw's objdump and refuses a driver image that
-/// is not native-subsystem or imports from anything but the kernel modules
-/// ntoskrnl.exe, hal.dll and fltmgr.sys.
-fn check_driver_image(sys: &Path) -> Result {
+/// is not native-subsystem or imports more than `allowed` says.
+fn check_driver_image(sys: &Path, allowed: Imports) -> Result {
     let mut c = Command::new("x86_64-w64-mingw32-objdump");
     c.arg("-p").arg(sys);
     echo(&c);
     let out = c.output().context(|| format!("objdump -p {}", sys.display()))?;
+    if !out.status.success() {
+        bail!("objdump -p {} failed: {}", sys.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     if !text.lines().any(|l| l.starts_with("Subsystem") && l.contains("(NT native)")) {
         return Err(format!("{} is not a native-subsystem image", sys.display()).into());
     }
-    let dlls: Vec<String> =
-        text.lines().filter_map(|l| l.trim().strip_prefix("DLL Name:")).map(|d| d.trim().to_ascii_lowercase()).collect();
-    // fltmgr.sys is Windows' Filter Manager, a kernel module minifilters link to.
-    let foreign: Vec<&String> = dlls.iter().filter(|d| !matches!(d.as_str(), "ntoskrnl.exe" | "hal.dll" | "fltmgr.sys")).collect();
+    let imports = parse_imports(&text);
+    let dlls: Vec<&str> = imports.iter().map(|(d, _)| d.as_str()).collect();
+    let kernel: &[&str] = match allowed {
+        Imports::Kernel => &["ntoskrnl.exe", "hal.dll", "fltmgr.sys"],
+        Imports::Minimal => &["ntoskrnl.exe"],
+    };
+    let foreign: Vec<&&str> = dlls.iter().filter(|d| !kernel.contains(d)).collect();
     if dlls.is_empty() || !foreign.is_empty() {
-        return Err(format!("{} imports {:?}; only ntoskrnl.exe, hal.dll and fltmgr.sys are allowed", sys.display(), dlls).into());
+        bail!("{} imports {:?}; only {:?} are allowed", sys.display(), dlls, kernel);
     }
-    eprintln!("xtask: {} imports only {:?}", sys.display(), dlls);
+    let count: usize = imports.iter().map(|(_, f)| f.len()).sum();
+    if allowed == Imports::Minimal {
+        let extra: Vec<&String> =
+            imports.iter().flat_map(|(_, f)| f).filter(|f| !MINIMAL_IMPORTS.contains(&f.as_str())).collect();
+        if !extra.is_empty() {
+            bail!("{} imports {extra:?}, which are not in xtask's MINIMAL_IMPORTS", sys.display());
+        }
+    }
+    let per_dll: Vec<String> = imports.iter().map(|(d, f)| format!("{d}: {}", f.len())).collect();
+    eprintln!("xtask: {} imports {count} functions ({})", sys.display(), per_dll.join(", "));
     Ok(())
+}
+
+/// The import table in `objdump -p` output: (DLL name lowercased, function names).
+fn parse_imports(objdump: &str) -> Vec<(String, Vec<String>)> {
+    let mut imports: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_dll = false;
+    for line in objdump.lines() {
+        if let Some(d) = line.trim().strip_prefix("DLL Name:") {
+            imports.push((d.trim().to_ascii_lowercase(), Vec::new()));
+            in_dll = true;
+        } else if line.trim().is_empty() {
+            in_dll = false;
+        } else if in_dll {
+            // "\tvma\t hint  Name": a hex address, a decimal hint, the name.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(last), [vma, hint, name]) = (imports.last_mut(), fields.as_slice()) {
+                if u64::from_str_radix(vma, 16).is_ok() && hint.parse::<u32>().is_ok() {
+                    last.1.push((*name).to_owned());
+                }
+            }
+        }
+    }
+    imports
 }
 
 /// Prints IRQL findings grouped by (code, parameter 1, rule, driver, place), with

@@ -2,6 +2,8 @@
 //! arithmetic, no indexing that can fail; the workspace builds with
 //! `panic = "abort"`, so nothing could unwind across the boundary anyway),
 //! and returns an HRESULT as Windows does.
+// multiple_unsafe_ops_per_block: Win32 calls on buffers this module owns, with pointer projections of those buffers, share one SAFETY argument per block.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ffi::c_void;
 use windows_sys::core::BOOL;

@@ -152,14 +152,14 @@ impl Connection {
                     return (NtStatus::STATUS_INSUFFICIENT_RESOURCES.0, 0);
                 };
                 let w = Arc::new(Waiter { id, buf, cap: cap as usize, result: SpinLock::new((0, 0)), done });
-                let queued = self.waiters.with(|list| {
+                let added = self.waiters.with(|list| {
                     if self.dead.load(Ordering::SeqCst) {
                         return false;
                     }
                     list.push(w.clone());
                     true
                 });
-                if !queued {
+                if !added {
                     return (NtStatus::STATUS_PORT_DISCONNECTED.0, 0);
                 }
                 Some(w)
@@ -202,7 +202,8 @@ impl Connection {
 
     /// Hands a reply to the sender waiting for `id`.
     fn deliver_reply(&self, id: u64, body: &[u8]) -> i32 {
-        let Some(w) = self.waiters.with(|list| list.iter().position(|x| x.id == id).map(|i| list.swap_remove(i))) else {
+        let w = self.waiters.with(|list| list.iter().position(|x| x.id == id).map(|i| list.swap_remove(i)));
+        let Some(w) = w else {
             return wine_fltport::STATUS_FLT_NO_WAITER_FOR_REPLY;
         };
         let n = body.len().min(w.cap);
@@ -445,7 +446,7 @@ pub fn connect(input: &mut [u8]) -> i32 {
         Ok((port.clone(), Connecting(port.filter.clone())))
     });
     let (port, _connecting) = match found {
-        Ok(p) => p,
+        Ok(found) => found,
         Err(status) => return status,
     };
     let release = |port: &ServerPort| {
@@ -507,7 +508,7 @@ pub fn connect(input: &mut [u8]) -> i32 {
         let c = conn.clone();
         let spawned = if which == 0 { SystemThread::spawn(move || control_thread(c)) } else { SystemThread::spawn(move || reply_thread(c)) };
         match spawned {
-            Ok(t) => port.filter.threads.push(t),
+            Ok(t) => port.filter.threads.with(|threads| threads.push(t)),
             Err(_) => {
                 ok = false;
                 conn.thread_exit();
@@ -523,11 +524,27 @@ pub fn connect(input: &mut [u8]) -> i32 {
 
 /// Removes `conn` from the registry of live client ports.
 fn forget(conn: &Arc<Connection>) {
-    // The caller holds `conn`: nothing is freed under the lock.
-    STATE.with(|state| state.conns.retain(|c| !Arc::ptr_eq(c, conn)));
+    let removed: Vec<Arc<Connection>> = STATE.with(|state| {
+        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.conns).into_iter().partition(|c| Arc::ptr_eq(c, conn));
+        state.conns = keep;
+        gone
+    });
+    drop(removed);
 }
 
 /// Joins the filter's connection threads that have finished.
 fn reap_finished(filter: &Filter) {
-    filter.threads.reap();
+    let finished: Vec<SystemThread> = filter.threads.with(|threads| {
+        let mut done = Vec::new();
+        let mut i = 0;
+        while i < threads.len() {
+            if threads.get(i).is_some_and(|t| t.is_finished()) {
+                done.push(threads.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        done
+    });
+    drop(finished);
 }

@@ -2,6 +2,10 @@
 //! of our own (`IoCreateDriver`): `fltlib.dll` sends `IOCTL_CONNECT` to it.
 //! One per winedevice process, created with the first filter and deleted
 //! with the last.
+// multiple_unsafe_ops_per_block: the dispatch blocks read a few fields of the
+// one IRP (and its stack location) the I/O manager hands over, under the one
+// contract their SAFETY comments state.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};

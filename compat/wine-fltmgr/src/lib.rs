@@ -36,7 +36,7 @@ use ntcomm_km::pool::PoolAllocator;
 use ntcomm_km::proto::{sddl, NtStatus};
 use ntcomm_km::sync::{sleep, SpinLock};
 use ntcomm_km::sys::{self, DRIVER_OBJECT, NTSTATUS, OBJECT_ATTRIBUTES};
-use ntcomm_km::thread::ThreadSet;
+use ntcomm_km::thread::SystemThread;
 
 use conn::Connection;
 
@@ -54,7 +54,7 @@ pub struct Filter {
     /// CONNECT requests for this filter's ports in progress.
     connecting: AtomicUsize,
     /// Connection threads, joined by FltUnregisterFilter.
-    threads: ThreadSet,
+    threads: SpinLock<Vec<SystemThread>>,
 }
 
 /// A server port (`PFLT_PORT` from FltCreateCommunicationPort). Stays alive
@@ -131,7 +131,7 @@ pub unsafe extern "system" fn FltRegisterFilter(
         registration: registration as usize,
         unregistering: AtomicBool::new(false),
         connecting: AtomicUsize::new(0),
-        threads: ThreadSet::new(),
+        threads: SpinLock::new(Vec::new()),
     });
     let raw = Arc::as_ptr(&filter) as *mut c_void;
     STATE.with(|state| state.filters.push(filter));
@@ -165,15 +165,14 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         let i = state.filters.iter().position(|f| Arc::as_ptr(f) as *mut c_void == filter)?;
         let f = state.filters.swap_remove(i);
         f.unregistering.store(true, Ordering::SeqCst);
-        // Ports leave the registry here and are dropped after the lock.
-        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::ptr_eq(&p.filter, &f));
+        let (closed, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::ptr_eq(&p.filter, &f));
         state.ports = keep;
-        Some((f, state.filters.is_empty(), gone))
+        Some((f, state.filters.is_empty(), closed))
     });
-    let Some((f, last, gone)) = found else {
+    let Some((f, last, closed)) = found else {
         return;
     };
-    drop(gone);
+    drop(closed);
     // CONNECTs that found a port before it closed finish first.
     while f.connecting.load(Ordering::SeqCst) != 0 {
         sleep(Duration::from_millis(1));
@@ -188,7 +187,8 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         c.end();
     }
     drop(conns);
-    f.threads.join_all();
+    let threads = f.threads.take();
+    drop(threads); // joins
     if last {
         device::destroy();
     }
@@ -209,7 +209,9 @@ unsafe fn attr_name(attrs: *const OBJECT_ATTRIBUTES) -> Option<Vec<u16>> {
         return None;
     }
     // SAFETY: per the contract.
-    let (len, buf) = unsafe { ((*name).Length as usize, (*name).Buffer) };
+    let len = unsafe { (*name).Length as usize };
+    // SAFETY: as above.
+    let buf = unsafe { (*name).Buffer };
     if len == 0 || len % 2 != 0 || buf.is_null() {
         return None;
     }
@@ -258,14 +260,14 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
         live: AtomicU32::new(0),
     });
     let raw = Arc::as_ptr(&port) as *mut c_void;
-    let refused = STATE.with(|state| {
+    let added = STATE.with(|state| {
         if state.ports.iter().any(|p| conn::same_name(&p.name, &port.name)) {
-            return Some(port);
+            return Err(port);
         }
         state.ports.push(port);
-        None
+        Ok(())
     });
-    if refused.is_some() {
+    if added.is_err() {
         return NtStatus::STATUS_OBJECT_NAME_COLLISION.0;
     }
     // SAFETY: checked non-NULL; the caller's out-parameter.

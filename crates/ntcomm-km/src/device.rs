@@ -11,6 +11,8 @@
 //!
 //! Unload may run concurrently with dispatch (Wine calls it from its
 //! service thread, not the dispatch thread), hence the rundown counter.
+// multiple_unsafe_ops_per_block: dispatch and entry blocks read the I/O manager's driver/device/IRP structures through raw pointers under the one contract (called by the I/O manager with live objects) their SAFETY comments state.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use alloc::boxed::Box;
 use core::ffi::c_void;
@@ -114,6 +116,7 @@ impl Device {
 /// The driver's `DRIVER_OBJECT`, as given to DriverEntry (for APIs such as
 /// `FltRegisterFilter` that take it).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "flt"), allow(dead_code))] // read only by `flt`
 pub struct DriverObject(*mut sys::DRIVER_OBJECT);
 
 // SAFETY: the driver object lives as long as the driver.
@@ -122,6 +125,7 @@ unsafe impl Send for DriverObject {}
 unsafe impl Sync for DriverObject {}
 
 impl DriverObject {
+    #[cfg_attr(not(feature = "flt"), allow(dead_code))]
     pub(crate) fn raw(self) -> *mut sys::DRIVER_OBJECT {
         self.0
     }

@@ -17,6 +17,7 @@ unsafe impl Sync for KernelHandle {}
 
 impl KernelHandle {
     /// Takes ownership of a handle a Zw call returned.
+    #[allow(dead_code)] // unused when no channel feature is on
     pub(crate) fn from_raw(h: sys::HANDLE) -> Option<Self> {
         (!h.is_null()).then_some(Self(h))
     }
@@ -50,6 +51,7 @@ impl Drop for KernelHandle {
 
 /// `OBJECT_ATTRIBUTES` for a kernel handle, optionally named and secured.
 /// Borrows the name and descriptor, so they outlive the call using it.
+#[allow(dead_code)] // unused when no channel feature is on
 pub(crate) fn attributes(name: Option<&mut sys::UNICODE_STRING>, sd: Option<&SecurityDescriptor>) -> sys::OBJECT_ATTRIBUTES {
     sys::OBJECT_ATTRIBUTES {
         Length: core::mem::size_of::<sys::OBJECT_ATTRIBUTES>() as u32,
@@ -63,6 +65,7 @@ pub(crate) fn attributes(name: Option<&mut sys::UNICODE_STRING>, sd: Option<&Sec
 
 /// Creates a named or unnamed object through `create`, which receives the
 /// attributes to pass on.
+#[cfg_attr(not(any(feature = "event", feature = "section", feature = "pipe")), allow(dead_code))]
 pub(crate) fn create_named(
     name: Option<&str>,
     sd: Option<&SecurityDescriptor>,

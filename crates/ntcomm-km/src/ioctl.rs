@@ -308,6 +308,7 @@ fn view(req: Request, out_len: usize, neither_opt_in: bool) -> Result<IoctlReque
     let in_len = p.InputBufferLength as usize;
     let out_len = out_len.min(p.OutputBufferLength as usize);
     let irp = req.raw();
+    #[allow(clippy::multiple_unsafe_ops_per_block)] // three reads of one owned IRP
     // SAFETY: reading fields of the IRP we own.
     let (system, mdl, user) = unsafe { ((*irp).SystemBuffer as *mut u8, (*irp).MdlAddress, (*irp).UserBuffer as *mut u8) };
     let mut captured = Captured::None;

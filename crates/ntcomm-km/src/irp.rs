@@ -5,6 +5,8 @@
 //! other way out is to pend it into an [`IrpQueue`](crate::queue::IrpQueue),
 //! which marks it pending first. Either way the dispatch routine gets a
 //! [`Handled`] to return, and only those two paths can make one.
+// multiple_unsafe_ops_per_block: a `Request` owns its IRP: every block is a few field accesses of that one IRP (and its current stack location), all resting on the ownership argument its SAFETY comment states.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ffi::c_void;
 use core::ptr::NonNull;

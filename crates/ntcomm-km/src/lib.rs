@@ -14,6 +14,12 @@
 //! - [`sync`]: spin lock and events; [`pool`]: the pool allocator.
 //! - [`sys`]: the raw declarations, layouts asserted against the C compiler.
 //!
+//! Channels beyond IOCTL and read/write are Cargo features, so a driver
+//! imports only the kernel functions of the channels it uses: `flt` (Filter
+//! Manager ports, the only import from fltmgr.sys), `lpc`, `ring`
+//! (`section` + `event`), `section`, `event`, `pipe`, `peer`, `process`;
+//! `full` turns them all on. None is on by default.
+//!
 //! Everything here works the same on Windows and under Wine; nothing asks
 //! which one it runs on.
 #![no_std]
@@ -25,19 +31,26 @@ extern crate alloc;
 pub mod debug;
 pub mod device;
 mod error;
+#[cfg(feature = "event")]
 pub mod event;
+#[cfg(feature = "flt")]
 pub mod flt;
 pub mod handle;
 pub mod ioctl;
 pub mod pool;
 pub mod irp;
+#[cfg(feature = "lpc")]
 pub mod lpc;
+#[cfg(feature = "peer")]
 pub mod peer;
+#[cfg(feature = "pipe")]
 pub mod pipe;
+#[cfg(feature = "process")]
 pub mod process;
 pub mod queue;
 pub mod quota;
 pub mod random;
+#[cfg(feature = "section")]
 pub mod section;
 pub mod security;
 pub mod string;

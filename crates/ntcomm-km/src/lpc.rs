@@ -248,7 +248,8 @@ impl PortView {
         self.using(|| {
             // SAFETY: in bounds (checked); mapped while not retired (`using`);
             // the peer may touch the same bytes, so no reference is formed.
-            unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(offset), data.len()) }
+            // (`wrapping_add` is `add` for an in-bounds offset, without a second unsafe op.)
+            unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.wrapping_add(offset), data.len()) }
         })
     }
 
@@ -259,7 +260,7 @@ impl PortView {
             return Err(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC view read out of range"));
         }
         // SAFETY: as in `write`.
-        self.using(|| unsafe { ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) })
+        self.using(|| unsafe { ptr::copy_nonoverlapping(self.base.wrapping_add(offset), out.as_mut_ptr(), out.len()) })
     }
 
     /// Runs a copy unless the view is retired; `retire` waits for it.

@@ -49,6 +49,7 @@ impl Sid {
     }
 
     /// A pointer for a system call that takes a `PSID` it does not write.
+    #[cfg_attr(not(feature = "lpc"), allow(dead_code))]
     pub(crate) fn as_ptr(&self) -> *mut c_void {
         self.bytes.as_ptr().cast_mut().cast()
     }

@@ -48,6 +48,7 @@ impl Process {
         matches!(self.handle.wait(Some(core::time::Duration::ZERO)), Ok(true))
     }
 
+    #[cfg_attr(not(feature = "section"), allow(dead_code))]
     pub(crate) fn raw(&self) -> sys::HANDLE {
         self.handle.raw()
     }

@@ -18,6 +18,8 @@
 //!
 //! Completions always happen after the queue lock is released. Requests are
 //! linked through `Tail.Overlay.ListEntry`, so queueing never allocates.
+// multiple_unsafe_ops_per_block: every block touches fields of IRPs the queue owns (cancel routine, list links, stack location) under one ownership/locking argument stated in its SAFETY comment.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;

@@ -58,6 +58,7 @@ impl Section {
 
     /// The handle, for a system call that takes the section (e.g. LPC's
     /// `PORT_VIEW`).
+    #[cfg_attr(not(feature = "lpc"), allow(dead_code))]
     pub(crate) fn raw_handle(&self) -> sys::HANDLE {
         self.handle.raw()
     }

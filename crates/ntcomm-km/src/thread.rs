@@ -103,11 +103,10 @@ impl SystemThread {
 
 impl Drop for SystemThread {
     fn drop(&mut self) {
-        // SAFETY: our own handle, waited on once and closed once.
-        unsafe {
-            sys::ZwWaitForSingleObject(self.handle, 0, core::ptr::null_mut());
-            sys::ZwClose(self.handle);
-        }
+        // SAFETY: our own handle, waited on once here...
+        unsafe { sys::ZwWaitForSingleObject(self.handle, 0, core::ptr::null_mut()) };
+        // SAFETY: ...and closed once, after the wait.
+        unsafe { sys::ZwClose(self.handle) };
     }
 }
 

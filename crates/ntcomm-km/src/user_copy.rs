@@ -12,6 +12,8 @@
 //! Only user-range addresses are attempted: a bad *kernel* address is not
 //! recoverable on Windows (it bug-checks before SEH), so those are refused
 //! up front, as `ProbeForRead`/`ProbeForWrite` would.
+// multiple_unsafe_ops_per_block: the copy's blocks call the assembly copy routine on pointers bounded by one range check, argued once in each SAFETY comment.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ffi::c_void;
 

@@ -27,3 +27,26 @@ pub mod status;
 pub use ctl::{Access, ControlCode, DeviceType, Method};
 pub use ioctl::{Ioctl, Len, LenError};
 pub use status::NtStatus;
+
+/// The zerocopy this crate is built with, for protocol crates: derive and
+/// read message layouts through it instead of depending on zerocopy
+/// themselves, so a driver, its client and ntcomm never disagree on its
+/// version. The derives name their crate `::zerocopy` unless told
+/// otherwise:
+///
+/// ```
+/// use ntcomm_proto::{FromBytes, Immutable, IntoBytes, KnownLayout};
+///
+/// #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+/// #[zerocopy(crate = "ntcomm_proto::zerocopy")]
+/// #[repr(C)]
+/// pub struct Request {
+///     pub id: u32,
+///     pub len: u32,
+/// }
+/// # let r = Request::read_from_bytes(&[1, 0, 0, 0, 2, 0, 0, 0][..]).map_err(|_| ()).unwrap_or(Request { id: 0, len: 0 });
+/// # assert_eq!((r.id, r.len), (1, 2));
+/// ```
+pub use zerocopy;
+/// zerocopy's traits, each with its derive of the same name.
+pub use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, TryFromBytes, Unaligned};

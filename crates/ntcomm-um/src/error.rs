@@ -365,7 +365,7 @@ fn system_message(win32: u32) -> Option<String> {
         )
     };
     let n = (n as usize).min(buf.len());
-    let text = String::from_utf16_lossy(&buf[..n]);
+    let text = String::from_utf16_lossy(buf.get(..n).unwrap_or(&[]));
     let text = text.trim_end().trim_end_matches('.');
     (!text.is_empty()).then(|| text.to_owned())
 }

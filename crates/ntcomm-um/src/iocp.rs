@@ -18,6 +18,8 @@
 //! are never dequeued and their blocks leak: memory is lost, never reused
 //! under the kernel's feet.
 #![cfg(windows)]
+// multiple_unsafe_ops_per_block: each block issues one overlapped call on fields of one live `Op`; the field projections and the call share the liveness argument in the SAFETY comment.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ptr;
 use core::time::Duration;
@@ -268,7 +270,7 @@ impl Device {
         let len = buf.len().min(u32::MAX as usize) as u32;
         let op = Op::new(OpKind::Read, tag, "", Some(self.path.clone()), buf, Vec::new());
         self.start(op, |h, op| {
-            // SAFETY (caller): `op` is live and stays so until reclaimed.
+            // SAFETY: (caller) `op` is live and stays so until reclaimed.
             unsafe { ReadFile(h, (*op).buffer.as_mut_ptr(), len, ptr::null_mut(), &mut (*op).overlapped) }
         })
     }
@@ -279,7 +281,7 @@ impl Device {
         let len = data.len().min(u32::MAX as usize) as u32;
         let op = Op::new(OpKind::Write, tag, "", Some(self.path.clone()), data, Vec::new());
         self.start(op, |h, op| {
-            // SAFETY (caller): `op` is live and stays so until reclaimed.
+            // SAFETY: (caller) `op` is live and stays so until reclaimed.
             unsafe { WriteFile(h, (*op).buffer.as_ptr(), len, ptr::null_mut(), &mut (*op).overlapped) }
         })
     }
@@ -313,7 +315,7 @@ impl Device {
         };
         let op = Op::new(OpKind::Ioctl(code), tag, name, Some(self.path.clone()), vec![0; cap], input);
         self.start(op, |h, op| {
-            // SAFETY (caller): `op` is live and stays so until reclaimed.
+            // SAFETY: (caller) `op` is live and stays so until reclaimed.
             unsafe {
                 let in_p = if in_len == 0 { ptr::null() } else { (*op).input.as_ptr().cast() };
                 let out_p = if out_len == 0 { ptr::null_mut() } else { (*op).buffer.as_mut_ptr().cast() };
@@ -337,7 +339,7 @@ impl Device {
         };
         let op = Op::new(kind, tag, "", Some(self.path.clone()), buffer, Vec::new());
         self.start(op, |h, op| {
-            // SAFETY (caller): `op` is live and stays so until reclaimed.
+            // SAFETY: (caller) `op` is live and stays so until reclaimed.
             unsafe { issue(h, &mut (*op).overlapped, (*op).buffer.as_mut_ptr(), len) }
         })
     }

@@ -22,6 +22,8 @@
 //! Request::reply(body) -> Reply
 //! ```
 #![cfg(windows)]
+// multiple_unsafe_ops_per_block: ntdll's LPC exports are resolved and transmuted to their published signatures in one block whose SAFETY comment covers every transmute.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ffi::c_void;
 use core::ptr;
@@ -170,7 +172,7 @@ fn fns() -> &'static Fns {
         let name: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
         // SAFETY: NUL-terminated name; ntdll is mapped into every process.
         let ntdll = unsafe { GetModuleHandleW(name.as_ptr()) };
-        // SAFETY (every transmute): each export is given the signature the
+        // SAFETY: (every transmute) each export is given the signature the
         // public references (ReactOS `ndk/lpcfuncs.h`, phnt `ntlpcapi.h`)
         // declare for it, all `NTAPI` (= `system`).
         unsafe {

@@ -2,6 +2,8 @@
 //! missing export (an old or partial Wine) degrades to "no NTSTATUS" instead
 //! of a load failure.
 #![cfg(windows)]
+// multiple_unsafe_ops_per_block: each block resolves exports and gives them their published signatures; the lookups and transmutes share the one argument in the SAFETY comment.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use std::sync::OnceLock;
 

@@ -71,7 +71,7 @@ impl PipeServer {
             let mut n = 0u32;
             // SAFETY: our handle; `chunk` is writable for its length.
             let ok = unsafe { ReadFile(self.handle, chunk.as_mut_ptr(), chunk.len() as u32, &mut n, ptr::null_mut()) };
-            out.extend_from_slice(&chunk[..n as usize]);
+            out.extend_from_slice(chunk.get(..n as usize).unwrap_or(&[]));
             if ok != 0 {
                 return Ok(true);
             }

@@ -82,9 +82,9 @@ impl<'a> Message<'a> {
         if bytes.len() < MESSAGE_HEADER_LEN {
             return Err(Error::new(format!("port message of {} bytes: shorter than its header", bytes.len()), ERROR_INVALID_PARAMETER));
         }
-        let reply_length = u32::from_le_bytes(bytes[0..4].try_into().unwrap_or_default());
-        let id = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
-        Ok(Message { id, reply_length, body: &bytes[MESSAGE_HEADER_LEN..] })
+        let reply_length = u32::from_le_bytes(bytes.get(0..4).and_then(|b| b.try_into().ok()).unwrap_or_default());
+        let id = u64::from_le_bytes(bytes.get(8..16).and_then(|b| b.try_into().ok()).unwrap_or_default());
+        Ok(Message { id, reply_length, body: bytes.get(MESSAGE_HEADER_LEN..).unwrap_or(&[]) })
     }
 }
 
@@ -162,7 +162,8 @@ impl PortClient {
                 bool_from_hresult(hr)
             },
         )?;
-        Message::parse(&buf[..n.min(buf.len())])
+        let len = n.min(buf.len());
+        Message::parse(buf.get(..len).unwrap_or_default())
     }
 
     /// Replies to message `id` with `status` and `body` (at most the

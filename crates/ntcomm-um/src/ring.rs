@@ -178,7 +178,7 @@ impl RingChannel {
         let mut info = RingInfo::default();
         device.ioctl(&demo::RING_OPEN, &request, &mut info)?;
         let end = info.name.iter().position(|&c| c == 0).unwrap_or(info.name.len());
-        let name = String::from_utf16_lossy(&info.name[..end]);
+        let name = String::from_utf16_lossy(info.name.get(..end).unwrap_or(&[]));
         let d2u_event = EventHandle::open(&format!(r"Global\{name}-d2u"))?;
         let u2d_event = EventHandle::open(&format!(r"Global\{name}-u2d"))?;
         let base = info.base as usize as *mut u8;
@@ -186,6 +186,7 @@ impl RingChannel {
         if info.d2u_offset != 0 || info.u2d_offset > info.size || base.is_null() {
             return Err(Error::new(format!("RING_OPEN on {path}: inconsistent reply {info:?}"), ERROR_INVALID_DATA));
         }
+        #[allow(clippy::multiple_unsafe_ops_per_block)] // two attaches and an offset of one mapping
         // SAFETY: the driver mapped `size` bytes at `base` into this process
         // and keeps them mapped until `device` closes; `Shared` owns `device`
         // and every endpoint holds `Shared`. The driver may write the memory

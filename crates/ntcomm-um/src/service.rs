@@ -4,6 +4,8 @@
 //! Every function opens its own SCM connection, so they may be called from
 //! any thread. Starting and stopping wait for the driver to get there.
 #![cfg(windows)]
+// multiple_unsafe_ops_per_block: the SCM's config buffer is read as one structure whose string pointers point into it; one SAFETY comment covers the cast and the reads.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ptr;
 use std::fmt;

@@ -26,7 +26,7 @@ pub(crate) fn strip_verbatim(path: &str) -> String {
         // Only drive paths lose the prefix: `\\?\GLOBALROOT\...` and friends
         // mean nothing without it.
         let b = rest.as_bytes();
-        if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        if matches!(b, [drive, b':', ..] if drive.is_ascii_alphabetic()) {
             rest.to_owned()
         } else {
             path.to_owned()

@@ -19,7 +19,7 @@ use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
 use ntcomm_proto::demo::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewReply, LpcViewRequest};
 use ntcomm_proto::lpc::MAX_BODY;
-use zerocopy::{FromBytes, IntoBytes};
+use ntcomm_proto::{FromBytes, IntoBytes};
 
 /// Largest body an ask may ask for: above the port's maximum on purpose
 /// (the port refuses it, which the tally reports), bounded for allocation.

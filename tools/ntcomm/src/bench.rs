@@ -1695,7 +1695,9 @@ mod os {
             // SAFETY: Wine's export: returns a static NUL-terminated string.
             let f: WineGetVersion = unsafe { core::mem::transmute(f) };
             // SAFETY: as above.
-            unsafe { cstr(f()) }
+            let version = unsafe { f() };
+            // SAFETY: a static NUL-terminated string (or null).
+            unsafe { cstr(version) }
         });
         let host = find(c"wine_get_host_version").and_then(|f| {
             // SAFETY: Wine's export: fills two pointers to static strings.
@@ -1704,7 +1706,9 @@ mod os {
             // SAFETY: both out-pointers are valid.
             unsafe { f(&mut sys, &mut rel) };
             // SAFETY: null or static NUL-terminated strings.
-            let (sys, rel) = unsafe { (cstr(sys), cstr(rel)) };
+            let sys = unsafe { cstr(sys) };
+            // SAFETY: as above.
+            let rel = unsafe { cstr(rel) };
             Some(format!("{} {}", sys?, rel.unwrap_or_default()).trim().to_owned())
         });
         (windows, wine, host)

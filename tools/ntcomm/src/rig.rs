@@ -120,11 +120,10 @@ pub fn wine_lpc_helper() -> Result<()> {
 fn is_wine() -> bool {
     use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
     let name: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
-    // SAFETY: NUL-terminated names; ntdll is mapped in every process.
-    unsafe {
-        let ntdll = GetModuleHandleW(name.as_ptr());
-        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
-    }
+    // SAFETY: a NUL-terminated name; ntdll is mapped in every process.
+    let ntdll = unsafe { GetModuleHandleW(name.as_ptr()) };
+    // SAFETY: a module handle and a NUL-terminated name.
+    !ntdll.is_null() && unsafe { GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()) }.is_some()
 }
 
 /// For test suites: the driver found by [`driver_path`], running, and a

@@ -81,6 +81,11 @@ extern "system" {
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
 }
 
+// The declarations below are compiled only with the features that use them
+// (see Cargo.toml), so a driver without those channels cannot import them.
+
+// Sections (`section`).
+#[cfg(feature = "section")]
 #[link(name = "ntoskrnl")]
 extern "system" {
     pub fn ZwCreateSection(
@@ -105,6 +110,12 @@ extern "system" {
         protect: u32,
     ) -> NTSTATUS;
     pub fn ZwUnmapViewOfSection(process: HANDLE, base: *mut c_void) -> NTSTATUS;
+}
+
+// Client processes (`process`, `peer`).
+#[cfg(feature = "process")]
+#[link(name = "ntoskrnl")]
+extern "system" {
     pub fn ZwOpenProcess(
         handle: *mut HANDLE,
         access: ACCESS_MASK,
@@ -112,6 +123,12 @@ extern "system" {
         client: *mut CLIENT_ID,
     ) -> NTSTATUS;
     pub fn PsGetCurrentProcessId() -> HANDLE;
+}
+
+// Named and private events (`event`; `pipe` waits on one).
+#[cfg(any(feature = "event", feature = "pipe"))]
+#[link(name = "ntoskrnl")]
+extern "system" {
     pub fn ZwCreateEvent(
         handle: *mut HANDLE,
         access: ACCESS_MASK,
@@ -119,7 +136,19 @@ extern "system" {
         event_type: u32,
         initial_state: BOOLEAN,
     ) -> NTSTATUS;
+}
+
+// Setting a named event (`event`).
+#[cfg(feature = "event")]
+#[link(name = "ntoskrnl")]
+extern "system" {
     pub fn ZwSetEvent(handle: HANDLE, previous: *mut i32) -> NTSTATUS;
+}
+
+// The named-pipe client (`pipe`).
+#[cfg(feature = "pipe")]
+#[link(name = "ntoskrnl")]
+extern "system" {
     pub fn ZwCreateFile(
         handle: *mut HANDLE,
         access: ACCESS_MASK,
@@ -146,14 +175,6 @@ extern "system" {
         output_length: u32,
     ) -> NTSTATUS;
     pub fn ZwCancelIoFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK) -> NTSTATUS;
-    pub fn ZwOpenProcessTokenEx(process: HANDLE, access: ACCESS_MASK, attributes: u32, token: *mut HANDLE) -> NTSTATUS;
-    pub fn ZwQueryInformationToken(
-        token: HANDLE,
-        class: u32,
-        info: *mut c_void,
-        length: u32,
-        returned: *mut u32,
-    ) -> NTSTATUS;
     pub fn ZwWriteFile(
         handle: HANDLE,
         event: HANDLE,
@@ -164,5 +185,19 @@ extern "system" {
         length: u32,
         offset: *mut i64,
         key: *mut u32,
+    ) -> NTSTATUS;
+}
+
+// Server processes' tokens (`peer`).
+#[cfg(feature = "peer")]
+#[link(name = "ntoskrnl")]
+extern "system" {
+    pub fn ZwOpenProcessTokenEx(process: HANDLE, access: ACCESS_MASK, attributes: u32, token: *mut HANDLE) -> NTSTATUS;
+    pub fn ZwQueryInformationToken(
+        token: HANDLE,
+        class: u32,
+        info: *mut c_void,
+        length: u32,
+        returned: *mut u32,
     ) -> NTSTATUS;
 }

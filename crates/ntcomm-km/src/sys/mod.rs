@@ -5,6 +5,8 @@
 //! Everything here is `unsafe` to use and stays behind the safe wrappers of
 //! the other modules.
 #![allow(non_snake_case)]
+// multiple_unsafe_ops_per_block: the DDK's inline helpers rewritten here read and write fields of one caller-owned IRP/MDL through raw pointers; each block's operations share the one contract its SAFETY comment states.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 pub mod functions;
 mod layout;
