@@ -50,7 +50,7 @@ commands:
                              x86_64-pc-windows-gnu, copy ntcomm_demo.dll to ntcomm_demo.sys,
                              install that profile's fltmgr.sys/fltlib.dll into the prefix
   test  [--release] [-- ARGS]
-                             setup + build, then: host tests of ntcomm-proto; Windows tests
+                             setup + build, then: host tests of ntcomm-proto and ntcomm-demo-proto; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
                              minifilter + client test of compat/wine-fltmgr under Wine; the fault
                              suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
@@ -937,8 +937,8 @@ impl Workspace {
 
         // (a) host
         let mut c = self.cargo();
-        c.args(["test", "-p", "ntcomm-proto"]).args(release).args(extra);
-        step("host tests (ntcomm-proto)", status(&mut c));
+        c.args(["test", "-p", "ntcomm-proto", "-p", "ntcomm-demo-proto"]).args(release).args(extra);
+        step("host tests (ntcomm-proto, ntcomm-demo-proto)", status(&mut c));
 
         // (a') the ring's index and sleep/wake protocol, model-checked with loom
         // (its own target dir: --cfg loom changes every crate's build).
@@ -1009,10 +1009,10 @@ impl Workspace {
 
         // (c) lints of the kernel-mode crates
         let mut c = self.cargo();
-        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo", "-p", "wine-fltmgr"])
+        c.args(["clippy", "--target", WIN_TARGET, "-p", "ntcomm-km", "-p", "ntcomm-demo", "-p", "ntcomm-demo-proto", "-p", "wine-fltmgr"])
             .args(release)
             .args(["--", "-D", "warnings"]);
-        step("clippy (ntcomm-km, ntcomm-demo, wine-fltmgr)", status(&mut c));
+        step("clippy (ntcomm-km, ntcomm-demo, ntcomm-demo-proto, wine-fltmgr)", status(&mut c));
 
         if failed.is_empty() {
             eprintln!("xtask test: all passed");
