@@ -5,7 +5,7 @@
  * The echo IOCTLs carry the same control codes and the same semantics as
  * ntcomm-demo's (crates/ntcomm-proto/src/demo.rs): device type 0x8e7c,
  * functions 0x800..0x803, FILE_READ_ACCESS, one per buffer method. The read/
- * write queue has the demo's limits. crates/ntcomm-proto/tests/c_baseline.rs
+ * write queue has the demo's limits. drivers/ntcomm-demo-proto/tests/c_baseline.rs
  * checks every number below against the Rust protocol, so they cannot drift.
  *
  * Only the names differ, so that both drivers can be installed side by side.

@@ -39,11 +39,12 @@ const FLT_COMPONENTS: [(&str, &str, &str, &str); 2] = [
 
 /// Packages linted for x86_64-pc-windows-gnu (all but xtask and the minimal driver,
 /// which `xtask test` lints in a cargo run of its own).
-const WIN_PACKAGES: [&str; 9] = [
+const WIN_PACKAGES: [&str; 10] = [
     "ntcomm-proto",
     "ntcomm-km",
     "ntcomm-um",
     "ntcomm-demo",
+    "ntcomm-demo-proto",
     "ntcomm-minimal-proto",
     "ntcomm",
     "wine-fltport",
@@ -51,7 +52,7 @@ const WIN_PACKAGES: [&str; 9] = [
     "wine-fltlib",
 ];
 /// Packages linted on the host: xtask and the ones with host code or tests.
-const HOST_PACKAGES: [&str; 5] = ["xtask", "ntcomm-proto", "ntcomm-minimal-proto", "wine-fltport", "wine-fltlib"];
+const HOST_PACKAGES: [&str; 6] = ["xtask", "ntcomm-proto", "ntcomm-demo-proto", "ntcomm-minimal-proto", "wine-fltport", "wine-fltlib"];
 
 /// The ntoskrnl.exe functions the minimal driver (drivers/ntcomm-minimal, ntcomm-km
 /// without features: IOCTL and read/write) may import: device and link, dispatch and
@@ -104,7 +105,7 @@ commands:
                              other package's ntcomm-km features reach it) to ntcomm_minimal.sys
                              and check its imports: ntoskrnl.exe only, from MINIMAL_IMPORTS
   test  [--release] [-- ARGS]
-                             setup + build, then: host tests of ntcomm-proto; Windows tests
+                             setup + build, then: host tests of ntcomm-proto and ntcomm-demo-proto; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
                              minifilter + client test of compat/wine-fltmgr under Wine; the fault
                              suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
@@ -1017,8 +1018,8 @@ impl Workspace {
 
         // (a) host
         let mut c = self.cargo();
-        c.args(["test", "-p", "ntcomm-proto"]).args(release).args(extra);
-        step("host tests (ntcomm-proto)", status(&mut c));
+        c.args(["test", "-p", "ntcomm-proto", "-p", "ntcomm-demo-proto"]).args(release).args(extra);
+        step("host tests (ntcomm-proto, ntcomm-demo-proto)", status(&mut c));
 
         // (a') the ring's index and sleep/wake protocol, model-checked with loom
         // (its own target dir: --cfg loom changes every crate's build).

@@ -38,9 +38,9 @@ pub enum IoMode {
 /// What device to create.
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceConfig {
-    /// Kernel name, e.g. `\Device\NtComm`.
+    /// Kernel name, e.g. `\Device\MyDevice`.
     pub name: &'static str,
-    /// Symbolic link for user mode, e.g. `\DosDevices\NtComm`.
+    /// Symbolic link for user mode, e.g. `\DosDevices\MyDevice`.
     pub dos_name: Option<&'static str>,
     /// The device's DACL in SDDL (see `ntcomm_proto::sddl` for the subset).
     pub sddl: &'static str,

@@ -487,7 +487,7 @@ unsafe extern "system" fn on_message<H: PortHandler>(
 }
 
 impl<H: PortHandler> Port<H> {
-    /// Creates the server port `name` (e.g. `\NtCommPort`) with the Filter
+    /// Creates the server port `name` (e.g. `\MyDriverPort`) with the Filter
     /// Manager's default descriptor (SYSTEM and Administrators only) and at
     /// most `max_connections` clients.
     pub fn create(filter: &Filter, name: &str, max_connections: u32, handler: H) -> Result<Self, Error> {

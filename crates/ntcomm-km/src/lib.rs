@@ -10,6 +10,8 @@
 //! - [`ioctl`]: a table of handlers keyed by `ntcomm-proto` declarations,
 //!   validated before any handler runs; buffers per method.
 //! - [`queue`]: a cancel-safe queue of pended requests (no `IoCsq*`).
+//! - [`ring_channel`]: shared-memory ring channels as a service, with the
+//!   driver's per-channel handler.
 //! - [`thread`]: system threads, work items, a stop signal.
 //! - [`sync`]: spin lock and events; [`pool`]: the pool allocator.
 //! - [`sys`]: the raw declarations, layouts asserted against the C compiler.
@@ -50,6 +52,8 @@ pub mod process;
 pub mod queue;
 pub mod quota;
 pub mod random;
+#[cfg(feature = "ring")]
+pub mod ring_channel;
 #[cfg(feature = "section")]
 pub mod section;
 pub mod security;

@@ -298,7 +298,7 @@ pub struct LpcClient {
 }
 
 impl LpcClient {
-    /// Connects to the server port `name` (e.g. `\RPC Control\NtComm`)
+    /// Connects to the server port `name` (e.g. `\RPC Control\MyServer`)
     /// sending `connection_info` (at most
     /// [`wire::LPC_MAX_CONNECTION_INFO_SIZE`] bytes). The server's
     /// connection information is copied into `reply_info` (cut to its

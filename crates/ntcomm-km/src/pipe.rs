@@ -293,6 +293,6 @@ impl PipeClient {
 /// How long a pipe writer waits before trying to connect again.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How long the demo's writer lets one message wait for the server to take
+/// How long a pipe writer lets one message wait for the server to take
 /// it before dropping the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);

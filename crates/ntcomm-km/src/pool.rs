@@ -6,7 +6,7 @@
 //! on x64; larger alignments are served by over-allocating and keeping the
 //! original pointer just below the aligned block.
 //!
-//! The allocator counts live bytes and blocks, which the demo driver reports
+//! The allocator counts live bytes and blocks, which a driver can report
 //! in its stats and the tests use to catch leaks.
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -21,7 +21,7 @@ const POOL_ALIGN: usize = 16;
 ///
 /// ```ignore
 /// #[global_allocator]
-/// static ALLOC: ntcomm_km::pool::PoolAllocator = ntcomm_km::pool::PoolAllocator::new(*b"NtCm");
+/// static ALLOC: ntcomm_km::pool::PoolAllocator = ntcomm_km::pool::PoolAllocator::new(*b"MyDv");
 /// ```
 pub struct PoolAllocator {
     tag: u32,

@@ -2,7 +2,7 @@
 //!
 //! Everything both sides must agree on is declared here once: control codes
 //! (`CTL_CODE`), typed IOCTL descriptors with their size rules, status codes,
-//! and the wire layouts of the reference driver's messages. The crate is
+//! the shared-memory ring and the ring channel's requests. The crate is
 //! `no_std`, allocation-free and host-testable: the kernel library and the
 //! user-mode library both depend on it, so a mismatch is a compile error
 //! rather than a corrupted buffer.
@@ -17,10 +17,10 @@ extern crate alloc;
 
 pub mod budget;
 pub mod ctl;
-pub mod demo;
 pub mod ioctl;
 pub mod lpc;
 pub mod ring;
+pub mod ring_channel;
 pub mod sddl;
 pub mod status;
 

@@ -77,7 +77,7 @@ unsafe impl Send for Device {}
 unsafe impl Sync for Device {}
 
 impl Device {
-    /// Opens `path` (e.g. `\\.\NtComm`) for synchronous I/O with read and
+    /// Opens `path` (e.g. `\\.\MyDevice`) for synchronous I/O with read and
     /// write access.
     pub fn open(path: &str) -> Result<Device> {
         Device::open_with(path, DeviceAccess::ReadWrite, false)

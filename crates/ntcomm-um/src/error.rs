@@ -193,7 +193,7 @@ impl Error {
         self
     }
 
-    /// What was being done, e.g. `DeviceIoControl ECHO_BUFFERED on \\.\NtComm`.
+    /// What was being done, e.g. `DeviceIoControl ECHO_BUFFERED on \\.\MyDevice`.
     pub fn context(&self) -> &str {
         &self.context
     }
@@ -450,9 +450,9 @@ mod tests {
 
     #[test]
     fn display_names_everything() {
-        let e = Error::with_ntstatus(r"ReadFile on \\.\NtComm", 995, NtStatus::STATUS_CANCELLED);
+        let e = Error::with_ntstatus(r"ReadFile on \\.\MyDevice", 995, NtStatus::STATUS_CANCELLED);
         let s = e.to_string();
-        assert!(s.starts_with(r"ReadFile on \\.\NtComm: "), "{s}");
+        assert!(s.starts_with(r"ReadFile on \\.\MyDevice: "), "{s}");
         assert!(s.ends_with("(Win32 error 995, NTSTATUS 0xc0000120 STATUS_CANCELLED)"), "{s}");
 
         let s = Error::new("open", 2).to_string();
@@ -464,7 +464,7 @@ mod tests {
 
     #[test]
     fn bounds_hit_say_why() {
-        let e = Error::from_ntstatus(r"DeviceIoControl RING_OPEN on \\.\NtComm", NtStatus::STATUS_QUOTA_EXCEEDED);
+        let e = Error::from_ntstatus(r"DeviceIoControl RING_OPEN on \\.\MyDevice", NtStatus::STATUS_QUOTA_EXCEEDED);
         assert_eq!((e.kind(), e.win32()), (ErrorKind::QuotaExceeded, 1816));
         let s = e.to_string();
         assert!(s.contains("likely cause: a driver bound"), "{s}");
@@ -478,8 +478,8 @@ mod tests {
 
     #[test]
     fn prefix_and_io_conversion() {
-        let e = Error::new("StartServiceW", 1060).prefixed("service NtCommDemo");
-        assert_eq!(e.context(), "service NtCommDemo: StartServiceW");
+        let e = Error::new("StartServiceW", 1060).prefixed("service MyDriver");
+        assert_eq!(e.context(), "service MyDriver: StartServiceW");
         let io: std::io::Error = e.clone().into();
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
         assert_eq!(io.into_inner().unwrap().downcast::<Error>().unwrap().win32(), 1060);

@@ -31,7 +31,8 @@
 //!                 / start_ioctl_raw(code: u32, input, output_capacity, tag) -> Result<OpId>
 //!          Device::cancel(OpId)
 //!          Completion { tag: u64, key: usize, kind: OpKind, result: Result<usize>, buffer: Vec<u8> }
-//! ring     RingChannel::open(path, d2u_cap, u2d_cap) / open_echo(..) / open_with(&RingOptions) .start_source(n, rate, len) .status() .split()
+//! ring     RingChannel::open(path, &RingIoctls, d2u_cap, u2d_cap) / open_with(path, &RingIoctls, &RingOptions)
+//!               .control(&Ioctl<I,()>, &I) .status() .split()
 //!          RingSender::send(&[u8], timeout) .write() .flush()   RingReceiver::recv(&mut [u8], timeout) .try_recv()
 //! port     PortClient::connect(name, ctx) .send(in, out) .get_message(buf) -> Message{id, reply_length, body}
 //!          .reply(id, status, body) .associate(&CompletionPort, key) .start_get_message(cap, tag) .cancel_receives()
@@ -43,23 +44,37 @@
 //!
 //! ```no_run
 //! # #[cfg(windows)] fn main() -> ntcomm_um::Result<()> {
-//! use ntcomm_proto::demo;
-//! use ntcomm_um::{CompletionPort, Device};
+//! use ntcomm_proto::ring_channel::RingIoctls;
+//! use ntcomm_proto::{Access, DeviceType, Ioctl, Len, Method};
+//! use ntcomm_um::{CompletionPort, Device, RingChannel};
 //!
-//! let dev = Device::open(demo::USER_PATH)?;
+//! // The driver's protocol, declared once for both sides.
+//! const DEVICE_TYPE: DeviceType = DeviceType(0x8123);
+//! const ECHO: Ioctl<[u8], [u8]> =
+//!     Ioctl::new("ECHO", DEVICE_TYPE, 0, Method::Buffered, Access::READ, Len::up_to(4096), Len::up_to(4096));
+//! const WAIT: Ioctl<(), [u8]> =
+//!     Ioctl::new("WAIT", DEVICE_TYPE, 1, Method::Buffered, Access::READ, Len::NONE, Len::range(256, 256));
+//! const RINGS: RingIoctls = RingIoctls::new(DEVICE_TYPE, 2, 3);
+//! const PATH: &str = r"\\.\MyDevice";
+//!
+//! let dev = Device::open(PATH)?;
 //! let mut out = [0u8; 5];
-//! let n = dev.ioctl(&demo::ECHO_BUFFERED, &b"hello"[..], &mut out[..])?;
+//! let n = dev.ioctl(&ECHO, &b"hello"[..], &mut out[..])?;
 //! assert_eq!(&out[..n], b"hello");
-//! let stats = dev.ioctl_get(&demo::GET_STATS)?;
 //!
-//! let dev = Device::open_overlapped(demo::USER_PATH)?;
+//! let dev = Device::open_overlapped(PATH)?;
 //! let port = CompletionPort::new()?;
 //! port.associate(&dev, 1)?;
-//! dev.start_ioctl(&demo::WAIT_EVENT, Vec::new(), demo::MAX_EVENT, 42)?;
+//! dev.start_ioctl(&WAIT, Vec::new(), 256, 42)?;
 //! if let Some(done) = port.wait(None)? {
 //!     println!("tag {}: {:?}, {} bytes", done.tag, done.result, done.buffer.len());
 //! }
-//! # let _ = stats; Ok(()) }
+//!
+//! let (mut tx, mut rx) = RingChannel::open(PATH, &RINGS, 1 << 20, 1 << 20)?.split();
+//! tx.send(b"record", None)?;
+//! let mut buf = vec![0u8; rx.max_record()];
+//! let _ = rx.recv(&mut buf, Some(std::time::Duration::from_secs(1)))?;
+//! # Ok(()) }
 //! # #[cfg(not(windows))] fn main() {}
 //! ```
 #![warn(missing_docs)]

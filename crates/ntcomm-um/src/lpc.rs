@@ -439,7 +439,7 @@ pub struct LpcServer {
 
 impl LpcServer {
     /// Creates the connection port `name` (an object-manager path such as
-    /// `\RPC Control\NtComm`) with the default security.
+    /// `\RPC Control\MyServer`) with the default security.
     /// `max_connection_info` is at most [`wire::LPC_MAX_CONNECTION_INFO_SIZE`],
     /// `max_message` (header included) at most [`wire::PORT_MAXIMUM_MESSAGE_LENGTH`].
     pub fn create(name: &str, max_connection_info: usize, max_message: usize) -> Result<Self> {

@@ -95,7 +95,7 @@ pub struct PortClient {
 }
 
 impl PortClient {
-    /// Connects to port `name` (e.g. `\NtCommPort`) with a connection
+    /// Connects to port `name` (e.g. `\MyDriverPort`) with a connection
     /// context (at most 65535 bytes) the driver's connect callback sees.
     pub fn connect(name: &str, context: &[u8]) -> Result<PortClient> {
         let wide = to_wide_nul(name).ok_or_else(|| Error::new(format!("port name {name:?}"), ERROR_INVALID_PARAMETER))?;

@@ -3,7 +3,9 @@
 //! section the driver mapped into this process, with named events for
 //! wake-ups (see `ntcomm_proto::ring` for the protocol).
 //!
-//! [`RingChannel::open`] asks the driver (`RING_OPEN`), then splits into a
+//! [`RingChannel::open`] asks the driver through the open IOCTL it declared
+//! (`ntcomm_proto::ring_channel::RingIoctls`: its own device type and
+//! function numbers), then splits into a
 //! [`RingSender`] and a [`RingReceiver`] that may live on different threads.
 //! The mapping belongs to the device handle: it stays valid while any of the
 //! three is alive, and the driver unmaps it when the handle closes.
@@ -13,7 +15,9 @@ use core::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ntcomm_proto::demo::{self, RingInfo, RingOpen, RingSource, RingStatus};
+use ntcomm_proto::ring_channel::{RingInfo, RingIoctls, RingOpen, RingStatus};
+use ntcomm_proto::Ioctl;
+use zerocopy::{Immutable, IntoBytes};
 use ntcomm_proto::ring::{Consumer, Producer, RingError, SleepDecision};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, WAIT_OBJECT_0};
 use windows_sys::Win32::Security::Cryptography::{BCryptGenRandom, BCRYPT_USE_SYSTEM_PREFERRED_RNG};
@@ -71,6 +75,7 @@ impl Drop for EventHandle {
 /// What keeps the mapping alive: the device handle and the events.
 struct Shared {
     device: Device,
+    ioctls: RingIoctls,
     info: RingInfo,
     name: String,
     d2u_event: EventHandle,
@@ -79,7 +84,7 @@ struct Shared {
 
 impl Shared {
     fn status(&self) -> Result<RingStatus> {
-        self.device.ioctl_get(&demo::RING_STATUS)
+        self.device.ioctl_get(&self.ioctls.status)
     }
 }
 
@@ -95,13 +100,13 @@ fn ring_error(e: RingError, what: &str) -> Error {
 /// What [`RingChannel::open_with`] asks the driver for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingOptions {
-    /// Data bytes of the driver-to-user ring (a power of two, 4 KiB to the driver's limit, 4 MiB for the demo: `MAX_RING_CAPACITY`).
+    /// Data bytes of the driver-to-user ring (a power of two, 4 KiB to the driver's limit).
     pub d2u_capacity: u32,
     /// Data bytes of the user-to-driver ring.
     pub u2d_capacity: u32,
-    /// The driver sends every valid record back (echo mode) instead of only
-    /// counting it (sink mode).
-    pub echo: bool,
+    /// Driver-defined (`RingOpen::mode`), handed to the driver's channel
+    /// handler as it is; 0 by default.
+    pub mode: u32,
     /// `Some(n)`: every record on both rings has exactly `n` bytes (a multiple
     /// of 8, at most half the smaller capacity). Fixed-size rings carry no
     /// per-record header and move records in bulk
@@ -111,9 +116,14 @@ pub struct RingOptions {
 }
 
 impl RingOptions {
-    /// Variable-length records, sink mode, the given capacities.
+    /// Variable-length records, mode 0, the given capacities.
     pub fn new(d2u_capacity: u32, u2d_capacity: u32) -> Self {
-        RingOptions { d2u_capacity, u2d_capacity, echo: false, record_size: None }
+        RingOptions { d2u_capacity, u2d_capacity, mode: 0, record_size: None }
+    }
+
+    /// These options with the driver-defined `mode`.
+    pub fn with_mode(self, mode: u32) -> Self {
+        RingOptions { mode, ..self }
     }
 }
 
@@ -153,30 +163,25 @@ fn nonce() -> Result<[u8; 16]> {
 }
 
 impl RingChannel {
-    /// Opens a channel on a new handle to `path` with rings of the given
-    /// data capacities (powers of two, 4 KiB to the driver's limit).
-    pub fn open(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
-        Self::open_with(path, &RingOptions::new(d2u_capacity, u2d_capacity))
-    }
-
-    /// [`open`](Self::open) in echo mode: the driver sends every valid
-    /// record back on the driver-to-user ring.
-    pub fn open_echo(path: &str, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
-        Self::open_with(path, &RingOptions { echo: true, ..RingOptions::new(d2u_capacity, u2d_capacity) })
+    /// Opens a channel on a new handle to `path` through the driver's ring
+    /// IOCTLs `ioctls`, with rings of the given data capacities (powers of
+    /// two, 4 KiB to the driver's limit).
+    pub fn open(path: &str, ioctls: &RingIoctls, d2u_capacity: u32, u2d_capacity: u32) -> Result<RingChannel> {
+        Self::open_with(path, ioctls, &RingOptions::new(d2u_capacity, u2d_capacity))
     }
 
     /// Opens a channel on a new handle to `path` as `options` say.
-    pub fn open_with(path: &str, options: &RingOptions) -> Result<RingChannel> {
+    pub fn open_with(path: &str, ioctls: &RingIoctls, options: &RingOptions) -> Result<RingChannel> {
         let device = Device::open(path)?;
         let request = RingOpen {
             d2u_capacity: options.d2u_capacity,
             u2d_capacity: options.u2d_capacity,
-            mode: if options.echo { demo::RING_MODE_ECHO } else { demo::RING_MODE_SINK },
+            mode: options.mode,
             record_size: options.record_size.unwrap_or(0),
             nonce: nonce()?,
         };
         let mut info = RingInfo::default();
-        device.ioctl(&demo::RING_OPEN, &request, &mut info)?;
+        device.ioctl(&ioctls.open, &request, &mut info)?;
         let end = info.name.iter().position(|&c| c == 0).unwrap_or(info.name.len());
         let name = String::from_utf16_lossy(info.name.get(..end).unwrap_or(&[]));
         let d2u_event = EventHandle::open(&format!(r"Global\{name}-d2u"))?;
@@ -184,7 +189,7 @@ impl RingChannel {
         let base = info.base as usize as *mut u8;
         let (d2u_len, u2d_len) = (info.u2d_offset as usize, (info.size - info.u2d_offset) as usize);
         if info.d2u_offset != 0 || info.u2d_offset > info.size || base.is_null() {
-            return Err(Error::new(format!("RING_OPEN on {path}: inconsistent reply {info:?}"), ERROR_INVALID_DATA));
+            return Err(Error::new(format!("{} on {path}: inconsistent reply {info:?}", ioctls.open.name), ERROR_INVALID_DATA));
         }
         #[allow(clippy::multiple_unsafe_ops_per_block)] // two attaches and an offset of one mapping
         // SAFETY: the driver mapped `size` bytes at `base` into this process
@@ -200,11 +205,11 @@ impl RingChannel {
         let asked = options.record_size.map(|n| n as usize);
         if consumer.record_size() != asked || producer.record_size() != asked {
             return Err(Error::new(
-                format!("RING_OPEN on {path}: asked for record size {asked:?}, the rings have {:?}", consumer.record_size()),
+                format!("{} on {path}: asked for record size {asked:?}, the rings have {:?}", ioctls.open.name, consumer.record_size()),
                 ERROR_INVALID_DATA,
             ));
         }
-        let shared = Arc::new(Shared { device, info, name, d2u_event, u2d_event });
+        let shared = Arc::new(Shared { device, ioctls: *ioctls, info, name, d2u_event, u2d_event });
         Ok(RingChannel {
             sender: RingSender { shared: shared.clone(), producer },
             receiver: RingReceiver { shared: shared.clone(), consumer },
@@ -222,10 +227,10 @@ impl RingChannel {
         (self.shared.info.base as usize, self.shared.info.size as usize)
     }
 
-    /// Asks the driver to produce `count` records of `record_len` bytes at
-    /// `rate` per second (0: as fast as possible) into the receiver's ring.
-    pub fn start_source(&self, count: u64, rate: u32, record_len: u32) -> Result<()> {
-        self.shared.device.ioctl(&demo::RING_SOURCE, &RingSource { count, rate, record_len }, &mut ())?;
+    /// Sends the driver one of its own IOCTLs about this channel (on the
+    /// channel's handle), e.g. a command for its handler.
+    pub fn control<I: IntoBytes + Immutable>(&self, ioctl: &Ioctl<I, ()>, input: &I) -> Result<()> {
+        self.shared.device.ioctl(ioctl, input, &mut ())?;
         Ok(())
     }
 

@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn verbatim_prefix() {
-        assert_eq!(strip_verbatim(r"\\?\Z:\tmp\ntcomm_demo.sys"), r"Z:\tmp\ntcomm_demo.sys");
+        assert_eq!(strip_verbatim(r"\\?\Z:\tmp\my_driver.sys"), r"Z:\tmp\my_driver.sys");
         assert_eq!(strip_verbatim(r"\\?\UNC\srv\share\d.sys"), r"\\srv\share\d.sys");
         assert_eq!(strip_verbatim(r"\\?\GLOBALROOT\Device\X"), r"\\?\GLOBALROOT\Device\X");
         assert_eq!(strip_verbatim(r"C:\d.sys"), r"C:\d.sys");

@@ -11,7 +11,7 @@ use ntcomm_um::lpc::{self, LpcError, LpcServer};
 
 #[test]
 fn a_port_name_is_taken_until_its_server_closes_it() {
-    let name = r"\RPC Control\NtCommUmLpcTest";
+    let name = r"\RPC Control\ntcomm-um-lpc-Test";
     let first = LpcServer::create(name, LPC_MAX_CONNECTION_INFO_SIZE, PORT_MAXIMUM_MESSAGE_LENGTH)
         .expect("NtCreatePort (is ntcomm's Wine LPC installed? cargo xtask setup)");
     assert_eq!(first.max_message(), PORT_MAXIMUM_MESSAGE_LENGTH);
@@ -27,11 +27,11 @@ fn a_port_name_is_taken_until_its_server_closes_it() {
 #[test]
 fn limits_are_checked_before_the_system_call() {
     assert_eq!(
-        LpcServer::create(r"\RPC Control\NtCommUmLpcLimits", 16, PORT_MAXIMUM_MESSAGE_LENGTH + 1).err(),
+        LpcServer::create(r"\RPC Control\ntcomm-um-lpc-Limits", 16, PORT_MAXIMUM_MESSAGE_LENGTH + 1).err(),
         Some(LpcError::Message(WireError::BadLimit))
     );
     assert_eq!(
-        LpcServer::create(r"\RPC Control\NtCommUmLpcLimits", LPC_MAX_CONNECTION_INFO_SIZE + 1, 256).err(),
+        LpcServer::create(r"\RPC Control\ntcomm-um-lpc-Limits", LPC_MAX_CONNECTION_INFO_SIZE + 1, 256).err(),
         Some(LpcError::Message(WireError::BadLimit))
     );
     assert_eq!(LpcServer::create("bad\0name", 16, 256).err(), Some(LpcError::BadName));

@@ -16,7 +16,7 @@
 //!   and a user-to-driver ring, named events for wake-ups, one system
 //!   thread per channel (see `rings`).
 //!
-//! Everything the protocol says is declared in `ntcomm_proto::demo`. The
+//! Everything the protocol says is declared in `ntcomm_demo_proto`. The
 //! driver has no `unsafe` of its own.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -44,7 +44,7 @@ use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{self, StopSignal, SystemThread};
 use ntcomm_km::user_copy::{self, UserCopyError};
 use ntcomm_km::{time, Error, NtStatus};
-use ntcomm_proto::demo::{self as proto, Delay, Stats};
+use ntcomm_demo_proto::{self as proto, Delay, Stats};
 
 #[global_allocator]
 static POOL: PoolAllocator = PoolAllocator::new(proto::POOL_TAG.to_le_bytes());
@@ -237,11 +237,11 @@ impl Demo {
             pipe_sends_refused: self.pipe.refused.load(Ordering::Relaxed),
             pipe_connects: self.pipe.connects.load(Ordering::Relaxed),
             pipe_write_failures: self.pipe.failures.load(Ordering::Relaxed),
-            ring_channels_open: self.rings.totals.open.load(Ordering::Relaxed),
-            ring_channels_failed: self.rings.totals.failed.load(Ordering::Relaxed),
-            ring_records_produced: self.rings.totals.produced.load(Ordering::Relaxed),
-            ring_records_consumed: self.rings.totals.consumed.load(Ordering::Relaxed),
-            ring_bad_records: self.rings.totals.bad.load(Ordering::Relaxed),
+            ring_channels_open: self.rings.totals().open.load(Ordering::Relaxed),
+            ring_channels_failed: self.rings.totals().failed.load(Ordering::Relaxed),
+            ring_records_produced: self.rings.totals().produced.load(Ordering::Relaxed),
+            ring_records_consumed: self.rings.totals().consumed.load(Ordering::Relaxed),
+            ring_bad_records: self.rings.totals().bad.load(Ordering::Relaxed),
             port_available: ports.available() as u64,
             port_clients: ports.counters.clients.load(Ordering::Relaxed),
             port_refused: ports.counters.refused.load(Ordering::Relaxed),

@@ -17,7 +17,7 @@ use ntcomm_km::quota::Quota;
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
-use ntcomm_proto::demo::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewReply, LpcViewRequest};
+use ntcomm_demo_proto::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewReply, LpcViewRequest};
 use ntcomm_proto::lpc::MAX_BODY;
 use ntcomm_proto::{FromBytes, IntoBytes};
 

@@ -18,7 +18,7 @@ use ntcomm_km::irp::Handled;
 use ntcomm_km::peer::{ServerProcess, Sid};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::NtStatus;
-use ntcomm_proto::demo as proto;
+use ntcomm_demo_proto as proto;
 
 pub struct Servers {
     list: SpinLock<Vec<Arc<ServerProcess>>>,

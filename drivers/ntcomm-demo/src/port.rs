@@ -17,7 +17,7 @@ use ntcomm_km::quota::{Charge, Quota};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
-use ntcomm_proto::demo::{self as proto, PortAsk, PortTally};
+use ntcomm_demo_proto::{self as proto, PortAsk, PortTally};
 
 /// Counters of the port.
 #[derive(Default)]

@@ -65,10 +65,10 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ntcomm_proto::demo as proto;
+use ntcomm_demo_proto as proto;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ntcomm_proto::demo::{PortAsk, PortTally};
+use ntcomm_demo_proto::{PortAsk, PortTally};
 use ntcomm_proto::NtStatus;
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{CompletionPort, Device, ErrorKind, Message, OpKind, PipeServer, PortClient, RingChannel};
@@ -927,7 +927,7 @@ fn fmt_ns(d: Duration) -> String {
 }
 
 fn ring_d2u(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
-    let ch = match RingChannel::open(proto::USER_PATH, opts.ring_capacity, opts.ring_capacity) {
+    let ch = match RingChannel::open(proto::USER_PATH, &proto::RINGS, opts.ring_capacity, opts.ring_capacity) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
@@ -935,7 +935,7 @@ fn ring_d2u(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
     // The first records are the warm-up: timing starts when they are in.
     let warm = opts.warmup.min(n);
     let start_at = Instant::now();
-    if let Err(e) = ch.start_source(warm + n, 0, size as u32) {
+    if let Err(e) = ch.control(&proto::RING_SOURCE, &proto::RingSource::new(warm + n, 0, size as u32)) {
         return Outcome::Failed(format!("RING_SOURCE: {e}"));
     }
     // The receiver keeps the channel's handle (and so the source) alive.
@@ -999,7 +999,7 @@ fn ring_d2u(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
 const PUBLISH_BATCH: u64 = 64;
 
 fn ring_u2d(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
-    let ch = match RingChannel::open(proto::USER_PATH, opts.ring_capacity, opts.ring_capacity) {
+    let ch = match RingChannel::open(proto::USER_PATH, &proto::RINGS, opts.ring_capacity, opts.ring_capacity) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
@@ -1084,7 +1084,7 @@ fn ring_u2d(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
 
 fn ring_echo(opts: &Options, bar: &ProgressBar, sleeping: bool) -> Outcome {
     let size = opts.size;
-    let ch = match RingChannel::open_echo(proto::USER_PATH, 64 * 1024, 64 * 1024) {
+    let ch = match RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(64 * 1024, 64 * 1024).with_mode(proto::RING_MODE_ECHO)) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };

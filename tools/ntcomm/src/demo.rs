@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use ntcomm_proto::demo::{self as proto, Delay, PortAsk, PortTally, Stats};
+use ntcomm_demo_proto::{self as proto, Delay, PortAsk, PortTally, Stats};
 use ntcomm_proto::{Ioctl, NtStatus};
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{Completion, CompletionPort, Device, ErrorKind, PipeServer, PortClient, RingChannel};
@@ -441,9 +441,9 @@ fn ring_running(st: &proto::RingStatus) -> Result<(), String> {
 }
 
 fn ring_d2u() -> Step {
-    let ch = RingChannel::open(proto::USER_PATH, RING_CAPACITY, RING_CAPACITY).map_err(err)?;
+    let ch = RingChannel::open(proto::USER_PATH, &proto::RINGS, RING_CAPACITY, RING_CAPACITY).map_err(err)?;
     let t = Instant::now();
-    ch.start_source(RING_RECORDS, 0, RING_RECORD as u32).map_err(err)?;
+    ch.control(&proto::RING_SOURCE, &proto::RingSource::new(RING_RECORDS, 0, RING_RECORD as u32)).map_err(err)?;
     let (_tx, mut rx) = ch.split();
     let mut buf = vec![0u8; rx.max_record()];
     for want in 0..RING_RECORDS {
@@ -466,8 +466,8 @@ fn ring_d2u() -> Step {
     }
     let st = rx.status().map_err(err)?;
     ring_running(&st)?;
-    if st.produced != RING_RECORDS || st.source_remaining != 0 {
-        return Err(format!("driver reports produced {} / remaining {}, expected {RING_RECORDS} / 0", st.produced, st.source_remaining));
+    if st.produced != RING_RECORDS || st.backlog != 0 {
+        return Err(format!("driver reports produced {} / remaining {}, expected {RING_RECORDS} / 0", st.produced, st.backlog));
     }
     let mb = (RING_RECORDS as usize * RING_RECORD) as f64 / 1e6;
     Ok(format!(
@@ -479,7 +479,7 @@ fn ring_d2u() -> Step {
 }
 
 fn ring_u2d() -> Step {
-    let ch = RingChannel::open(proto::USER_PATH, RING_CAPACITY, RING_CAPACITY).map_err(err)?;
+    let ch = RingChannel::open(proto::USER_PATH, &proto::RINGS, RING_CAPACITY, RING_CAPACITY).map_err(err)?;
     let (mut tx, _rx) = ch.split();
     let mut rec = [0u8; RING_RECORD];
     let t = Instant::now();
@@ -518,7 +518,7 @@ fn ring_u2d() -> Step {
 
 fn ring_echo() -> Step {
     const ROUNDS: u64 = 5;
-    let ch = RingChannel::open_echo(proto::USER_PATH, 64 * 1024, 64 * 1024).map_err(err)?;
+    let ch = RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(64 * 1024, 64 * 1024).with_mode(proto::RING_MODE_ECHO)).map_err(err)?;
     let (mut tx, mut rx) = ch.split();
     let mut rec = [0u8; RING_RECORD];
     let mut buf = vec![0u8; rx.max_record()];

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use ntcomm_proto::demo::{self as proto, Delay, LpcAsk, LpcConnect, LpcConnected, LpcTally, PortAsk, PortTally, RingOpen, RingSource, Stats};
+use ntcomm_demo_proto::{self as proto, Delay, LpcAsk, LpcConnect, LpcConnected, LpcTally, PortAsk, PortTally, RingOpen, RingSource, Stats};
 use ntcomm_proto::{ControlCode, NtStatus};
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{service, CompletionPort, Device, OpId, PipeServer, PortClient, RingChannel};
@@ -1103,7 +1103,7 @@ fn new_client_works(dev: &Device, channel: &str, pipe_received: Option<&AtomicU6
             Ok(())
         }
         "ring" => {
-            let ch = RingChannel::open_echo(proto::USER_PATH, 16 << 10, 16 << 10).map_err(e)?;
+            let ch = RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(16 << 10, 16 << 10).with_mode(proto::RING_MODE_ECHO)).map_err(e)?;
             let (mut tx, mut rx) = ch.split();
             let mut rec = vec![0u8; 100];
             let mut buf = vec![0u8; 1024];
@@ -1807,9 +1807,9 @@ fn child_delayed(rng: &mut Rng) -> ChildResult {
 }
 
 fn child_ring(rng: &mut Rng) -> ChildResult {
-    let echo = RingChannel::open_echo(proto::USER_PATH, 64 << 10, 64 << 10)?;
-    let source = RingChannel::open(proto::USER_PATH, 64 << 10, 4 << 10)?;
-    source.start_source(u64::MAX, 0, 64 + rng.below(1000) as u32)?;
+    let echo = RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(64 << 10, 64 << 10).with_mode(proto::RING_MODE_ECHO))?;
+    let source = RingChannel::open(proto::USER_PATH, &proto::RINGS, 64 << 10, 4 << 10)?;
+    source.control(&proto::RING_SOURCE, &proto::RingSource::new(u64::MAX, 0, 64 + rng.below(1000) as u32))?;
     let (mut tx, mut rx) = echo.split();
     let (_stx, mut srx) = source.split();
     let mut rec = vec![0u8; 4096];

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ntcomm_proto::demo::{self as proto, LpcViewReply, LpcViewRequest};
+use ntcomm_demo_proto::{self as proto, LpcViewReply, LpcViewRequest};
 use ntcomm_proto::lpc::PORT_MAXIMUM_MESSAGE_LENGTH;
 use ntcomm_um::lpc::{Connection, LpcError, LpcEvent, LpcServer, Reply};
 use zerocopy::{FromBytes, IntoBytes};

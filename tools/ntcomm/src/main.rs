@@ -36,7 +36,7 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use ntcomm::{bench, demo, faults, rig};
-    use ntcomm_proto::demo as proto;
+    use ntcomm_demo_proto as proto;
     use ntcomm_um::service;
 
     #[derive(Parser, Debug)]

@@ -4,7 +4,7 @@
 //! that creates the pipe or the port, before or after creating it. The
 //! registration lasts until this process exits.
 
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_um::{Device, Result};
 
 /// Registers the calling process with the driver at `\\.\NtComm`.

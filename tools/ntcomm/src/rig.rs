@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_um::service::{self, InstallOptions, ServiceState};
 use ntcomm_um::{Device, ErrorKind, Result};
 

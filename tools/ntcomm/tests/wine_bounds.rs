@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::eventually;
 use ntcomm::rig;
-use ntcomm_proto::demo::{self, Bounds, PortAsk, PortTally, RingInfo, RingOpen};
+use ntcomm_demo_proto::{self as demo, Bounds, PortAsk, PortTally, RingInfo, RingOpen};
 use ntcomm_proto::ring::RingLayout;
 use ntcomm_proto::NtStatus;
 use ntcomm_um::{CompletionPort, Device, ErrorKind, PortClient, RingChannel};
@@ -60,13 +60,13 @@ fn a_ring_above_the_per_channel_cap_is_an_invalid_parameter() {
     let _s = serial();
     let dev = rig::test_device();
     idle(&dev);
-    let err = RingChannel::open(demo::USER_PATH, demo::MAX_RING_CAPACITY * 2, 4096).err().expect("refused");
+    let err = RingChannel::open(demo::USER_PATH, &demo::RINGS, demo::MAX_RING_CAPACITY * 2, 4096).err().expect("refused");
     assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
     assert_eq!(err.ntstatus(), Some(NtStatus::STATUS_INVALID_PARAMETER), "{err}");
     let b = bounds(&dev);
     assert_eq!((b.ring_bytes, b.ring_channels), (0, 0), "a refusal holds nothing");
     // The cap itself is allowed.
-    let ch = RingChannel::open(demo::USER_PATH, demo::MAX_RING_CAPACITY, 4096).unwrap();
+    let ch = RingChannel::open(demo::USER_PATH, &demo::RINGS, demo::MAX_RING_CAPACITY, 4096).unwrap();
     drop(ch);
     idle(&dev);
 }
@@ -102,9 +102,9 @@ fn the_ring_section_budget_is_driver_wide_and_comes_back_exactly() {
     let each = channel_bytes(cap);
     let fit = (demo::RING_SECTION_BUDGET / each) as usize;
     assert!(fit >= 1 && fit < demo::MAX_RING_CHANNELS, "the budget binds before the channel count");
-    let mut held: Vec<RingChannel> = (0..fit).map(|_| RingChannel::open(demo::USER_PATH, cap, cap).unwrap()).collect();
+    let mut held: Vec<RingChannel> = (0..fit).map(|_| RingChannel::open(demo::USER_PATH, &demo::RINGS, cap, cap).unwrap()).collect();
     assert_eq!(bounds(&dev).ring_bytes, fit as u64 * each);
-    let err = RingChannel::open(demo::USER_PATH, cap, cap).err().expect("over the budget");
+    let err = RingChannel::open(demo::USER_PATH, &demo::RINGS, cap, cap).err().expect("over the budget");
     assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
     assert_eq!(err.ntstatus(), Some(NtStatus::STATUS_QUOTA_EXCEEDED), "{err}");
     assert!(err.to_string().contains("likely cause"), "{err}");
@@ -113,7 +113,7 @@ fn the_ring_section_budget_is_driver_wide_and_comes_back_exactly() {
     // A smaller channel still fits in what is left.
     let left = demo::RING_SECTION_BUDGET - fit as u64 * each;
     if left >= channel_bytes(4096) {
-        let small = RingChannel::open(demo::USER_PATH, 4096, 4096).unwrap();
+        let small = RingChannel::open(demo::USER_PATH, &demo::RINGS, 4096, 4096).unwrap();
         assert_eq!(bounds(&dev).ring_bytes, fit as u64 * each + channel_bytes(4096));
         drop(small);
         eventually("the small channel's bytes back", || bounds(&dev).ring_bytes == fit as u64 * each);
@@ -121,7 +121,7 @@ fn the_ring_section_budget_is_driver_wide_and_comes_back_exactly() {
     // Freeing one makes room for one.
     held.pop();
     eventually("one channel's bytes back", || bounds(&dev).ring_bytes == (fit as u64 - 1) * each);
-    held.push(RingChannel::open(demo::USER_PATH, cap, cap).unwrap());
+    held.push(RingChannel::open(demo::USER_PATH, &demo::RINGS, cap, cap).unwrap());
     drop(held);
     let b = idle(&dev);
     assert_eq!((b.ring_bytes, b.ring_channels), (0, 0), "the budget returns exactly");
@@ -133,13 +133,13 @@ fn the_channel_count_is_bounded() {
     let dev = rig::test_device();
     idle(&dev);
     let mut held: Vec<RingChannel> =
-        (0..demo::MAX_RING_CHANNELS).map(|_| RingChannel::open(demo::USER_PATH, 4096, 4096).unwrap()).collect();
-    let err = RingChannel::open(demo::USER_PATH, 4096, 4096).err().expect("one too many");
+        (0..demo::MAX_RING_CHANNELS).map(|_| RingChannel::open(demo::USER_PATH, &demo::RINGS, 4096, 4096).unwrap()).collect();
+    let err = RingChannel::open(demo::USER_PATH, &demo::RINGS, 4096, 4096).err().expect("one too many");
     assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
     assert_eq!(bounds(&dev).ring_channels, demo::MAX_RING_CHANNELS as u64);
     held.pop();
     eventually("a channel slot free", || bounds(&dev).ring_channels == demo::MAX_RING_CHANNELS as u64 - 1);
-    held.push(RingChannel::open(demo::USER_PATH, 4096, 4096).unwrap());
+    held.push(RingChannel::open(demo::USER_PATH, &demo::RINGS, 4096, 4096).unwrap());
     drop(held);
     idle(&dev);
 }

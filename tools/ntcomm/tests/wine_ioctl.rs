@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ntcomm::rig;
-use ntcomm_proto::demo::{self, Delay};
+use ntcomm_demo_proto::{self as demo, Delay};
 use ntcomm_proto::{Ioctl, Method};
 use ntcomm_um::{CompletionPort, Device, ErrorKind};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_um::{service, CompletionPort, Device, ErrorKind, ServiceState};
 
 /// These tests change the driver's global state: one at a time.

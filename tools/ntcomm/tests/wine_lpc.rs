@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::{eventually, is_child, stats, ChildTest};
 use ntcomm::lpc_server::{self, BackgroundServer, ServerOptions, ServerStats};
 use ntcomm::rig;
-use ntcomm_proto::demo::{self, LpcAsk, LpcConnect, LpcConnected, LpcTally};
+use ntcomm_demo_proto::{self as demo, LpcAsk, LpcConnect, LpcConnected, LpcTally};
 use ntcomm_proto::NtStatus;
 use ntcomm_um::{Device, Error};
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, is_child, stats, ChildTest};
 use ntcomm::rig;
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_um::{Device, ErrorKind, PipeServer};
 
 /// One pipe name, one server at a time.

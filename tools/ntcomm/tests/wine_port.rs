@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
-use ntcomm_proto::demo::{self, PortAsk, PortTally};
+use ntcomm_demo_proto::{self as demo, PortAsk, PortTally};
 use ntcomm_proto::NtStatus;
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{service, CompletionPort, Device, ErrorKind, Message, PortClient};

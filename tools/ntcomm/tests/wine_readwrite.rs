@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{eventually, stats};
 use ntcomm::rig;
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_um::{CompletionPort, Device, ErrorKind};
 
 /// The queue is one per driver: these tests take turns.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_proto::ring::layout;
 use ntcomm_um::{RingChannel, RingOptions};
 
@@ -27,8 +27,8 @@ fn a_million_records_each_way_none_lost_duplicated_or_reordered() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dev = rig::test_device();
     const N: u64 = 1_000_000;
-    let ch = RingChannel::open(demo::USER_PATH, MIB, MIB).unwrap();
-    ch.start_source(N, 0, 64).unwrap();
+    let ch = RingChannel::open(demo::USER_PATH, &demo::RINGS, MIB, MIB).unwrap();
+    ch.control(&demo::RING_SOURCE, &demo::RingSource::new(N, 0, 64)).unwrap();
     let (mut tx, mut rx) = ch.split();
     // User to driver, from another thread: varying lengths.
     let sender = std::thread::spawn(move || {
@@ -53,7 +53,7 @@ fn a_million_records_each_way_none_lost_duplicated_or_reordered() {
     let st = rx.status().unwrap();
     assert_eq!(st.bad_records, 0, "{st:?}");
     assert_eq!(st.produced, N);
-    assert_eq!(st.source_remaining, 0);
+    assert_eq!(st.backlog, 0);
     assert_eq!(st.state, demo::RING_STATE_RUNNING);
     assert!(stats(&dev).ring_channels_open >= 1);
 }
@@ -65,8 +65,8 @@ fn fixed_size_records_in_bulk_a_million_each_way() {
     const N: u64 = 1_000_000;
     const SIZE: usize = 64;
     let options = RingOptions { record_size: Some(SIZE as u32), ..RingOptions::new(MIB, MIB) };
-    let ch = RingChannel::open_with(demo::USER_PATH, &options).unwrap();
-    ch.start_source(N, 0, SIZE as u32).unwrap();
+    let ch = RingChannel::open_with(demo::USER_PATH, &demo::RINGS, &options).unwrap();
+    ch.control(&demo::RING_SOURCE, &demo::RingSource::new(N, 0, SIZE as u32)).unwrap();
     let (mut tx, mut rx) = ch.split();
     assert_eq!((tx.record_size(), rx.record_size()), (Some(SIZE), Some(SIZE)));
     // User to driver in batches of 256 records, from another thread.
@@ -109,14 +109,14 @@ fn fixed_size_channels_refuse_other_sizes() {
     // minimum, or above half a ring: ERROR_INVALID_PARAMETER (87).
     for bad in [12u32, 8, 32 * 1024 + 8] {
         let options = RingOptions { record_size: Some(bad), ..RingOptions::new(64 * 1024, 64 * 1024) };
-        let err = RingChannel::open_with(demo::USER_PATH, &options).err().expect("refused");
+        let err = RingChannel::open_with(demo::USER_PATH, &demo::RINGS, &options).err().expect("refused");
         assert_eq!(err.win32(), 87, "record size {bad}: {err}");
     }
     let options = RingOptions { record_size: Some(24), ..RingOptions::new(64 * 1024, 64 * 1024) };
-    let ch = RingChannel::open_with(demo::USER_PATH, &options).unwrap();
+    let ch = RingChannel::open_with(demo::USER_PATH, &demo::RINGS, &options).unwrap();
     // A source of another length is refused; one of the ring's size runs.
-    assert_eq!(ch.start_source(10, 0, 32).unwrap_err().win32(), 87);
-    ch.start_source(10, 0, 24).unwrap();
+    assert_eq!(ch.control(&demo::RING_SOURCE, &demo::RingSource::new(10, 0, 32)).unwrap_err().win32(), 87);
+    ch.control(&demo::RING_SOURCE, &demo::RingSource::new(10, 0, 24)).unwrap();
     let (mut tx, mut rx) = ch.split();
     // The client's own ring refuses a record of another size, and writes nothing.
     let err = tx.send(&[0u8; 32], WAIT).unwrap_err();
@@ -144,9 +144,9 @@ fn fixed_size_channels_refuse_other_sizes() {
 fn large_records_wrap_around_intact() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     rig::test_device();
-    let ch = RingChannel::open(demo::USER_PATH, MIB, MIB).unwrap();
+    let ch = RingChannel::open(demo::USER_PATH, &demo::RINGS, MIB, MIB).unwrap();
     // 64 KiB records: 16 fit, so the ring wraps many times.
-    ch.start_source(500, 0, 64 * 1024).unwrap();
+    ch.control(&demo::RING_SOURCE, &demo::RingSource::new(500, 0, 64 * 1024)).unwrap();
     let (mut tx, mut rx) = ch.split();
     let mut buf = vec![0u8; rx.max_record()];
     for want in 0..500 {
@@ -168,8 +168,8 @@ fn a_client_that_corrupts_its_ring_fails_alone() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dev = rig::test_device();
     let before = stats(&dev);
-    let bad = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
-    let good = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
+    let bad = RingChannel::open(demo::USER_PATH, &demo::RINGS, 64 * 1024, 64 * 1024).unwrap();
+    let good = RingChannel::open(demo::USER_PATH, &demo::RINGS, 64 * 1024, 64 * 1024).unwrap();
     // Garbage into the user-to-driver ring's producer index: far beyond
     // anything the consumer could have been given.
     // SAFETY: deliberately breaking our own channel.
@@ -182,7 +182,7 @@ fn a_client_that_corrupts_its_ring_fails_alone() {
     assert_ne!(st.failed_reason, 0, "{st:?}");
     assert_eq!(stats(&dev).ring_channels_failed, before.ring_channels_failed + 1);
     // The other client is served as before, both ways.
-    good.start_source(1000, 0, 100).unwrap();
+    good.control(&demo::RING_SOURCE, &demo::RingSource::new(1000, 0, 100)).unwrap();
     let (mut tx, mut rx) = good.split();
     let mut buf = vec![0u8; rx.max_record()];
     for want in 0..1000 {
@@ -210,8 +210,8 @@ fn child_holds_a_producing_channel() {
     if !common::is_child() {
         return;
     }
-    let ch = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
-    ch.start_source(u64::MAX, 0, 64).unwrap();
+    let ch = RingChannel::open(demo::USER_PATH, &demo::RINGS, 64 * 1024, 64 * 1024).unwrap();
+    ch.control(&demo::RING_SOURCE, &demo::RingSource::new(u64::MAX, 0, 64)).unwrap();
     println!("READY");
     std::thread::sleep(Duration::from_secs(120));
 }
@@ -230,8 +230,8 @@ fn a_client_dying_while_the_driver_produces_frees_its_channel() {
     child.kill();
     eventually("the channel freed", || stats(&dev).ring_channels_open == before.ring_channels_open);
     // New channels still work.
-    let ch = RingChannel::open(demo::USER_PATH, 64 * 1024, 64 * 1024).unwrap();
-    ch.start_source(10, 0, 64).unwrap();
+    let ch = RingChannel::open(demo::USER_PATH, &demo::RINGS, 64 * 1024, 64 * 1024).unwrap();
+    ch.control(&demo::RING_SOURCE, &demo::RingSource::new(10, 0, 64)).unwrap();
     let (_tx, mut rx) = ch.split();
     let mut buf = vec![0u8; 64];
     for want in 0..10 {
@@ -245,7 +245,7 @@ fn echo_mode_sends_every_record_back_even_when_the_way_back_fills() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     rig::test_device();
     // A small way back: the driver must hold records rather than drop them.
-    let ch = RingChannel::open_echo(demo::USER_PATH, 4096, 64 * 1024).unwrap();
+    let ch = RingChannel::open_with(demo::USER_PATH, &demo::RINGS, &ntcomm_um::RingOptions::new(4096, 64 * 1024).with_mode(demo::RING_MODE_ECHO)).unwrap();
     let (mut tx, mut rx) = ch.split();
     let mut rec = [0u8; 200];
     for seq in 0..200u64 {

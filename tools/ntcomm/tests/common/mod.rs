@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_um::Device;
 
 /// The driver's counters.

@@ -1,12 +1,22 @@
 //! The protocol of the reference driver `ntcomm-demo`.
 //!
 //! Names, limits, IOCTLs and message layouts, declared once for the driver,
-//! the `ntcomm` CLI and the tests.
+//! the `ntcomm` CLI and the tests. The shared-memory channel is the toolkit's
+//! (`ntcomm_proto::ring_channel`, re-exported here); the demo adds its modes,
+//! its record source and its record format.
+#![no_std]
+#![deny(unsafe_code)]
+// This crate runs inside the driver too: no reachable panic outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![warn(missing_docs)]
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::ctl::{Access, DeviceType, Method};
-use crate::ioctl::{Ioctl, Len};
+use ntcomm_proto::ctl::{Access, DeviceType, Method};
+use ntcomm_proto::ioctl::{Ioctl, Len};
+pub use ntcomm_proto::ring_channel::{
+    RingInfo, RingIoctls, RingOpen, RingStatus, RING_STATE_FAILED, RING_STATE_NONE, RING_STATE_OPENING, RING_STATE_RUNNING,
+};
 
 /// Kernel name of the device object.
 pub const DEVICE_NAME: &str = r"\Device\NtComm";
@@ -105,20 +115,21 @@ pub const DELAYED_COMPLETE: Ioctl<Delay, u32> =
 pub const PIPE_SEND: Ioctl<[u8], ()> =
     Ioctl::new("PIPE_SEND", DEVICE_TYPE, 8, Method::Buffered, Access::WRITE, Len::up_to(MAX_PIPE_MESSAGE), Len::NONE);
 
-/// Opens this handle's shared-memory channel: a section holding two rings
-/// (driver-to-user and user-to-driver) mapped into the caller and the
-/// driver, and two named events. Pends until the driver's channel thread
-/// has set it up; one channel per handle.
-pub const RING_OPEN: Ioctl<RingOpen, RingInfo> =
-    Ioctl::new("RING_OPEN", DEVICE_TYPE, 9, Method::Buffered, Access::READ_WRITE, Len::of::<RingOpen>(), Len::of::<RingInfo>());
+/// The demo's ring channel IOCTLs (the toolkit's `ring_channel`), at
+/// function offsets 9 (open) and 11 (status).
+pub const RINGS: RingIoctls = RingIoctls::new(DEVICE_TYPE, 9, 11);
+/// Opens this handle's shared-memory channel ([`RingIoctls::open`]); its
+/// `mode` is [`RING_MODE_SINK`] or [`RING_MODE_ECHO`].
+pub const RING_OPEN: Ioctl<RingOpen, RingInfo> = RINGS.open;
 /// Starts (or replaces) the driver's synthetic record source on this
 /// handle's channel: `count` records of `record_len` bytes at `rate` per
 /// second (0: as fast as the ring takes them).
 pub const RING_SOURCE: Ioctl<RingSource, ()> =
     Ioctl::new("RING_SOURCE", DEVICE_TYPE, 10, Method::Buffered, Access::WRITE, Len::of::<RingSource>(), Len::NONE);
-/// Counters and state of this handle's channel.
-pub const RING_STATUS: Ioctl<(), RingStatus> =
-    Ioctl::new("RING_STATUS", DEVICE_TYPE, 11, Method::Buffered, Access::ANY, Len::NONE, Len::of::<RingStatus>());
+/// Counters and state of this handle's channel ([`RingIoctls::status`]);
+/// `backlog` is what the source still has to produce, `bad_records` the
+/// records that failed validation (sequence or checksum).
+pub const RING_STATUS: Ioctl<(), RingStatus> = RINGS.status;
 
 /// The Filter Manager communication port the driver serves.
 pub const PORT_NAME: &str = r"\NtCommPort";
@@ -465,7 +476,7 @@ pub const MAX_RING_CHANNELS: usize = 16;
 /// speed. Larger is refused with `STATUS_INVALID_PARAMETER`.
 pub const MAX_RING_CAPACITY: u32 = 4 << 20;
 /// Bytes of ring sections (both rings and their headers, rounded as
-/// [`RingLayout`](crate::ring::RingLayout) lays them out) the driver holds
+/// `ntcomm_proto::ring::RingLayout` lays them out) the driver holds
 /// over all channels: 32 MiB, e.g. 16 channels of 1 MiB rings or three of
 /// the largest. A channel that would pass it is refused with
 /// `STATUS_QUOTA_EXCEEDED`; closing a channel gives its bytes back.
@@ -527,51 +538,6 @@ pub const ALL_IOCTLS: [Ioctl<[u8], [u8]>; 14] = [
     USER_COPY_PROBE.erase(),
 ];
 
-/// Input of [`RING_OPEN`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-pub struct RingOpen {
-    /// Data bytes of the driver-to-user ring (power of two, 4 KiB..=[`MAX_RING_CAPACITY`]).
-    pub d2u_capacity: u32,
-    /// Data bytes of the user-to-driver ring.
-    pub u2d_capacity: u32,
-    /// [`RING_MODE_SINK`] or [`RING_MODE_ECHO`].
-    pub mode: u32,
-    /// 0: both rings carry variable-length records. Otherwise every record on
-    /// both rings has exactly this many bytes (a multiple of 8, at least
-    /// [`RECORD_MIN`], at most half the smaller capacity): the rings are then
-    /// fixed-size rings (`ntcomm_proto::ring::init_fixed`).
-    pub record_size: u32,
-    /// 16 random bytes from the client, mixed into the channel's object
-    /// names so that no other process can predict them.
-    pub nonce: [u8; 16],
-}
-
-/// Output of [`RING_OPEN`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-pub struct RingInfo {
-    /// Where the driver mapped the section in the caller's address space.
-    pub base: u64,
-    /// Size of that view.
-    pub size: u64,
-    /// Offset of the driver-to-user ring region in the view.
-    pub d2u_offset: u64,
-    /// Offset of the user-to-driver ring region in the view.
-    pub u2d_offset: u64,
-    /// NUL-padded UTF-16 name of the channel, e.g. `NtComm-0123...`: the
-    /// section is `Global\NAME`, the events `Global\NAME-d2u` (the driver
-    /// sets it to wake a sleeping client consumer) and `Global\NAME-u2d` (the
-    /// client sets it to wake the driver's consumer).
-    pub name: [u16; 48],
-}
-
-impl Default for RingInfo {
-    fn default() -> Self {
-        Self { base: 0, size: 0, d2u_offset: 0, u2d_offset: 0, name: [0; 48] }
-    }
-}
-
 /// Input of [`RING_SOURCE`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -584,42 +550,11 @@ pub struct RingSource {
     pub record_len: u32,
 }
 
-/// Output of [`RING_STATUS`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-pub struct RingStatus {
-    /// See the `RING_STATE_*` constants.
-    pub state: u32,
-    /// Why the channel failed (`ntcomm_proto::ring::reason`), 0 if it did not.
-    pub failed_reason: u32,
-    /// Records the driver published to the driver-to-user ring.
-    pub produced: u64,
-    /// Records the source still has to produce.
-    pub source_remaining: u64,
-    /// Valid records the driver consumed from the user-to-driver ring.
-    pub consumed: u64,
-    /// Records that failed validation (sequence or checksum).
-    pub bad_records: u64,
-    /// Bytes of those valid records.
-    pub consumed_bytes: u64,
-    /// Times the driver signalled the client's event.
-    pub wakeups_sent: u64,
-}
-
-/// The driver validates and counts what the client sends.
+/// [`RingOpen::mode`]: the driver validates and counts what the client sends.
 pub const RING_MODE_SINK: u32 = 0;
-/// The driver validates, counts, and sends every record back on the
+/// [`RingOpen::mode`]: the driver validates, counts, and sends every record back on the
 /// driver-to-user ring (for round-trip and wake-up latency).
 pub const RING_MODE_ECHO: u32 = 1;
-
-/// The channel is being set up.
-pub const RING_STATE_OPENING: u32 = 0;
-/// The channel is serving.
-pub const RING_STATE_RUNNING: u32 = 1;
-/// The channel detected corruption and stopped using the shared memory.
-pub const RING_STATE_FAILED: u32 = 2;
-/// The handle has no channel.
-pub const RING_STATE_NONE: u32 = 3;
 
 /// Smallest record of the demo's streams: sequence number and checksum.
 pub const RECORD_MIN: usize = 12;
@@ -839,5 +774,14 @@ mod tests {
     fn too_short_records_are_refused() {
         assert!(!fill_record(1, &mut [0u8; RECORD_MIN - 1]));
         assert_eq!(check_record(&[0u8; RECORD_MIN - 1]), None);
+    }
+}
+
+
+impl RingSource {
+    /// `count` records of `record_len` bytes at `rate` per second (0: as fast
+    /// as the ring takes them).
+    pub const fn new(count: u64, rate: u32, record_len: u32) -> Self {
+        RingSource { count, rate, record_len }
     }
 }

@@ -1,11 +1,11 @@
 //! The C baseline (`baseline/c/ntcomm_c.h`) must speak the demo's protocol on
 //! the channels the benchmark compares: same control codes, same limits.
 //! This reads the header's `#define`s and checks them against
-//! `ntcomm_proto::demo`, so neither side can drift unnoticed.
+//! `ntcomm_demo_proto`, so neither side can drift unnoticed.
 
 use std::collections::HashMap;
 
-use ntcomm_proto::demo;
+use ntcomm_demo_proto as demo;
 use ntcomm_proto::{Access, ControlCode, DeviceType, Method};
 
 fn header() -> HashMap<String, u64> {
