@@ -7,7 +7,7 @@
 //!    port questions). Every request must end with a status from a defined
 //!    set; pended ones are cancelled after a short wait and must then end.
 //! 2. **clients killed** at random moments on every channel: a child
-//!    process (`ntcomm fault-child CHANNEL`) uses the channel in a loop and
+//!    process (`ntcomm-fault-child CHANNEL`) uses the channel in a loop and
 //!    is killed (`TerminateProcess`) after a random delay.
 //! 3. **the driver stopped under load** on every channel: the stop must not
 //!    hang, the loaded client must get an error (not hang), and the driver
@@ -341,7 +341,11 @@ fn drain_messages(dev: &Device) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // Child processes
 
-/// `ntcomm fault-child ...` (this executable again), killed on drop.
+/// The fault suite's child executable, installed beside `ntcomm.exe`.
+pub const CHILD_EXE: &str = "ntcomm-fault-child.exe";
+
+/// `ntcomm-fault-child ...` (the [`CHILD_EXE`] beside this executable, or
+/// beside its parent directory for test binaries in `deps/`), killed on drop.
 struct Kid {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -350,15 +354,20 @@ struct Kid {
 
 impl Kid {
     fn spawn(args: &[&str]) -> Result<Kid, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
+        let dir = me.parent().ok_or("no directory for the current executable")?;
+        let exe = [Some(dir.join(CHILD_EXE)), dir.parent().map(|p| p.join(CHILD_EXE))]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("{CHILD_EXE} not found beside {}: build the ntcomm package's binaries", me.display()))?;
         let mut child = Command::new(exe)
-            .arg("fault-child")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("spawn fault-child {args:?}: {e}"))?;
+            .map_err(|e| format!("spawn {CHILD_EXE} {args:?}: {e}"))?;
         let out = child.stdout.take().ok_or("no child stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -1648,7 +1657,7 @@ fn method_of(n: u64) -> ntcomm_proto::Method {
 }
 
 // ---------------------------------------------------------------------------
-// The child processes (`ntcomm fault-child ...`)
+// The child processes (`ntcomm-fault-child ...`)
 
 /// Runs child `role` (a channel's client, or a peer); prints `ready` once
 /// it works, then loops until killed. Exits 3 after printing `error: ...`

@@ -67,19 +67,6 @@ mod cli {
         /// its value before. Defaults are the CI size; --full is the size of
         /// docs/RELIABILITY.md.
         Faults(FaultsCmd),
-        /// A child process of `ntcomm faults` (a channel's client or peer).
-        #[command(hide = true)]
-        FaultChild {
-            role: String,
-            #[arg(long, default_value_t = 1)]
-            seed: u64,
-            #[arg(long, default_value_t = 0)]
-            instance: u32,
-            #[arg(long)]
-            stall: bool,
-            #[arg(long)]
-            answer: bool,
-        },
         /// Serve the demo's LPC port (the driver connects with LPC_CONNECT)
         /// until killed.
         LpcServer {
@@ -232,7 +219,6 @@ mod cli {
             Command::Driver { action } => driver(action),
             Command::Demo { driver } => with_driver(driver.as_deref(), demo::run),
             Command::LpcServer { instance, stall } => lpc_server(instance, stall),
-            Command::FaultChild { role, seed, instance, stall, answer: _ } => faults::child(&role, seed, instance, stall),
             Command::Faults(f) => {
                 let pick = |v: Option<u64>, ci: u64, full: u64| v.unwrap_or(if f.full { full } else { ci });
                 let seed = f.seed.unwrap_or_else(|| {
