@@ -29,7 +29,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use ntcomm_proto::lpc::{self as wire, MessageBuffer, PortMessage};
+use ntcomm_proto::message::Message;
 use ntcomm_proto::NtStatus;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::handle::KernelHandle;
 use crate::peer::Sid;
@@ -489,6 +491,38 @@ impl LpcClient {
         // SAFETY: as in `request`; a checked message in an aligned buffer.
         let status = unsafe { NtRequestPort(handle, req.0.as_mut_ptr().cast()) };
         LpcError::check(status, "NtRequestPort")
+    }
+}
+
+impl LpcClient {
+    /// Sends the typed `request` declared by `message` and waits for the
+    /// reply, read as the declared `O`. A request outside the declared
+    /// size rules is [`LpcError::TooLong`] (nothing is sent); a reply that
+    /// does not match them is [`LpcError::Other`] with
+    /// `STATUS_INVALID_PARAMETER`. The byte-level
+    /// [`request`](Self::request) stays for variable-length bodies.
+    pub fn call<I, O>(&self, message: &Message<I, O>, request: &I) -> Result<O, LpcError>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+        O: FromBytes + IntoBytes,
+    {
+        let body = message.request_bytes(request).map_err(|s| LpcError::TooLong(Error::new(s, "LPC typed request")))?;
+        let mut reply = O::new_zeroed();
+        let n = self.request(body, reply.as_mut_bytes())?;
+        if message.check_reply(n).is_err() || n < core::mem::size_of::<O>() {
+            return Err(LpcError::Other(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC reply does not match its declaration")));
+        }
+        Ok(reply)
+    }
+
+    /// Sends the typed `request` declared by `message` (reply type `()`)
+    /// as a datagram; see [`datagram`](Self::datagram).
+    pub fn post<I>(&self, message: &Message<I, ()>, request: &I) -> Result<(), LpcError>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+    {
+        let body = message.request_bytes(request).map_err(|s| LpcError::TooLong(Error::new(s, "LPC typed datagram")))?;
+        self.datagram(body)
     }
 }
 

@@ -20,10 +20,12 @@ pub mod ctl;
 pub mod demo;
 pub mod ioctl;
 pub mod lpc;
+pub mod message;
 pub mod ring;
 pub mod sddl;
 pub mod status;
 
 pub use ctl::{Access, ControlCode, DeviceType, Method};
 pub use ioctl::{Ioctl, Len, LenError};
+pub use message::Message;
 pub use status::NtStatus;
