@@ -64,7 +64,7 @@ unsafe impl Sync for Waiter {}
 
 impl Waiter {
     fn complete(&self, status: i32, len: u32) {
-        *self.result.lock() = (status, len);
+        self.result.replace((status, len));
         io::set(&self.done);
     }
 }
@@ -95,7 +95,7 @@ impl Connection {
             return;
         }
         io::set(&self.dead_ev);
-        let waiters = core::mem::take(&mut *self.waiters.lock());
+        let waiters = self.waiters.take();
         for w in waiters {
             w.complete(NtStatus::STATUS_PORT_DISCONNECTED.0, 0);
         }
@@ -152,11 +152,16 @@ impl Connection {
                     return (NtStatus::STATUS_INSUFFICIENT_RESOURCES.0, 0);
                 };
                 let w = Arc::new(Waiter { id, buf, cap: cap as usize, result: SpinLock::new((0, 0)), done });
-                let mut list = self.waiters.lock();
-                if self.dead.load(Ordering::SeqCst) {
+                let queued = self.waiters.with(|list| {
+                    if self.dead.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    list.push(w.clone());
+                    true
+                });
+                if !queued {
                     return (NtStatus::STATUS_PORT_DISCONNECTED.0, 0);
                 }
-                list.push(w.clone());
                 Some(w)
             }
             None => None,
@@ -178,8 +183,7 @@ impl Connection {
         if io::wait_any(&[w.done.raw()], deadline).is_none() {
             return self.give_up(Some(w), NtStatus::STATUS_TIMEOUT.0);
         }
-        let r = *w.result.lock();
-        r
+        w.result.get()
     }
 
     /// Withdraws a waiter and returns `status`; if a reply (or the end of
@@ -188,32 +192,18 @@ impl Connection {
         let Some(w) = waiter else {
             return (status, 0);
         };
-        let removed = {
-            let mut list = self.waiters.lock();
-            match list.iter().position(|x| Arc::ptr_eq(x, &w)) {
-                Some(i) => {
-                    list.swap_remove(i);
-                    true
-                }
-                None => false,
-            }
-        };
-        if removed {
+        let removed = self.waiters.with(|list| list.iter().position(|x| Arc::ptr_eq(x, &w)).map(|i| list.swap_remove(i)));
+        if removed.is_some() {
             return (status, 0);
         }
         io::wait_any(&[w.done.raw()], Deadline::Never);
-        let r = *w.result.lock();
-        r
+        w.result.get()
     }
 
     /// Hands a reply to the sender waiting for `id`.
     fn deliver_reply(&self, id: u64, body: &[u8]) -> i32 {
-        let w = {
-            let mut list = self.waiters.lock();
-            match list.iter().position(|x| x.id == id) {
-                Some(i) => list.swap_remove(i),
-                None => return wine_fltport::STATUS_FLT_NO_WAITER_FOR_REPLY,
-            }
+        let Some(w) = self.waiters.with(|list| list.iter().position(|x| x.id == id).map(|i| list.swap_remove(i))) else {
+            return wine_fltport::STATUS_FLT_NO_WAITER_FOR_REPLY;
         };
         let n = body.len().min(w.cap);
         if n > 0 {
@@ -443,17 +433,20 @@ pub fn connect(input: &mut [u8]) -> i32 {
     let name: Vec<u16> = input.get(head..name_end).unwrap_or(&[]).chunks_exact(2).map(|p| u16::from_le_bytes([p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)])).collect();
 
     // Find the port and take a connection slot.
-    let (port, _connecting) = {
-        let state = STATE.lock();
+    let found = STATE.with(|state| {
         let Some(port) = state.ports.iter().find(|p| same_name(&p.name, &name) && !p.filter.unregistering.load(Ordering::SeqCst)) else {
-            return STATUS_OBJECT_NAME_NOT_FOUND;
+            return Err(STATUS_OBJECT_NAME_NOT_FOUND);
         };
         if port.live.load(Ordering::SeqCst) >= port.max {
-            return wine_fltport::STATUS_CONNECTION_COUNT_LIMIT;
+            return Err(wine_fltport::STATUS_CONNECTION_COUNT_LIMIT);
         }
         port.live.fetch_add(1, Ordering::SeqCst);
         port.filter.connecting.fetch_add(1, Ordering::SeqCst);
-        (port.clone(), Connecting(port.filter.clone()))
+        Ok((port.clone(), Connecting(port.filter.clone())))
+    });
+    let (port, _connecting) = match found {
+        Ok(p) => p,
+        Err(status) => return status,
     };
     let release = |port: &ServerPort| {
         port.live.fetch_sub(1, Ordering::SeqCst);
@@ -485,7 +478,7 @@ pub fn connect(input: &mut [u8]) -> i32 {
         waiters: SpinLock::new(Vec::new()),
     });
     let client_port = Arc::as_ptr(&conn) as *mut c_void;
-    STATE.lock().conns.push(conn.clone());
+    STATE.with(|state| state.conns.push(conn.clone()));
 
     let mut cookie: *mut c_void = core::ptr::null_mut();
     let status = match port.connect {
@@ -514,7 +507,7 @@ pub fn connect(input: &mut [u8]) -> i32 {
         let c = conn.clone();
         let spawned = if which == 0 { SystemThread::spawn(move || control_thread(c)) } else { SystemThread::spawn(move || reply_thread(c)) };
         match spawned {
-            Ok(t) => port.filter.threads.lock().push(t),
+            Ok(t) => port.filter.threads.push(t),
             Err(_) => {
                 ok = false;
                 conn.thread_exit();
@@ -530,24 +523,11 @@ pub fn connect(input: &mut [u8]) -> i32 {
 
 /// Removes `conn` from the registry of live client ports.
 fn forget(conn: &Arc<Connection>) {
-    let mut state = STATE.lock();
-    state.conns.retain(|c| !Arc::ptr_eq(c, conn));
+    // The caller holds `conn`: nothing is freed under the lock.
+    STATE.with(|state| state.conns.retain(|c| !Arc::ptr_eq(c, conn)));
 }
 
 /// Joins the filter's connection threads that have finished.
 fn reap_finished(filter: &Filter) {
-    let finished: Vec<SystemThread> = {
-        let mut threads = filter.threads.lock();
-        let mut done = Vec::new();
-        let mut i = 0;
-        while i < threads.len() {
-            if threads.get(i).is_some_and(|t| t.is_finished()) {
-                done.push(threads.swap_remove(i));
-            } else {
-                i += 1;
-            }
-        }
-        done
-    };
-    drop(finished);
+    filter.threads.reap();
 }

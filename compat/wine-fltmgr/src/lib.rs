@@ -36,7 +36,7 @@ use ntcomm_km::pool::PoolAllocator;
 use ntcomm_km::proto::{sddl, NtStatus};
 use ntcomm_km::sync::{sleep, SpinLock};
 use ntcomm_km::sys::{self, DRIVER_OBJECT, NTSTATUS, OBJECT_ATTRIBUTES};
-use ntcomm_km::thread::SystemThread;
+use ntcomm_km::thread::ThreadSet;
 
 use conn::Connection;
 
@@ -54,7 +54,7 @@ pub struct Filter {
     /// CONNECT requests for this filter's ports in progress.
     connecting: AtomicUsize,
     /// Connection threads, joined by FltUnregisterFilter.
-    threads: SpinLock<Vec<SystemThread>>,
+    threads: ThreadSet,
 }
 
 /// A server port (`PFLT_PORT` from FltCreateCommunicationPort). Stays alive
@@ -131,10 +131,10 @@ pub unsafe extern "system" fn FltRegisterFilter(
         registration: registration as usize,
         unregistering: AtomicBool::new(false),
         connecting: AtomicUsize::new(0),
-        threads: SpinLock::new(Vec::new()),
+        threads: ThreadSet::new(),
     });
     let raw = Arc::as_ptr(&filter) as *mut c_void;
-    STATE.lock().filters.push(filter);
+    STATE.with(|state| state.filters.push(filter));
     // SAFETY: checked non-NULL; the caller's out-parameter.
     unsafe { ret_filter.write(raw) };
     0
@@ -151,7 +151,7 @@ pub unsafe extern "system" fn FltStartFiltering(filter: *mut c_void) -> NTSTATUS
 }
 
 fn find_filter(filter: *mut c_void) -> Option<Arc<Filter>> {
-    STATE.lock().filters.iter().find(|f| Arc::as_ptr(f) as *mut c_void == filter).cloned()
+    STATE.with(|state| state.filters.iter().find(|f| Arc::as_ptr(f) as *mut c_void == filter).cloned())
 }
 
 /// `FltUnregisterFilter`: closes the filter's server ports, ends every
@@ -161,33 +161,34 @@ fn find_filter(filter: *mut c_void) -> Option<Arc<Filter>> {
 #[no_mangle]
 pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
     let _life = lifecycle();
-    let (f, last) = {
-        let mut state = STATE.lock();
-        let Some(i) = state.filters.iter().position(|f| Arc::as_ptr(f) as *mut c_void == filter) else {
-            return;
-        };
+    let found = STATE.with(|state| {
+        let i = state.filters.iter().position(|f| Arc::as_ptr(f) as *mut c_void == filter)?;
         let f = state.filters.swap_remove(i);
         f.unregistering.store(true, Ordering::SeqCst);
-        state.ports.retain(|p| !Arc::ptr_eq(&p.filter, &f));
-        (f, state.filters.is_empty())
+        // Ports leave the registry here and are dropped after the lock.
+        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::ptr_eq(&p.filter, &f));
+        state.ports = keep;
+        Some((f, state.filters.is_empty(), gone))
+    });
+    let Some((f, last, gone)) = found else {
+        return;
     };
+    drop(gone);
     // CONNECTs that found a port before it closed finish first.
     while f.connecting.load(Ordering::SeqCst) != 0 {
         sleep(Duration::from_millis(1));
     }
-    let conns: Vec<Arc<Connection>> = {
-        let mut state = STATE.lock();
+    let conns: Vec<Arc<Connection>> = STATE.with(|state| {
         let (mine, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut state.conns).into_iter().partition(|c| Arc::ptr_eq(&c.port.filter, &f));
         state.conns = rest;
         mine
-    };
+    });
     // Each connection's last thread calls DisconnectNotify if still owed.
     for c in &conns {
         c.end();
     }
     drop(conns);
-    let threads = core::mem::take(&mut *f.threads.lock());
-    drop(threads); // joins
+    f.threads.join_all();
     if last {
         device::destroy();
     }
@@ -257,12 +258,15 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
         live: AtomicU32::new(0),
     });
     let raw = Arc::as_ptr(&port) as *mut c_void;
-    {
-        let mut state = STATE.lock();
+    let refused = STATE.with(|state| {
         if state.ports.iter().any(|p| conn::same_name(&p.name, &port.name)) {
-            return NtStatus::STATUS_OBJECT_NAME_COLLISION.0;
+            return Some(port);
         }
         state.ports.push(port);
+        None
+    });
+    if refused.is_some() {
+        return NtStatus::STATUS_OBJECT_NAME_COLLISION.0;
     }
     // SAFETY: checked non-NULL; the caller's out-parameter.
     unsafe { server_port.write(raw) };
@@ -272,17 +276,16 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
 /// `FltCloseCommunicationPort`: no new connections; existing ones live on.
 #[no_mangle]
 pub unsafe extern "system" fn FltCloseCommunicationPort(server_port: *mut c_void) {
-    let closed: Vec<Arc<ServerPort>> = {
-        let mut state = STATE.lock();
+    let closed: Vec<Arc<ServerPort>> = STATE.with(|state| {
         let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::as_ptr(p) as *mut c_void == server_port);
         state.ports = keep;
         gone
-    };
+    });
     drop(closed);
 }
 
 fn find_conn(client: *mut c_void) -> Option<Arc<Connection>> {
-    STATE.lock().conns.iter().find(|c| Arc::as_ptr(c) as *mut c_void == client).cloned()
+    STATE.with(|state| state.conns.iter().find(|c| Arc::as_ptr(c) as *mut c_void == client).cloned())
 }
 
 /// `FltSendMessage`.
@@ -347,10 +350,7 @@ pub unsafe extern "system" fn FltCloseClientPort(_filter: *mut c_void, client_po
     if port.is_null() {
         return;
     }
-    let conn = {
-        let mut state = STATE.lock();
-        state.conns.iter().position(|c| Arc::as_ptr(c) as *mut c_void == port).map(|i| state.conns.swap_remove(i))
-    };
+    let conn = STATE.with(|state| state.conns.iter().position(|c| Arc::as_ptr(c) as *mut c_void == port).map(|i| state.conns.swap_remove(i)));
     if let Some(c) = conn {
         c.closed_by_driver();
     }
