@@ -50,7 +50,8 @@ commands:
                              x86_64-pc-windows-gnu, copy ntcomm_demo.dll to ntcomm_demo.sys,
                              install that profile's fltmgr.sys/fltlib.dll into the prefix
   test  [--release] [-- ARGS]
-                             setup + build, then: host tests of ntcomm-proto; Windows tests
+                             setup + build, then: host tests of ntcomm-proto and
+                             the compile-fail tests of ntcomm-km; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
                              minifilter + client test of compat/wine-fltmgr under Wine; the fault
                              suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
@@ -939,6 +940,12 @@ impl Workspace {
         let mut c = self.cargo();
         c.args(["test", "-p", "ntcomm-proto"]).args(release).args(extra);
         step("host tests (ntcomm-proto)", status(&mut c));
+
+        // (a'') typed handlers: one whose types disagree with its declaration
+        // must not compile (trybuild fixtures, type-checked on the host).
+        let mut c = self.cargo();
+        c.args(["test", "-p", "ntcomm-km", "--test", "compile_fail"]);
+        step("compile-fail tests (typed handlers, ntcomm-km)", status(&mut c));
 
         // (a') the ring's index and sleep/wake protocol, model-checked with loom
         // (its own target dir: --cfg loom changes every crate's build).
