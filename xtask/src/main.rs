@@ -105,7 +105,8 @@ commands:
                              other package's ntcomm-km features reach it) to ntcomm_minimal.sys
                              and check its imports: ntoskrnl.exe only, from MINIMAL_IMPORTS
   test  [--release] [-- ARGS]
-                             setup + build, then: host tests of ntcomm-proto and ntcomm-demo-proto; Windows tests
+                             setup + build, then: host tests of ntcomm-proto and ntcomm-demo-proto and
+                             the compile-fail tests of ntcomm-km; Windows tests
                              of ntcomm-um and ntcomm under Wine (NTCOMM_DRIVER set); the C
                              minifilter + client test of compat/wine-fltmgr under Wine; the fault
                              suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
@@ -1020,6 +1021,12 @@ impl Workspace {
         let mut c = self.cargo();
         c.args(["test", "-p", "ntcomm-proto", "-p", "ntcomm-demo-proto"]).args(release).args(extra);
         step("host tests (ntcomm-proto, ntcomm-demo-proto)", status(&mut c));
+
+        // (a'') typed handlers: one whose types disagree with its declaration
+        // must not compile (trybuild fixtures, type-checked on the host).
+        let mut c = self.cargo();
+        c.args(["test", "-p", "ntcomm-km", "--test", "compile_fail"]);
+        step("compile-fail tests (typed handlers, ntcomm-km)", status(&mut c));
 
         // (a') the ring's index and sleep/wake protocol, model-checked with loom
         // (its own target dir: --cfg loom changes every crate's build).

@@ -19,7 +19,9 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::time::Duration;
 
+use ntcomm_proto::message::Message;
 use ntcomm_proto::NtStatus;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::device::DriverObject;
 use crate::string::UnicodeString;
@@ -214,6 +216,12 @@ pub trait PortHandler: Send + Sync + Sized + 'static {
     fn disconnect(&self, _connection: &Self::Connection) {}
     /// A message from the client (`FilterSendMessage`): `input` is a kernel
     /// copy; write the reply into `output` and return its length.
+    ///
+    /// For a fixed-size message declared with
+    /// [`Message`](ntcomm_proto::message::Message), let the declaration read
+    /// the request and write the reply:
+    /// `SCAN.serve(input, output, |scan| self.scan(connection, scan))`
+    /// (see [`serve`]).
     fn message(&self, connection: &Self::Connection, input: &[u8], output: &mut [u8]) -> Result<usize, NtStatus>;
 }
 
@@ -247,8 +255,13 @@ pub enum SendError {
     /// The client's reply was longer than the reply buffer: the buffer holds
     /// its first `.0` bytes (`STATUS_BUFFER_OVERFLOW`).
     ReplyTruncated(usize),
-    /// Another failure of `FltSendMessage`.
+    /// Another failure of `FltSendMessage` (`STATUS_INVALID_PARAMETER`
+    /// also for a typed request outside its declared size rules; nothing
+    /// was sent then).
     Failed(NtStatus),
+    /// A typed call's reply did not match its declaration: the client
+    /// replied with this many bytes.
+    BadReply(usize),
 }
 
 impl<H: PortHandler> Client<H> {
@@ -305,12 +318,56 @@ impl<H: PortHandler> Client<H> {
         }
     }
 
+    /// Sends the typed `request` declared by `message` and waits for the
+    /// client's reply, read as the declared `O` (a reply that does not
+    /// match the declared size rules is [`SendError::BadReply`]). `timeout`
+    /// as in [`send`](Self::send). The byte-level [`send`](Self::send)
+    /// stays for variable-length replies.
+    pub fn call<I, O>(&self, message: &Message<I, O>, request: &I, timeout: Option<Duration>) -> Result<O, SendError>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+        O: FromBytes + IntoBytes,
+    {
+        let bytes = message.request_bytes(request).map_err(SendError::Failed)?;
+        let mut reply = O::new_zeroed();
+        let n = self.send(bytes, Some(reply.as_mut_bytes()), timeout)?;
+        message.check_reply(n).map_err(|_| SendError::BadReply(n))?;
+        // Shorter than `O` (a declaration with a variable reply): the rest
+        // is not the client's.
+        if n < core::mem::size_of::<O>() {
+            return Err(SendError::BadReply(n));
+        }
+        Ok(reply)
+    }
+
+    /// Sends the typed `request` declared by `message` (whose reply type is
+    /// `()`) without waiting for a reply: returns once it is queued.
+    pub fn post<I>(&self, message: &Message<I, ()>, request: &I, timeout: Option<Duration>) -> Result<(), SendError>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+    {
+        let bytes = message.request_bytes(request).map_err(SendError::Failed)?;
+        self.send(bytes, None, timeout).map(|_| ())
+    }
+
     /// Disconnects the client (`FltCloseClientPort`); its pending receives
     /// fail. The handler's `disconnect` runs once, here or when the client
     /// goes away by itself, whichever is first.
     pub fn disconnect(&self) {
         self.server().close_client(self);
     }
+}
+
+/// Serves one typed message in [`PortHandler::message`]: reads the declared
+/// request from `input` (a request outside the declared size rules is
+/// `STATUS_INVALID_PARAMETER` and `handler` does not run), runs `handler`
+/// and writes its reply to `output`, returning the length to return.
+pub fn serve<I, O>(message: &Message<I, O>, input: &[u8], output: &mut [u8], handler: impl FnOnce(I) -> Result<O, NtStatus>) -> Result<usize, NtStatus>
+where
+    I: FromBytes,
+    O: IntoBytes + Immutable,
+{
+    message.serve(input, output, handler)
 }
 
 struct PortState<H: PortHandler> {

@@ -228,6 +228,24 @@ impl IoctlRequest {
 /// A handler: gets the validated request, returns proof it was handled.
 pub type HandlerFn<D> = fn(&D, IoctlRequest) -> Handled;
 
+/// A typed handler: gets the declared input (copied out of the request, so
+/// alignment does not matter) and returns the declared output or a status.
+pub type TypedFn<D, I, O> = fn(&D, I) -> Result<O, NtStatus>;
+
+/// A typed handler that also gets the open the request came through (for
+/// per-handle state).
+pub type TypedFileFn<D, I, O> = fn(&D, FileId, I) -> Result<O, NtStatus>;
+
+/// How an entry runs its handler.
+enum Call<D: 'static> {
+    /// The byte-level path: the handler gets the request.
+    Raw(HandlerFn<D>),
+    /// The typed path: `f` is a [`TypedFn`] or [`TypedFileFn`] with its
+    /// types erased, and `thunk` the instance of [`typed_thunk`] or
+    /// [`typed_file_thunk`] for exactly those types.
+    Typed { f: *const (), thunk: fn(*const (), &D, IoctlRequest) -> Handled },
+}
+
 /// One entry of an IOCTL table.
 pub struct IoctlHandler<D: 'static> {
     code: ControlCode,
@@ -235,25 +253,119 @@ pub struct IoctlHandler<D: 'static> {
     input: Len,
     output: Len,
     neither_opt_in: bool,
-    handler: HandlerFn<D>,
+    call: Call<D>,
 }
 
+// SAFETY: the only raw pointer is a function pointer (immutable code).
+unsafe impl<D> Send for IoctlHandler<D> {}
+// SAFETY: as above.
+unsafe impl<D> Sync for IoctlHandler<D> {}
+
 impl<D> IoctlHandler<D> {
-    /// Serves `ioctl` with `handler`. A `METHOD_NEITHER` declaration served
-    /// this way is refused at run time with `STATUS_NOT_SUPPORTED`.
+    /// Serves `ioctl` with `handler`, which gets the request and its buffers
+    /// (the path for `[u8]` payloads, pended requests and direct I/O). A
+    /// `METHOD_NEITHER` declaration served this way is refused at run time
+    /// with `STATUS_NOT_SUPPORTED`.
     pub const fn new<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, handler: HandlerFn<D>) -> Self {
-        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in: false, handler }
+        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in: false, call: Call::Raw(handler) }
     }
 
     /// Serves a `METHOD_NEITHER` IOCTL through the capture-once path
     /// described in the module documentation.
     pub const fn neither_captured<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, handler: HandlerFn<D>) -> Self {
-        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in: true, handler }
+        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in: true, call: Call::Raw(handler) }
+    }
+
+    /// Serves a fixed-size `ioctl` with a typed handler: it gets the
+    /// declared input `I` and returns the declared output `O`, which
+    /// completes the request with `O`'s bytes (an `Err` completes it with
+    /// that status). The handler's types must be the declaration's, so
+    /// changing one side without the other does not compile:
+    ///
+    /// ```ignore
+    /// const GET_STATS: Ioctl<(), Stats> = Ioctl::fixed("GET_STATS", DEV, 1, Method::Buffered, Access::READ);
+    /// fn stats(d: &MyDriver, (): ()) -> Result<Stats, NtStatus> { Ok(d.stats()) }
+    /// const TABLE: &[IoctlHandler<MyDriver>] = &[IoctlHandler::typed(&GET_STATS, stats)];
+    /// ```
+    ///
+    /// The table checks the declared size rules first as for every entry;
+    /// a declaration whose rules cannot carry the types (see
+    /// [`Ioctl::carries_types`], always true for [`Ioctl::fixed`]) fails
+    /// each call with `STATUS_INVALID_PARAMETER` (input) or
+    /// `STATUS_BUFFER_TOO_SMALL` (output) instead of running the handler
+    /// on a short buffer. Served `METHOD_NEITHER` declarations go through
+    /// the capture-once path.
+    pub const fn typed<I, O>(ioctl: &Ioctl<I, O>, handler: TypedFn<D, I, O>) -> Self
+    where
+        I: FromBytes,
+        O: IntoBytes + Immutable,
+    {
+        Self {
+            code: ioctl.code,
+            name: ioctl.name,
+            input: ioctl.input,
+            output: ioctl.output,
+            neither_opt_in: true,
+            call: Call::Typed { f: handler as *const (), thunk: typed_thunk::<D, I, O> },
+        }
+    }
+
+    /// [`typed`](Self::typed) for a handler that also gets the request's
+    /// [`FileId`].
+    pub const fn typed_with_file<I, O>(ioctl: &Ioctl<I, O>, handler: TypedFileFn<D, I, O>) -> Self
+    where
+        I: FromBytes,
+        O: IntoBytes + Immutable,
+    {
+        Self {
+            code: ioctl.code,
+            name: ioctl.name,
+            input: ioctl.input,
+            output: ioctl.output,
+            neither_opt_in: true,
+            call: Call::Typed { f: handler as *const (), thunk: typed_file_thunk::<D, I, O> },
+        }
     }
 
     /// The declaration's name.
     pub const fn name(&self) -> &'static str {
         self.name
+    }
+}
+
+/// Reads the declared input: exactly `I`'s bytes.
+fn typed_input<I: FromBytes>(req: &IoctlRequest) -> Result<I, NtStatus> {
+    I::read_from_bytes(req.input()).map_err(|_| NtStatus::STATUS_INVALID_PARAMETER)
+}
+
+fn typed_reply<O: IntoBytes + Immutable>(req: IoctlRequest, result: Result<O, NtStatus>) -> Handled {
+    match result {
+        Ok(o) => req.reply(&o),
+        Err(s) => req.fail(s),
+    }
+}
+
+fn typed_thunk<D, I: FromBytes, O: IntoBytes + Immutable>(f: *const (), device: &D, req: IoctlRequest) -> Handled {
+    // SAFETY: `f` was cast from a `TypedFn<D, I, O>` by `IoctlHandler::typed`,
+    // the only place that pairs it with this instance of the thunk.
+    let f = unsafe { core::mem::transmute::<*const (), TypedFn<D, I, O>>(f) };
+    match typed_input::<I>(&req) {
+        Ok(input) => typed_reply(req, f(device, input)),
+        Err(s) => req.fail(s),
+    }
+}
+
+fn typed_file_thunk<D, I: FromBytes, O: IntoBytes + Immutable>(f: *const (), device: &D, req: IoctlRequest) -> Handled {
+    // SAFETY: `f` was cast from a `TypedFileFn<D, I, O>` by
+    // `IoctlHandler::typed_with_file`, the only place that pairs it with
+    // this instance of the thunk.
+    let f = unsafe { core::mem::transmute::<*const (), TypedFileFn<D, I, O>>(f) };
+    match typed_input::<I>(&req) {
+        Ok(input) => {
+            let file = req.file();
+            typed_reply(req, f(device, file, input))
+        }
+        Err(s) => req.fail(s),
     }
 }
 
@@ -294,7 +406,10 @@ pub fn dispatch<D>(table: &[IoctlHandler<D>], device: &D, req: Request) -> Handl
     }
     // A longer output buffer is fine; the handler sees the declared maximum.
     match view(req, out_len.min(entry.output.max as usize), entry.neither_opt_in) {
-        Ok(r) => (entry.handler)(device, r),
+        Ok(r) => match entry.call {
+            Call::Raw(handler) => handler(device, r),
+            Call::Typed { f, thunk } => thunk(f, device, r),
+        },
         Err((req, status)) => req.fail(status),
     }
 }

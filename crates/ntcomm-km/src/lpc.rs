@@ -29,7 +29,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use ntcomm_proto::lpc::{self as wire, MessageBuffer, PortMessage};
+use ntcomm_proto::message::Message;
 use ntcomm_proto::NtStatus;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::handle::KernelHandle;
 use crate::peer::Sid;
@@ -124,6 +126,9 @@ pub enum LpcError {
     /// The system has no LPC (`STATUS_NOT_IMPLEMENTED`: a Wine without
     /// ntcomm's compat layer).
     NotImplemented(Error),
+    /// A typed call's reply does not match its declaration (its length is
+    /// outside the declared size rules); the reply was consumed.
+    BadReply(Error),
     /// Anything else.
     Other(Error),
 }
@@ -152,6 +157,7 @@ impl LpcError {
             | Self::Disconnected(e)
             | Self::TooLong(e)
             | Self::NotImplemented(e)
+            | Self::BadReply(e)
             | Self::Other(e) => e,
         }
     }
@@ -175,6 +181,7 @@ impl core::fmt::Display for LpcError {
             Self::Disconnected(_) => "LPC port disconnected",
             Self::TooLong(_) => "LPC message too long",
             Self::NotImplemented(_) => "no LPC on this system",
+            Self::BadReply(_) => "LPC reply does not match its declaration",
             Self::Other(_) => "LPC call failed",
         };
         write!(f, "{what} ({})", self.error())
@@ -490,6 +497,42 @@ impl LpcClient {
         // SAFETY: as in `request`; a checked message in an aligned buffer.
         let status = unsafe { NtRequestPort(handle, req.0.as_mut_ptr().cast()) };
         LpcError::check(status, "NtRequestPort")
+    }
+}
+
+impl LpcClient {
+    /// Sends the typed `request` declared by `message` and waits for the
+    /// reply, read as the declared `O`. A request outside the declared
+    /// size rules is [`LpcError::TooLong`] (nothing is sent); a reply that
+    /// does not match them is [`LpcError::BadReply`]. The byte-level
+    /// [`request`](Self::request) stays for variable-length bodies.
+    pub fn call<I, O>(&self, message: &Message<I, O>, request: &I) -> Result<O, LpcError>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+        O: FromBytes + IntoBytes,
+    {
+        let body = message.request_bytes(request).map_err(|s| LpcError::TooLong(Error::new(s, "LPC typed request")))?;
+        let mut reply = O::new_zeroed();
+        let bad = |status| LpcError::BadReply(Error::new(status, "LPC reply does not match its declaration"));
+        let n = match self.request(body, reply.as_mut_bytes()) {
+            Ok(n) => n,
+            Err(LpcError::Other(e)) if e.status == NtStatus::STATUS_BUFFER_OVERFLOW => return Err(bad(e.status)),
+            Err(e) => return Err(e),
+        };
+        if message.check_reply(n).is_err() || n < core::mem::size_of::<O>() {
+            return Err(bad(NtStatus::STATUS_INVALID_PARAMETER));
+        }
+        Ok(reply)
+    }
+
+    /// Sends the typed `request` declared by `message` (reply type `()`)
+    /// as a datagram; see [`datagram`](Self::datagram).
+    pub fn post<I>(&self, message: &Message<I, ()>, request: &I) -> Result<(), LpcError>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+    {
+        let body = message.request_bytes(request).map_err(|s| LpcError::TooLong(Error::new(s, "LPC typed datagram")))?;
+        self.datagram(body)
     }
 }
 

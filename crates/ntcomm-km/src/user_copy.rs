@@ -19,6 +19,10 @@ use core::ffi::c_void;
 
 use crate::sys;
 
+// Windows (PE/COFF) only: the SEH directives do not exist elsewhere. The
+// library still builds for the host, for its compile-fail tests, which never
+// link it.
+#[cfg(target_os = "windows")]
 core::arch::global_asm!(
     r#"
     .text

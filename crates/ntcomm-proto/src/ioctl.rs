@@ -136,6 +136,22 @@ impl<I: ?Sized, O: ?Sized> Ioctl<I, O> {
     }
 }
 
+impl<I, O> Ioctl<I, O> {
+    /// Declares an IOCTL whose input and output are exactly `I` and `O`
+    /// (`()`: no buffer): the size rules follow from the types, the shape
+    /// `ntcomm_km::ioctl::IoctlHandler::typed` serves.
+    pub const fn fixed(name: &'static str, device: DeviceType, function_offset: u16, method: Method, access: Access) -> Self {
+        Ioctl::new(name, device, function_offset, method, access, Len::of::<I>(), Len::of::<O>())
+    }
+
+    /// Whether the size rules can carry `I` and `O`: the input is exactly
+    /// `I` and the output buffer is at least `O`.
+    pub const fn carries_types(&self) -> bool {
+        let (i, o) = (core::mem::size_of::<I>(), core::mem::size_of::<O>());
+        self.input.min as usize == i && self.input.max as usize == i && self.output.min as usize >= o
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +163,18 @@ mod tests {
         assert_eq!(Len::NONE.check(1), Err(LenError::TooLarge { got: 1, max: 0 }));
         assert_eq!(Len::of::<u64>().check(7), Err(LenError::TooSmall { got: 7, min: 8 }));
         assert_eq!(Len::range(4, 10).check(10), Ok(()));
+    }
+
+    #[test]
+    fn fixed_declarations_carry_their_types() {
+        const D: DeviceType = DeviceType(0x8000);
+        let fixed: Ioctl<u64, u32> = Ioctl::fixed("F", D, 1, Method::Buffered, Access::ANY);
+        assert_eq!((fixed.input, fixed.output), (Len::exact(8), Len::exact(4)));
+        assert!(fixed.carries_types());
+        let none: Ioctl<(), ()> = Ioctl::fixed("N", D, 2, Method::Buffered, Access::ANY);
+        assert!(none.carries_types());
+        let loose: Ioctl<u64, u32> = Ioctl::new("L", D, 3, Method::Buffered, Access::ANY, Len::up_to(8), Len::of::<u32>());
+        assert!(!loose.carries_types());
     }
 
     proptest! {

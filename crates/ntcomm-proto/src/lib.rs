@@ -19,6 +19,7 @@ pub mod budget;
 pub mod ctl;
 pub mod ioctl;
 pub mod lpc;
+pub mod message;
 pub mod ring;
 pub mod ring_channel;
 pub mod sddl;
@@ -26,6 +27,7 @@ pub mod status;
 
 pub use ctl::{Access, ControlCode, DeviceType, Method};
 pub use ioctl::{Ioctl, Len, LenError};
+pub use message::Message;
 pub use status::NtStatus;
 
 /// The zerocopy this crate is built with, for protocol crates: derive and

@@ -32,7 +32,8 @@ use std::sync::OnceLock;
 use ntcomm_proto::lpc::{self as wire, LpcType, MessageBuffer, PortMessage};
 use ntcomm_proto::NtStatus;
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
-use zerocopy::IntoBytes;
+use ntcomm_proto::message::Message;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
 
@@ -74,6 +75,15 @@ pub enum LpcError {
     Message(wire::LpcError),
     /// The port name holds a NUL or is longer than a `UNICODE_STRING` allows.
     BadName,
+    /// A body did not match its typed declaration
+    /// ([`Message`](ntcomm_proto::message::Message)): its length is outside
+    /// the declared size rules.
+    Mismatch {
+        /// The declaration's name.
+        message: &'static str,
+        /// The body's length.
+        len: usize,
+    },
 }
 
 impl LpcError {
@@ -88,7 +98,7 @@ impl LpcError {
             LpcError::Missing(_) => NtStatus::STATUS_NOT_IMPLEMENTED,
             LpcError::Status { status, .. } => *status,
             LpcError::Message(e) => e.status(),
-            LpcError::BadName => NtStatus::STATUS_INVALID_PARAMETER,
+            LpcError::BadName | LpcError::Mismatch { .. } => NtStatus::STATUS_INVALID_PARAMETER,
         }
     }
 }
@@ -103,6 +113,7 @@ impl core::fmt::Display for LpcError {
             LpcError::Status { call, status } => write!(f, "{call}: {status}"),
             LpcError::Message(e) => write!(f, "LPC message: {e}"),
             LpcError::BadName => f.write_str("LPC port name holds a NUL or is too long"),
+            LpcError::Mismatch { message, len } => write!(f, "LPC message {message}: a body of {len} bytes does not match its declaration"),
         }
     }
 }
@@ -322,6 +333,23 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The body as the typed request declared by `message` (its length
+    /// checked against the declared size rules).
+    pub fn request_as<I: FromBytes, O: ?Sized>(&self, message: &Message<I, O>) -> Result<I> {
+        message.request_from(&self.body).map_err(|_| LpcError::Mismatch { message: message.name, len: self.body.len() })
+    }
+
+    /// The typed reply declared by `message` to this request (pass it to
+    /// the next [`LpcServer::receive`]); the byte-level
+    /// [`reply`](Self::reply) stays for variable-length bodies.
+    pub fn answer<I: ?Sized, O: IntoBytes + Immutable>(&self, message: &Message<I, O>, reply: &O) -> Result<Reply> {
+        let body = reply.as_bytes();
+        message.check_reply(body.len()).map_err(|_| LpcError::Mismatch { message: message.name, len: body.len() })?;
+        self.reply(body)
+    }
+}
+
 impl Reply {
     fn header_ptr(&mut self) -> *mut PortMessage {
         self.buf.0.as_mut_ptr().cast()
@@ -416,6 +444,13 @@ impl Connection {
         // no reference to the shared bytes is formed.
         unsafe { ptr::copy_nonoverlapping((base + offset) as *const u8, out.as_mut_ptr(), out.len()) };
         Ok(())
+    }
+
+    /// Sends the typed datagram declared by `message` (reply type `()`) to
+    /// the client; see [`datagram`](Self::datagram).
+    pub fn post<I: ?Sized + IntoBytes + Immutable>(&self, message: &Message<I, ()>, request: &I) -> Result<()> {
+        let body = message.request_bytes(request).map_err(|_| LpcError::Mismatch { message: message.name, len: request.as_bytes().len() })?;
+        self.datagram(body)
     }
 
     /// Sends a datagram to the client (`NtRequestPort`; not exported by Wine 8).

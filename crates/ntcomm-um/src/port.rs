@@ -8,6 +8,7 @@
 
 use core::ptr;
 
+use ntcomm_proto::message as proto;
 use ntcomm_proto::NtStatus;
 use windows_sys::Win32::Foundation::{SetLastError, HANDLE};
 use windows_sys::Win32::Storage::InstallableFileSystems::{
@@ -15,10 +16,11 @@ use windows_sys::Win32::Storage::InstallableFileSystems::{
 };
 
 use crate::device::Device;
-use crate::error::code::ERROR_INVALID_PARAMETER;
+use crate::error::code::{ERROR_INVALID_DATA, ERROR_INVALID_PARAMETER};
 use crate::error::{Error, Result};
 use crate::iocp::{CompletionPort, OpId, OpKind};
 use crate::util::to_wide_nul;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// `FILTER_MESSAGE_HEADER` size: ReplyLength, padding, MessageId.
 pub const MESSAGE_HEADER_LEN: usize = 16;
@@ -53,6 +55,10 @@ fn bool_from_hresult(hr: i32) -> i32 {
     0
 }
 
+fn mismatch(name: &str, len: usize) -> Error {
+    Error::new(format!("port message {name}: {len} bytes do not match its declaration"), ERROR_INVALID_PARAMETER)
+}
+
 /// One message from the driver, borrowed from the buffer it arrived in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
@@ -75,6 +81,12 @@ impl<'a> Message<'a> {
     /// The longest reply body the driver accepts.
     pub fn max_reply_body(&self) -> usize {
         (self.reply_length as usize).saturating_sub(REPLY_HEADER_LEN)
+    }
+
+    /// The body as the typed request declared by `message` (its length
+    /// checked against the declared size rules).
+    pub fn request_as<I: FromBytes, O: ?Sized>(&self, message: &proto::Message<I, O>) -> Result<I> {
+        message.request_from(self.body).map_err(|_| mismatch(message.name, self.body.len()))
     }
 
     /// Parses what `FilterGetMessage` wrote (header and body).
@@ -143,6 +155,34 @@ impl PortClient {
         };
         check(hr, || format!("FilterSendMessage {}", self.name))?;
         Ok(returned as usize)
+    }
+
+    /// Sends the typed `request` declared by `message` to the driver's
+    /// message callback and returns its reply, read as the declared `O` (a
+    /// reply outside the declared size rules is `ERROR_INVALID_DATA`).
+    pub fn call<I, O>(&self, message: &proto::Message<I, O>, request: &I) -> Result<O>
+    where
+        I: ?Sized + IntoBytes + Immutable,
+        O: FromBytes + IntoBytes,
+    {
+        let input = request.as_bytes();
+        message.check_request(input.len()).map_err(|_| mismatch(message.name, input.len()))?;
+        let mut reply = O::new_zeroed();
+        let n = self.send(input, reply.as_mut_bytes())?;
+        if message.check_reply(n).is_err() || n < core::mem::size_of::<O>() {
+            return Err(Error::new(format!("port message {}: the driver replied {n} bytes, not its declaration", message.name), ERROR_INVALID_DATA));
+        }
+        Ok(reply)
+    }
+
+    /// Replies to the driver's message `id` (received as declared by
+    /// `message`) with the typed `reply` and `STATUS_SUCCESS`; the
+    /// byte-level [`reply`](Self::reply) stays for other statuses and
+    /// variable-length bodies.
+    pub fn answer<I: ?Sized, O: IntoBytes + Immutable>(&self, message: &proto::Message<I, O>, id: u64, reply: &O) -> Result<()> {
+        let body = reply.as_bytes();
+        message.check_reply(body.len()).map_err(|_| mismatch(message.name, body.len()))?;
+        self.reply(id, NtStatus::STATUS_SUCCESS, body)
     }
 
     /// Waits for the driver's next message; `buf` receives header and body

@@ -17,6 +17,7 @@ use ntcomm_proto::ioctl::{Ioctl, Len};
 pub use ntcomm_proto::ring_channel::{
     RingInfo, RingIoctls, RingOpen, RingStatus, RING_STATE_FAILED, RING_STATE_NONE, RING_STATE_OPENING, RING_STATE_RUNNING,
 };
+use ntcomm_proto::message::Message;
 
 /// Kernel name of the device object.
 pub const DEVICE_NAME: &str = r"\Device\NtComm";
@@ -142,6 +143,32 @@ pub const PORT_MAX_CONNECTIONS: u32 = 4;
 pub const MAX_PORT_MESSAGE: usize = 16 * 1024;
 /// Length of the driver's questions' replies: sequence number and verdict.
 pub const PORT_REPLY_LEN: usize = 9;
+/// The driver's question to a port client (a demo record of
+/// `RECORD_MIN..=MAX_PORT_MESSAGE` bytes) and the client's [`PortVerdict`].
+pub const PORT_QUESTION: Message<[u8], PortVerdict> =
+    Message::new("PORT_QUESTION", Len::range(RECORD_MIN, MAX_PORT_MESSAGE), Len::of::<PortVerdict>());
+/// The same question sent without waiting for a reply.
+pub const PORT_NOTICE: Message<[u8], ()> = Message::new("PORT_NOTICE", Len::range(RECORD_MIN, MAX_PORT_MESSAGE), Len::NONE);
+
+/// A port client's reply to a [`PORT_QUESTION`] ([`PORT_REPLY_LEN`] bytes,
+/// unaligned: the layout a C client writes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct PortVerdict {
+    /// The question's sequence number (little-endian).
+    pub seq: zerocopy::little_endian::U64,
+    /// 1 allow, 0 deny.
+    pub allow: u8,
+}
+
+impl PortVerdict {
+    /// The demo service's verdict on question `seq`: allow unless a
+    /// multiple of 3.
+    pub fn of(seq: u64) -> Self {
+        PortVerdict { seq: seq.into(), allow: u8::from(!seq.is_multiple_of(3)) }
+    }
+}
+const _: () = assert!(core::mem::size_of::<PortVerdict>() == PORT_REPLY_LEN);
 
 /// Asks the driver to send questions to the port's clients (round robin)
 /// from several threads with `FltSendMessage`; completes when all were
@@ -346,6 +373,10 @@ pub struct LpcViewRequest {
     /// Zero.
     pub reserved: u32,
 }
+
+/// An [`LPC_KIND_VIEW`] request and its reply.
+pub const LPC_VIEW: Message<LpcViewRequest, LpcViewReply> = Message::fixed("LPC_VIEW");
+const _: () = assert!(LPC_VIEW.fits_lpc());
 
 /// The reply to an [`LpcViewRequest`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]

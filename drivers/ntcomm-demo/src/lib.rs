@@ -104,12 +104,20 @@ struct Demo {
     open_handles: AtomicU64,
 }
 
+// The typed entries' declarations carry their types (checked at build time).
+const _: () = assert!(
+    proto::GET_STATS.carries_types()
+        && proto::USER_COPY_PROBE.carries_types()
+        && proto::LPC_DISCONNECT.carries_types()
+        && proto::GET_BOUNDS.carries_types()
+);
+
 const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::ECHO_BUFFERED, Demo::echo),
     IoctlHandler::new(&proto::COMPARE_IN_DIRECT, Demo::compare),
     IoctlHandler::new(&proto::ECHO_OUT_DIRECT, Demo::echo),
     IoctlHandler::neither_captured(&proto::ECHO_NEITHER, Demo::echo),
-    IoctlHandler::new(&proto::GET_STATS, Demo::stats),
+    IoctlHandler::typed(&proto::GET_STATS, Demo::stats),
     IoctlHandler::new(&proto::WAIT_EVENT, Demo::wait_event),
     IoctlHandler::new(&proto::POST_EVENT, Demo::post_event),
     IoctlHandler::new(&proto::DELAYED_COMPLETE, Demo::delayed_complete),
@@ -118,11 +126,11 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::RING_SOURCE, |d: &Demo, r| d.rings.source(r)),
     IoctlHandler::new(&proto::RING_STATUS, |d: &Demo, r| d.rings.status(r)),
     IoctlHandler::new(&proto::PORT_ASK, |d: &Demo, r| d.ports.ask(r)),
-    IoctlHandler::new(&proto::USER_COPY_PROBE, Demo::user_copy_probe),
+    IoctlHandler::typed(&proto::USER_COPY_PROBE, Demo::user_copy_probe),
     IoctlHandler::new(&proto::LPC_CONNECT, |d: &Demo, r| d.lpc.connect(r)),
     IoctlHandler::new(&proto::LPC_ASK, |d: &Demo, r| d.lpc.ask(r)),
-    IoctlHandler::new(&proto::LPC_DISCONNECT, |d: &Demo, r| d.lpc.disconnect(r)),
-    IoctlHandler::new(&proto::GET_BOUNDS, Demo::bounds),
+    IoctlHandler::typed(&proto::LPC_DISCONNECT, |d: &Demo, ()| d.lpc.disconnect()),
+    IoctlHandler::typed(&proto::GET_BOUNDS, Demo::bounds),
     IoctlHandler::new(&proto::SERVER_REGISTER, |d: &Demo, r| d.servers.register(r)),
 ];
 
@@ -209,7 +217,7 @@ impl Demo {
         req.complete(NtStatus::STATUS_SUCCESS, same)
     }
 
-    fn stats(&self, req: IoctlRequest) -> Handled {
+    fn stats(&self, (): ()) -> Result<Stats, NtStatus> {
         // Threads that finished are otherwise joined at the next request of
         // their kind: join them now, so that the pool figures count only
         // what is live (the fault suite compares them exactly).
@@ -221,7 +229,7 @@ impl Demo {
         let ports = &self.ports;
         let (queued, bytes) = self.messages.with(|m| (m.len() as u64, m.iter().map(|v| v.len() as u64).sum()));
         let pipe_queued = self.pipe.queue.with(|q| q.len()) + self.pipe.held_by_writer();
-        req.reply(&Stats {
+        Ok(Stats {
             irps_in_flight: io.in_flight,
             irps_completed: io.completed,
             irps_cancelled: io.cancelled,
@@ -260,9 +268,9 @@ impl Demo {
     }
 
     /// Use and limit of every bounded resource (see docs/SECURITY.md).
-    fn bounds(&self, req: IoctlRequest) -> Handled {
+    fn bounds(&self, (): ()) -> Result<proto::Bounds, NtStatus> {
         let (ring_bytes, ring_channels) = self.rings.usage();
-        req.reply(&proto::Bounds {
+        Ok(proto::Bounds {
             ring_bytes,
             ring_bytes_limit: proto::RING_SECTION_BUDGET,
             ring_channels,
@@ -274,18 +282,14 @@ impl Demo {
         })
     }
 
-    fn user_copy_probe(&self, req: IoctlRequest) -> Handled {
-        let addr: u64 = match req.input_as() {
-            Ok(a) => a,
-            Err(s) => return req.fail(s),
-        };
+    fn user_copy_probe(&self, addr: u64) -> Result<u32, NtStatus> {
         let mut sink = [0u8; 16];
         let outcome = match user_copy::copy_from_user(&mut sink, addr as usize) {
             Ok(()) => proto::PROBE_OK,
             Err(UserCopyError::NotUserRange) => proto::PROBE_NOT_USER,
             Err(UserCopyError::Fault) => proto::PROBE_FAULT,
         };
-        req.reply(&outcome)
+        Ok(outcome)
     }
 
     fn wait_event(&self, req: IoctlRequest) -> Handled {

@@ -17,9 +17,8 @@ use ntcomm_km::quota::Quota;
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
-use ntcomm_demo_proto::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewReply, LpcViewRequest};
+use ntcomm_demo_proto::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewRequest};
 use ntcomm_proto::lpc::MAX_BODY;
-use ntcomm_proto::{FromBytes, IntoBytes};
 
 /// Largest body an ask may ask for: above the port's maximum on purpose
 /// (the port refuses it, which the tally reports), bounded for allocation.
@@ -162,14 +161,14 @@ impl Lpc {
     }
 
     /// `LPC_DISCONNECT`.
-    pub fn disconnect(&self, req: IoctlRequest) -> Handled {
+    pub fn disconnect(&self) -> Result<(), NtStatus> {
         let old = self.current.take();
         match old {
             Some(c) => {
                 c.close();
-                req.reply(&())
+                Ok(())
             }
-            None => req.fail(NtStatus::STATUS_PORT_DISCONNECTED),
+            None => Err(NtStatus::STATUS_PORT_DISCONNECTED),
         }
     }
 
@@ -342,9 +341,12 @@ fn ask_some(client: &LpcClient, ask: LpcAsk, worker: u32, counters: &LpcCounters
                     checksum: proto::checksum(&payload),
                     reserved: 0,
                 };
-                client.request(vr.as_bytes(), &mut reply).map(|n| {
-                    reply.get(..n).and_then(|r| LpcViewReply::read_from_bytes(r).ok()).is_some_and(|r| r.checksum == vr.checksum && r.matched == 1)
-                })
+                match client.call(&proto::LPC_VIEW, &vr) {
+                    Ok(r) => Ok(r.checksum == vr.checksum && r.matched == 1),
+                    // Answered, but not as declared.
+                    Err(LpcError::BadReply(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
             }
             _ => {
                 proto::lpc_fill_request(seq, &mut body);

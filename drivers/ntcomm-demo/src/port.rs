@@ -235,22 +235,24 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
         match clients.get((seq as usize) % clients.len().max(1)) {
             None => t.disconnected = 1,
             Some(client) => {
-                let mut reply = [0u8; proto::PORT_REPLY_LEN];
                 let started = time::interrupt_time();
-                let outcome = client.send(&question, (ask.want_reply != 0).then_some(&mut reply[..]), timeout);
+                let outcome = if ask.want_reply != 0 {
+                    client.call(&proto::PORT_QUESTION, &question[..], timeout).map(Some)
+                } else {
+                    client.post(&proto::PORT_NOTICE, &question[..], timeout).map(|()| None)
+                };
                 let rtt_us = time::interrupt_time().saturating_sub(started) / 10;
                 match outcome {
-                    Ok(n) => {
+                    Ok(verdict) => {
                         t.sent = 1;
-                        if ask.want_reply != 0 {
+                        if let Some(v) = verdict {
                             t.replied = 1;
                             if let Some(slot) = t.rtt_hist.get_mut(proto::rtt_bucket(rtt_us)) {
                                 *slot = 1;
                             }
-                            let echoed = reply.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-                            match (n, echoed, reply.get(8)) {
-                                (proto::PORT_REPLY_LEN, Some(s), Some(1)) if s == seq => t.allowed = 1,
-                                (proto::PORT_REPLY_LEN, Some(s), Some(0)) if s == seq => t.denied = 1,
+                            match v.allow {
+                                1 if v.seq.get() == seq => t.allowed = 1,
+                                0 if v.seq.get() == seq => t.denied = 1,
                                 _ => t.bad_replies = 1,
                             }
                         }
@@ -260,7 +262,7 @@ fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<Po
                         t.timeouts = 1;
                     }
                     Err(SendError::Disconnected) => t.disconnected = 1,
-                    Err(SendError::ReplyTruncated(_)) => {
+                    Err(SendError::ReplyTruncated(_) | SendError::BadReply(_)) => {
                         t.sent = 1;
                         t.replied = 1;
                         t.bad_replies = 1;

@@ -709,7 +709,7 @@ fn port_ask() -> Step {
                     if m.max_reply_body() < proto::PORT_REPLY_LEN {
                         return Err(format!("receiver: question {seq} accepts a {} B reply", m.max_reply_body()));
                     }
-                    client.reply(m.id, NtStatus::STATUS_SUCCESS, &port_verdict(seq)).map_err(|e| format!("receiver: {e}"))?;
+                    client.answer(&proto::PORT_QUESTION, m.id, &proto::PortVerdict::of(seq)).map_err(|e| format!("receiver: {e}"))?;
                     answered += 1;
                 }
                 Ok(answered)

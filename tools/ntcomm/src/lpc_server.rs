@@ -12,10 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ntcomm_demo_proto::{self as proto, LpcViewReply, LpcViewRequest};
+use ntcomm_demo_proto::{self as proto, LpcViewReply};
 use ntcomm_proto::lpc::PORT_MAXIMUM_MESSAGE_LENGTH;
-use ntcomm_um::lpc::{Connection, LpcError, LpcEvent, LpcServer, Reply};
-use zerocopy::{FromBytes, IntoBytes};
+use ntcomm_um::lpc::{Connection, LpcError, LpcEvent, LpcServer, Reply, Request};
 
 /// What the server saw, shared with whoever started it.
 #[derive(Debug, Default)]
@@ -96,17 +95,15 @@ pub fn serve(mut server: LpcServer, options: ServerOptions, stats: &ServerStats,
                     continue;
                 }
                 let viewed = connections.get(&req.context).filter(|c| c.view_len() > 0);
-                let n = match viewed {
-                    Some(conn) => {
-                        let r = view_answer(conn, &req.body, stats);
-                        let bytes = r.as_bytes();
-                        answer[..bytes.len()].copy_from_slice(bytes);
-                        bytes.len()
+                let out = match viewed {
+                    Some(conn) => req.answer(&proto::LPC_VIEW, &view_answer(conn, &req, stats)),
+                    None => {
+                        let n = proto::lpc_answer(&req.body, &mut answer).unwrap_or(0);
+                        req.reply(&answer[..n])
                     }
-                    None => proto::lpc_answer(&req.body, &mut answer).unwrap_or(0),
                 };
                 stats.requests.fetch_add(1, Ordering::Relaxed); // before the reply leaves
-                reply = Some(req.reply(&answer[..n])?);
+                reply = Some(out?);
             }
             LpcEvent::Datagram { body, .. } => {
                 if body.len() < proto::RECORD_MIN || proto::check_record(&body).is_some() {
@@ -124,9 +121,9 @@ pub fn serve(mut server: LpcServer, options: ServerOptions, stats: &ServerStats,
 }
 
 /// Reads the payload a view request points at and answers its checksum.
-fn view_answer(conn: &Connection, body: &[u8], stats: &ServerStats) -> LpcViewReply {
+fn view_answer(conn: &Connection, req: &Request, stats: &ServerStats) -> LpcViewReply {
     let mut out = LpcViewReply::default();
-    let Ok(vr) = LpcViewRequest::read_from_bytes(body) else {
+    let Ok(vr) = req.request_as(&proto::LPC_VIEW) else {
         stats.view_bad.fetch_add(1, Ordering::Relaxed);
         return out;
     };

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
-use ntcomm_demo_proto::{self as demo, PortAsk, PortTally};
+use ntcomm_demo_proto::{self as demo, PortAsk, PortTally, PortVerdict};
 use ntcomm_proto::NtStatus;
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{service, CompletionPort, Device, ErrorKind, Message, PortClient};
@@ -34,16 +34,13 @@ fn connect() -> PortClient {
 
 /// The service's answer to question `seq`: echo the number, allow unless it
 /// is a multiple of 3.
-fn verdict(seq: u64) -> [u8; demo::PORT_REPLY_LEN] {
-    let mut r = [0u8; demo::PORT_REPLY_LEN];
-    r[..8].copy_from_slice(&seq.to_le_bytes());
-    r[8] = u8::from(!seq.is_multiple_of(3));
-    r
+fn verdict(seq: u64) -> PortVerdict {
+    PortVerdict { seq: seq.into(), allow: u8::from(!seq.is_multiple_of(3)) }
 }
 
 fn answer(client: &PortClient, m: &Message<'_>) {
     let seq = demo::check_record(m.body).expect("question is a valid record");
-    client.reply(m.id, NtStatus::STATUS_SUCCESS, &verdict(seq)).unwrap();
+    client.answer(&demo::PORT_QUESTION, m.id, &verdict(seq)).unwrap();
 }
 
 fn ask(dev: &Device, a: PortAsk) -> PortTally {
@@ -109,6 +106,23 @@ fn user_to_driver_messages_at_every_size() {
     assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
     let err = client.send(&[1u8; 10], &mut [0u8; 9]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BufferTooSmall, "{err}");
+}
+
+#[test]
+fn typed_calls_to_the_driver_check_the_declaration() {
+    let _s = serial();
+    rig::test_device();
+    let client = connect();
+    // The demo's message callback echoes: a declaration of 8 bytes each way.
+    const ECHO_U64: ntcomm_proto::Message<u64, u64> = ntcomm_proto::Message::fixed("ECHO_U64");
+    assert_eq!(client.call(&ECHO_U64, &0x0123_4567_89ab_cdef).unwrap(), 0x0123_4567_89ab_cdef);
+    // A reply shorter than declared is refused on the client side.
+    const SHORT: ntcomm_proto::Message<[u8], u64> = ntcomm_proto::Message::new("SHORT", ntcomm_proto::Len::up_to(8), ntcomm_proto::Len::of::<u64>());
+    let err = client.call(&SHORT, &[1u8, 2, 3][..]).unwrap_err();
+    assert_eq!(err.win32(), 13, "ERROR_INVALID_DATA: {err}");
+    // A request outside the declared rules is refused before it is sent.
+    let err = client.call(&SHORT, &[0u8; 9][..]).unwrap_err();
+    assert_eq!(err.win32(), 87, "ERROR_INVALID_PARAMETER: {err}");
 }
 
 #[test]
@@ -219,7 +233,7 @@ fn eight_threads_sixteen_receives_each_answer_100000_questions_exactly_once() {
                     let Ok(_) = c.result else { return seen }; // cancelled at shutdown
                     let m = Message::parse(&c.buffer).unwrap();
                     let seq = demo::check_record(m.body).expect("valid question");
-                    client.reply(m.id, NtStatus::STATUS_SUCCESS, &verdict(seq)).unwrap();
+                    client.answer(&demo::PORT_QUESTION, m.id, &verdict(seq)).unwrap();
                     seen.push(seq);
                     client.start_get_message(cap, c.tag).unwrap();
                 }
