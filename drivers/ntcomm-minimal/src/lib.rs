@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use ntcomm_km::device::{Device, DeviceConfig, DeviceOperations};
-use ntcomm_km::ioctl::{self, IoctlHandler, IoctlRequest};
+use ntcomm_km::ioctl::{self, IoctlHandler};
 use ntcomm_km::irp::{Handled, Request};
 use ntcomm_km::pool::PoolAllocator;
 use ntcomm_km::sync::SpinLock;
@@ -38,24 +38,22 @@ struct Minimal {
     mailbox: SpinLock<Mailbox>,
 }
 
-const TABLE: &[IoctlHandler<Minimal>] = &[IoctlHandler::new(&proto::ADD, Minimal::add)];
+// Typed: `add` must take `ADD`'s input type and return its output type, or
+// this line does not compile.
+const TABLE: &[IoctlHandler<Minimal>] = &[IoctlHandler::typed(&proto::ADD, Minimal::add)];
 
 impl Minimal {
     fn new(_device: Device) -> Result<Self, Error> {
         Ok(Self { total: SpinLock::new(Total::default()), mailbox: SpinLock::new(Mailbox { bytes: [0; MAX_MESSAGE], len: 0 }) })
     }
 
-    /// `ADD`: the table has checked the input and output sizes.
-    fn add(&self, req: IoctlRequest) -> Handled {
-        let Ok(add) = req.input_as::<proto::Add>() else {
-            return req.fail(NtStatus::STATUS_INVALID_PARAMETER);
-        };
-        let total = self.total.with(|t| {
+    /// `ADD`: the table has checked the sizes and copied the input out.
+    fn add(&self, add: proto::Add) -> Result<Total, NtStatus> {
+        Ok(self.total.with(|t| {
             t.total = t.total.wrapping_add(add.value);
             t.calls = t.calls.wrapping_add(1);
             *t
-        });
-        req.reply(&total)
+        }))
     }
 }
 

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use ntcomm_proto::{Access, DeviceType, FromBytes, Immutable, Ioctl, IntoBytes, KnownLayout, Len, Method};
+use ntcomm_proto::{Access, DeviceType, FromBytes, Immutable, Ioctl, IntoBytes, KnownLayout, Method};
 
 /// The device object's name.
 pub const DEVICE_NAME: &str = r"\Device\NtCommMinimal";
@@ -43,5 +43,6 @@ pub struct Total {
 }
 
 /// Adds to the driver's running total and returns it.
-pub const ADD: Ioctl<Add, Total> =
-    Ioctl::new("ADD", DEVICE_TYPE, 0, Method::Buffered, Access::ANY, Len::of::<Add>(), Len::of::<Total>());
+/// Its sizes come from the types (`Ioctl::fixed`), so the declaration cannot
+/// disagree with them.
+pub const ADD: Ioctl<Add, Total> = Ioctl::fixed("ADD", DEVICE_TYPE, 0, Method::Buffered, Access::ANY);
