@@ -94,7 +94,7 @@ usage: cargo xtask <command> [options]
 
 commands:
   setup                      install wine/mingw-w64 (apt-get), the Rust Windows target and
-                             clippy, create the Wine prefix target/wine/prefix and install
+                             clippy and rustfmt, create the Wine prefix target/wine/prefix and install
                              the bcryptprimitives.dll shim into it; build the Wine-only
                              fltmgr.sys and fltlib.dll (compat/) and install them with the
                              fltmgr.sys=native,builtin DllOverride (idempotent)
@@ -111,7 +111,7 @@ commands:
                              minifilter + client test of compat/wine-fltmgr under Wine; the fault
                              suite at its CI size (`ntcomm faults`, about 2 minutes); clippy
                              -D warnings on every package (host packages on the host, kernel and
-                             Windows packages for x86_64-pc-windows-gnu). ARGS go to both
+                             Windows packages for x86_64-pc-windows-gnu); rustfmt --check. ARGS go to both
                              `cargo test` runs (e.g. `-- --no-fail-fast`, a test-name filter,
                              `-- -- --nocapture`)
   demo  [--release] [ARGS]   setup + build, then `ntcomm demo --driver <sys> ARGS` under Wine
@@ -257,12 +257,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             ws.setup()?;
             let sys = ws.build(profile)?;
             let exe = ws.win_out(profile).join("ntcomm.exe");
-            let mut tool_args = vec![
-                exe.into_os_string(),
-                cmd.into(),
-                "--driver".into(),
-                windows_path(&sys).into(),
-            ];
+            let mut tool_args = vec![exe.into_os_string(), cmd.into(), "--driver".into(), windows_path(&sys).into()];
             // The bench compares the channels it shares with the C baseline
             // (baseline/c) unless told not to or given another client.
             let no_c = extra.iter().any(|a| a == "--no-c-baseline");
@@ -327,8 +322,7 @@ fn render(cmd: &Command) -> String {
 }
 
 fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
     if plain {
         s.to_owned()
     } else {
@@ -345,9 +339,7 @@ fn echo(cmd: &Command) {
 /// signal).
 fn status(cmd: &mut Command) -> Result<i32> {
     echo(cmd);
-    let st = cmd
-        .status()
-        .context(|| format!("cannot run `{}`", cmd.get_program().to_string_lossy()))?;
+    let st = cmd.status().context(|| format!("cannot run `{}`", cmd.get_program().to_string_lossy()))?;
     Ok(st.code().unwrap_or(-1))
 }
 
@@ -403,8 +395,7 @@ fn newer_than(src: &[PathBuf], out: &Path) -> bool {
     let Ok(out_time) = fs::metadata(out).and_then(|m| m.modified()) else {
         return true;
     };
-    src.iter()
-        .any(|s| fs::metadata(s).and_then(|m| m.modified()).map_or(true, |t| t > out_time))
+    src.iter().any(|s| fs::metadata(s).and_then(|m| m.modified()).map_or(true, |t| t > out_time))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -421,10 +412,7 @@ struct Workspace {
 
 impl Workspace {
     fn locate() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or("CARGO_MANIFEST_DIR has no parent")?
-            .to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("CARGO_MANIFEST_DIR has no parent")?.to_path_buf();
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         Ok(Workspace { root, cargo })
     }
@@ -553,11 +541,7 @@ impl Workspace {
         install.extend(missing.iter().copied());
         check(&mut apt(&install))?;
         for (name, _, _) in &needed {
-            let ok = if name.starts_with('/') {
-                is_executable(Path::new(name))
-            } else {
-                which(name).is_some()
-            };
+            let ok = if name.starts_with('/') { is_executable(Path::new(name)) } else { which(name).is_some() };
             if !ok {
                 bail!("`{name}` still missing after apt-get install");
             }
@@ -574,10 +558,12 @@ impl Workspace {
                 check(Command::new("rustup").args(["target", "add", WIN_TARGET]))?;
             }
             let comps = probe("rustup", &["component", "list", "--installed"]).unwrap_or_default();
-            if comps.lines().any(|l| l.trim().starts_with("clippy")) {
-                eprintln!("  found rust component clippy");
-            } else {
-                check(Command::new("rustup").args(["component", "add", "clippy"]))?;
+            for comp in ["clippy", "rustfmt"] {
+                if comps.lines().any(|l| l.trim().starts_with(comp)) {
+                    eprintln!("  found rust component {comp}");
+                } else {
+                    check(Command::new("rustup").args(["component", "add", comp]))?;
+                }
             }
         } else {
             // No rustup (distribution Rust?): check, cannot install.
@@ -1119,6 +1105,11 @@ impl Workspace {
             step(&format!("clippy, {what} ({})", packages.join(", ")), status(&mut c));
         }
 
+        // (d) formatting (rustfmt.toml), checked, not applied.
+        let mut c = self.cargo();
+        c.args(["fmt", "--all", "--", "--check"]);
+        step("formatting (cargo fmt --all -- --check)", status(&mut c));
+
         if failed.is_empty() {
             eprintln!("xtask test: all passed");
             Ok(ExitCode::SUCCESS)
@@ -1180,8 +1171,7 @@ fn check_driver_image(sys: &Path, allowed: Imports) -> Result {
     }
     let count: usize = imports.iter().map(|(_, f)| f.len()).sum();
     if allowed == Imports::Minimal {
-        let extra: Vec<&String> =
-            imports.iter().flat_map(|(_, f)| f).filter(|f| !MINIMAL_IMPORTS.contains(&f.as_str())).collect();
+        let extra: Vec<&String> = imports.iter().flat_map(|(_, f)| f).filter(|f| !MINIMAL_IMPORTS.contains(&f.as_str())).collect();
         if !extra.is_empty() {
             bail!("{} imports {extra:?}, which are not in xtask's MINIMAL_IMPORTS", sys.display());
         }

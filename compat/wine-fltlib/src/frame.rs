@@ -1,8 +1,6 @@
 //! Framing of the connect request and of control/reply pipe messages.
 
-use wine_fltport::{
-    kind, ConnectRequest, CtlRequest, CtlResponse, MAX_BODY, PIPE_BASE_CHARS, VERSION,
-};
+use wine_fltport::{kind, ConnectRequest, CtlRequest, CtlResponse, MAX_BODY, PIPE_BASE_CHARS, VERSION};
 use zerocopy::{FromBytes, IntoBytes};
 
 /// `IOCTL_CONNECT` input: [`ConnectRequest`], the port name (UTF-16, no

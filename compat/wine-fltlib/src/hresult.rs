@@ -88,9 +88,7 @@ pub fn from_nt(status: i32, other: impl FnOnce(i32) -> u32) -> i32 {
 /// which is what Microsoft's scanner sample checks for.
 pub const fn port_io_error(e: u32) -> u32 {
     match e {
-        err::ERROR_BROKEN_PIPE | err::ERROR_NO_DATA | err::ERROR_PIPE_NOT_CONNECTED => {
-            err::ERROR_INVALID_HANDLE
-        }
+        err::ERROR_BROKEN_PIPE | err::ERROR_NO_DATA | err::ERROR_PIPE_NOT_CONNECTED => err::ERROR_INVALID_HANDLE,
         e => e,
     }
 }

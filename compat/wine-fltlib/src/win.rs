@@ -6,35 +6,31 @@
 #![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use core::ffi::c_void;
-use windows_sys::core::BOOL;
 use core::ptr::{null, null_mut};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use windows_sys::core::BOOL;
 
 use windows_sys::Wdk::System::IO::NtDeviceIoControlFile;
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, RtlNtStatusToDosError, ERROR_IO_PENDING, ERROR_MORE_DATA,
-    ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE, STATUS_PENDING,
-    WAIT_OBJECT_0,
+    CloseHandle, GetLastError, RtlNtStatusToDosError, ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE,
+    HANDLE, INVALID_HANDLE_VALUE, STATUS_PENDING, WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Security::Cryptography::{BCryptGenRandom, BCRYPT_USE_SYSTEM_PREFERRED_RNG};
 use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
-    FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
+    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, PeekNamedPipe, PIPE_READMODE_MESSAGE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_MESSAGE, PIPE_WAIT,
+    ConnectNamedPipe, CreateNamedPipeW, PeekNamedPipe, PIPE_READMODE_MESSAGE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_MESSAGE, PIPE_WAIT,
 };
 use windows_sys::Win32::System::Services::{
-    CloseServiceHandle, ControlService, OpenSCManagerW, OpenServiceW, StartServiceW,
-    SC_MANAGER_CONNECT, SERVICE_CONTROL_STOP, SERVICE_START, SERVICE_STATUS, SERVICE_STOP,
+    CloseServiceHandle, ControlService, OpenSCManagerW, OpenServiceW, StartServiceW, SC_MANAGER_CONNECT, SERVICE_CONTROL_STOP,
+    SERVICE_START, SERVICE_STATUS, SERVICE_STOP,
 };
-use windows_sys::Win32::System::Threading::{
-    CreateEventW, GetCurrentProcessId, WaitForSingleObject, INFINITE,
-};
+use windows_sys::Win32::System::Threading::{CreateEventW, GetCurrentProcessId, WaitForSingleObject, INFINITE};
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, IO_STATUS_BLOCK, OVERLAPPED};
 use wine_fltport::{MessageHeader, ReplyHeader, IOCTL_CONNECT, MAX_BODY, USER_DEVICE};
 
@@ -292,15 +288,7 @@ fn ensure_connected(h: HANDLE) -> Result<(), u32> {
 fn device_handshake(device: &[u16], input: &[u8]) -> Result<i32, u32> {
     // SAFETY: device is NUL-terminated.
     let h = unsafe {
-        CreateFileW(
-            device.as_ptr(),
-            GENERIC_READ | GENERIC_WRITE,
-            FILE_SHARE_READ | FILE_SHARE_WRITE,
-            null(),
-            OPEN_EXISTING,
-            0,
-            null_mut(),
-        )
+        CreateFileW(device.as_ptr(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, null(), OPEN_EXISTING, 0, null_mut())
     };
     let dev = Owned::new(h).ok_or_else(last_error)?;
     let ev = new_event()?;
@@ -309,20 +297,8 @@ fn device_handshake(device: &[u16], input: &[u8]) -> Result<i32, u32> {
     let len = u32::try_from(input.len()).map_err(|_| err::ERROR_INVALID_PARAMETER)?;
     // SAFETY: input is valid for len bytes; iosb and ev outlive the request
     // (we wait for it when it pends).
-    let mut st = unsafe {
-        NtDeviceIoControlFile(
-            dev.0,
-            ev.0,
-            None,
-            null(),
-            &mut iosb,
-            IOCTL_CONNECT,
-            input.as_ptr().cast(),
-            len,
-            null_mut(),
-            0,
-        )
-    };
+    let mut st =
+        unsafe { NtDeviceIoControlFile(dev.0, ev.0, None, null(), &mut iosb, IOCTL_CONNECT, input.as_ptr().cast(), len, null_mut(), 0) };
     if st == STATUS_PENDING {
         // SAFETY: waiting on our own event.
         if unsafe { WaitForSingleObject(ev.0, INFINITE) } != WAIT_OBJECT_0 {
@@ -508,11 +484,7 @@ pub unsafe extern "system" fn FilterGetMessage(
 /// # Safety
 /// The pointers must be valid as documented by Microsoft.
 #[no_mangle]
-pub unsafe extern "system" fn FilterReplyMessage(
-    h_port: HANDLE,
-    lp_reply_buffer: *const ReplyHeader,
-    dw_reply_buffer_size: u32,
-) -> i32 {
+pub unsafe extern "system" fn FilterReplyMessage(h_port: HANDLE, lp_reply_buffer: *const ReplyHeader, dw_reply_buffer_size: u32) -> i32 {
     if bad_handle(h_port) {
         return hresult::from_win32(err::ERROR_INVALID_HANDLE);
     }
@@ -555,10 +527,7 @@ pub unsafe extern "system" fn FilterSendMessage(
     if bad_handle(h_port) {
         return hresult::from_win32(err::ERROR_INVALID_HANDLE);
     }
-    if lp_bytes_returned.is_null()
-        || (lp_in_buffer.is_null() && dw_in_buffer_size != 0)
-        || dw_in_buffer_size as usize > MAX_BODY
-    {
+    if lp_bytes_returned.is_null() || (lp_in_buffer.is_null() && dw_in_buffer_size != 0) || dw_in_buffer_size as usize > MAX_BODY {
         return E_INVALIDARG;
     }
     // SAFETY: checked non-null; caller contract.

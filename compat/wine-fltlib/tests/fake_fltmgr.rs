@@ -45,9 +45,7 @@ fn wide(s: &str) -> Vec<u16> {
 
 fn open_client(base: &str, suffix: &str) -> H {
     let path: Vec<u16> = format!(r"\\.\pipe\{base}{suffix}").encode_utf16().chain([0]).collect();
-    let h = unsafe {
-        CreateFileW(path.as_ptr(), GENERIC_READ | GENERIC_WRITE, 0, null(), OPEN_EXISTING, 0, null_mut())
-    };
+    let h = unsafe { CreateFileW(path.as_ptr(), GENERIC_READ | GENERIC_WRITE, 0, null(), OPEN_EXISTING, 0, null_mut()) };
     assert_ne!(h, INVALID_HANDLE_VALUE, "open {suffix}: {}", unsafe { GetLastError() });
     let mode = PIPE_READMODE_MESSAGE;
     assert_ne!(unsafe { SetNamedPipeHandleState(h, &mode, null(), null()) }, 0);
@@ -96,11 +94,7 @@ impl Fake {
         if reply_len != 0 {
             self.waiting.lock().unwrap().insert(id);
         }
-        let hdr = MessageHeader {
-            reply_length: if reply_len == 0 { 0 } else { reply_len + 16 },
-            reserved: 0,
-            message_id: id,
-        };
+        let hdr = MessageHeader { reply_length: if reply_len == 0 { 0 } else { reply_len + 16 }, reserved: 0, message_id: id };
         let mut m = hdr.as_bytes().to_vec();
         m.extend_from_slice(body);
         assert!(write_msg(self.msg, &m));
@@ -114,14 +108,10 @@ fn connect(options: u32, context: &[u8]) -> (HANDLE, Fake) {
         let (req, rest) = ConnectRequest::read_from_prefix(input).unwrap();
         assert_eq!(req.version, VERSION);
         let name_bytes = 2 * req.port_name_chars as usize;
-        let name: Vec<u16> =
-            rest[..name_bytes].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let name: Vec<u16> = rest[..name_bytes].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
         let context = rest[name_bytes..].to_vec();
         assert_eq!(context.len(), req.context_bytes as usize);
-        let base = String::from_utf16(
-            &req.pipe_base.iter().copied().take_while(|&c| c != 0).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let base = String::from_utf16(&req.pipe_base.iter().copied().take_while(|&c| c != 0).collect::<Vec<_>>()).unwrap();
         let (msg, ctl, rpl) = (open_client(&base, "-msg"), open_client(&base, "-ctl"), open_client(&base, "-rpl"));
         let waiting = Arc::new(Mutex::new(HashSet::new()));
         let (tx, rx) = mpsc::channel();
@@ -182,9 +172,7 @@ fn reply(port: HANDLE, id: u64, status: i32, body: &[u8]) -> i32 {
 fn send(port: HANDLE, input: &[u8], out_cap: usize) -> (i32, Vec<u8>) {
     let mut out = vec![0u8; out_cap];
     let mut n = 0xdead_u32;
-    let hr = unsafe {
-        FilterSendMessage(port, input.as_ptr().cast(), input.len() as u32, out.as_mut_ptr().cast(), out_cap as u32, &mut n)
-    };
+    let hr = unsafe { FilterSendMessage(port, input.as_ptr().cast(), input.len() as u32, out.as_mut_ptr().cast(), out_cap as u32, &mut n) };
     out.truncate(n as usize);
     (hr, out)
 }
@@ -319,9 +307,8 @@ fn overlapped_get_through_completion_port() {
     let (port, fake) = connect(0, b"");
     let iocp = unsafe { CreateIoCompletionPort(port, null_mut(), 0x55, 0) };
     assert!(!iocp.is_null());
-    let mut msgs: Vec<Box<(OVERLAPPED, Msg)>> = (0..4)
-        .map(|_| Box::new((unsafe { std::mem::zeroed() }, Msg { hdr: MessageHeader::default(), body: [0; 64] })))
-        .collect();
+    let mut msgs: Vec<Box<(OVERLAPPED, Msg)>> =
+        (0..4).map(|_| Box::new((unsafe { std::mem::zeroed() }, Msg { hdr: MessageHeader::default(), body: [0; 64] }))).collect();
     for b in msgs.iter_mut() {
         let (ov, m) = &mut **b;
         let hr = unsafe { FilterGetMessage(port, &mut m.hdr, size_of::<Msg>() as u32, ov) };

@@ -235,7 +235,10 @@ impl Connection {
         let Some(input) = msg.get_mut(CTL_HEADER..) else {
             return invalid;
         };
-        if req.kind != wine_fltport::kind::SEND || input.len() != req.body_len as usize || req.out_capacity as usize > wine_fltport::MAX_BODY {
+        if req.kind != wine_fltport::kind::SEND
+            || input.len() != req.body_len as usize
+            || req.out_capacity as usize > wine_fltport::MAX_BODY
+        {
             return invalid;
         }
         let Some(notify) = self.port.message else {
@@ -431,7 +434,12 @@ pub fn connect(input: &mut [u8]) -> i32 {
     let Some(base) = pipe_base(&req) else {
         return STATUS_OBJECT_NAME_INVALID;
     };
-    let name: Vec<u16> = input.get(head..name_end).unwrap_or(&[]).chunks_exact(2).map(|p| u16::from_le_bytes([p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)])).collect();
+    let name: Vec<u16> = input
+        .get(head..name_end)
+        .unwrap_or(&[])
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0)]))
+        .collect();
 
     // Find the port and take a connection slot.
     let found = STATE.with(|state| {
@@ -484,7 +492,11 @@ pub fn connect(input: &mut [u8]) -> i32 {
     let mut cookie: *mut c_void = core::ptr::null_mut();
     let status = match port.connect {
         Some(f) => {
-            let ctx = if ctx_len == 0 { core::ptr::null_mut() } else { input.get_mut(name_end..).map_or(core::ptr::null_mut(), |c| c.as_mut_ptr().cast::<c_void>()) };
+            let ctx = if ctx_len == 0 {
+                core::ptr::null_mut()
+            } else {
+                input.get_mut(name_end..).map_or(core::ptr::null_mut(), |c| c.as_mut_ptr().cast::<c_void>())
+            };
             // SAFETY: the driver's callback: our client port object, its
             // server port cookie, the context (in the request's system
             // buffer, alive for the call) and a live out-pointer.
@@ -506,7 +518,8 @@ pub fn connect(input: &mut [u8]) -> i32 {
     let mut ok = true;
     for which in 0..2 {
         let c = conn.clone();
-        let spawned = if which == 0 { SystemThread::spawn(move || control_thread(c)) } else { SystemThread::spawn(move || reply_thread(c)) };
+        let spawned =
+            if which == 0 { SystemThread::spawn(move || control_thread(c)) } else { SystemThread::spawn(move || reply_thread(c)) };
         match spawned {
             Ok(t) => port.filter.threads.with(|threads| threads.push(t)),
             Err(_) => {

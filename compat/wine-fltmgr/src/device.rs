@@ -79,9 +79,8 @@ fn init_inner(driver: *mut DRIVER_OBJECT) -> NTSTATUS {
     let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: `driver` is the object IoCreateDriver passes to its init
     // routine; names and out-pointer are live locals.
-    let status = unsafe {
-        sys::IoCreateDevice(driver, 0, &mut dev_raw, ffi::FILE_DEVICE_UNKNOWN, sys::FILE_DEVICE_SECURE_OPEN, 0, &mut dev)
-    };
+    let status =
+        unsafe { sys::IoCreateDevice(driver, 0, &mut dev_raw, ffi::FILE_DEVICE_UNKNOWN, sys::FILE_DEVICE_SECURE_OPEN, 0, &mut dev) };
     if status < 0 || dev.is_null() {
         return if status < 0 { status } else { NtStatus::STATUS_UNSUCCESSFUL.0 };
     }

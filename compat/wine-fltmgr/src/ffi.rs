@@ -24,20 +24,8 @@ extern "system" {
         key: *mut u32,
     ) -> NTSTATUS;
     pub fn ZwCancelIoFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK) -> NTSTATUS;
-    pub fn ZwWaitForMultipleObjects(
-        count: u32,
-        handles: *const HANDLE,
-        wait_type: u32,
-        alertable: u8,
-        timeout: *mut i64,
-    ) -> NTSTATUS;
-    pub fn ZwSetInformationFile(
-        handle: HANDLE,
-        iosb: *mut IO_STATUS_BLOCK,
-        info: *mut c_void,
-        length: u32,
-        class: u32,
-    ) -> NTSTATUS;
+    pub fn ZwWaitForMultipleObjects(count: u32, handles: *const HANDLE, wait_type: u32, alertable: u8, timeout: *mut i64) -> NTSTATUS;
+    pub fn ZwSetInformationFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK, info: *mut c_void, length: u32, class: u32) -> NTSTATUS;
     pub fn IoCreateDriver(name: *mut UNICODE_STRING, init: PDRIVER_INITIALIZE) -> NTSTATUS;
     pub fn IoDeleteDriver(driver: *mut DRIVER_OBJECT);
 }

@@ -379,7 +379,15 @@ impl Drop for Op {
 /// `limit` bytes) and reads the rest. `Ok(length of the whole message)`;
 /// `Err(status)` if the pipe failed, `stop` was signalled, or the message
 /// is longer than `limit`.
-pub fn rest_of_message(op: &mut Op, file: &Handle, buf: &mut Vec<u8>, status: i32, first: usize, limit: usize, stop: &Handle) -> Result<usize, i32> {
+pub fn rest_of_message(
+    op: &mut Op,
+    file: &Handle,
+    buf: &mut Vec<u8>,
+    status: i32,
+    first: usize,
+    limit: usize,
+    stop: &Handle,
+) -> Result<usize, i32> {
     let (mut status, mut filled) = (status, first);
     loop {
         if status == NtStatus::STATUS_BUFFER_OVERFLOW.0 {

@@ -279,7 +279,8 @@ pub unsafe extern "system" fn FltCreateCommunicationPort(
 #[no_mangle]
 pub unsafe extern "system" fn FltCloseCommunicationPort(server_port: *mut c_void) {
     let closed: Vec<Arc<ServerPort>> = STATE.with(|state| {
-        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::as_ptr(p) as *mut c_void == server_port);
+        let (gone, keep): (Vec<_>, Vec<_>) =
+            core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::as_ptr(p) as *mut c_void == server_port);
         state.ports = keep;
         gone
     });
@@ -352,7 +353,8 @@ pub unsafe extern "system" fn FltCloseClientPort(_filter: *mut c_void, client_po
     if port.is_null() {
         return;
     }
-    let conn = STATE.with(|state| state.conns.iter().position(|c| Arc::as_ptr(c) as *mut c_void == port).map(|i| state.conns.swap_remove(i)));
+    let conn =
+        STATE.with(|state| state.conns.iter().position(|c| Arc::as_ptr(c) as *mut c_void == port).map(|i| state.conns.swap_remove(i)));
     if let Some(c) = conn {
         c.closed_by_driver();
     }

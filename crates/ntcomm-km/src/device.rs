@@ -343,14 +343,9 @@ fn create<D: DeviceOperations>(
             IoMode::Buffered => sys::DO_BUFFERED_IO,
             IoMode::Direct => sys::DO_DIRECT_IO,
         };
-        for major in [
-            sys::IRP_MJ_CREATE,
-            sys::IRP_MJ_CLEANUP,
-            sys::IRP_MJ_CLOSE,
-            sys::IRP_MJ_READ,
-            sys::IRP_MJ_WRITE,
-            sys::IRP_MJ_DEVICE_CONTROL,
-        ] {
+        for major in
+            [sys::IRP_MJ_CREATE, sys::IRP_MJ_CLEANUP, sys::IRP_MJ_CLOSE, sys::IRP_MJ_READ, sys::IRP_MJ_WRITE, sys::IRP_MJ_DEVICE_CONTROL]
+        {
             if let Some(slot) = (*driver).MajorFunction.get_mut(major) {
                 *slot = Some(dispatch::<D>);
             }

@@ -362,7 +362,12 @@ impl<H: PortHandler> Client<H> {
 /// request from `input` (a request outside the declared size rules is
 /// `STATUS_INVALID_PARAMETER` and `handler` does not run), runs `handler`
 /// and writes its reply to `output`, returning the length to return.
-pub fn serve<I, O>(message: &Message<I, O>, input: &[u8], output: &mut [u8], handler: impl FnOnce(I) -> Result<O, NtStatus>) -> Result<usize, NtStatus>
+pub fn serve<I, O>(
+    message: &Message<I, O>,
+    input: &[u8],
+    output: &mut [u8],
+    handler: impl FnOnce(I) -> Result<O, NtStatus>,
+) -> Result<usize, NtStatus>
 where
     I: FromBytes,
     O: IntoBytes + Immutable,
@@ -548,10 +553,19 @@ impl<H: PortHandler> Port<H> {
     /// Manager's default descriptor (SYSTEM and Administrators only) and at
     /// most `max_connections` clients.
     pub fn create(filter: &Filter, name: &str, max_connections: u32, handler: H) -> Result<Self, Error> {
-        let state = Box::new(PortState { handler, filter: filter.raw, clients: SpinLock::new(Vec::new()), active: AtomicUsize::new(0), messages: AtomicUsize::new(0) });
+        let state = Box::new(PortState {
+            handler,
+            filter: filter.raw,
+            clients: SpinLock::new(Vec::new()),
+            active: AtomicUsize::new(0),
+            messages: AtomicUsize::new(0),
+        });
         let mut sd = core::ptr::null_mut();
         // SAFETY: out-pointer; freed below.
-        Error::check(unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) }, "FltBuildDefaultSecurityDescriptor")?;
+        Error::check(
+            unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) },
+            "FltBuildDefaultSecurityDescriptor",
+        )?;
         let mut uname = UnicodeString::new(name)?;
         let mut raw_name = uname.as_raw();
         let mut attrs = sys::OBJECT_ATTRIBUTES {

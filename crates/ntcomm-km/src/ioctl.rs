@@ -31,8 +31,8 @@ use ntcomm_proto::{ioctl::Ioctl, ControlCode, Len, LenError, Method, NtStatus};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::irp::{FileId, Handled, Request};
-use crate::user_copy::{self, UserCopyError};
 use crate::sys;
+use crate::user_copy::{self, UserCopyError};
 
 /// The buffers of a device-control request.
 pub enum Buffers<'a> {
@@ -267,13 +267,27 @@ impl<D> IoctlHandler<D> {
     /// `METHOD_NEITHER` declaration served this way is refused at run time
     /// with `STATUS_NOT_SUPPORTED`.
     pub const fn new<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, handler: HandlerFn<D>) -> Self {
-        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in: false, call: Call::Raw(handler) }
+        Self {
+            code: ioctl.code,
+            name: ioctl.name,
+            input: ioctl.input,
+            output: ioctl.output,
+            neither_opt_in: false,
+            call: Call::Raw(handler),
+        }
     }
 
     /// Serves a `METHOD_NEITHER` IOCTL through the capture-once path
     /// described in the module documentation.
     pub const fn neither_captured<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, handler: HandlerFn<D>) -> Self {
-        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in: true, call: Call::Raw(handler) }
+        Self {
+            code: ioctl.code,
+            name: ioctl.name,
+            input: ioctl.input,
+            output: ioctl.output,
+            neither_opt_in: true,
+            call: Call::Raw(handler),
+        }
     }
 
     /// Serves a fixed-size `ioctl` with a typed handler: it gets the

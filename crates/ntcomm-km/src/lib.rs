@@ -39,7 +39,6 @@ pub mod event;
 pub mod flt;
 pub mod handle;
 pub mod ioctl;
-pub mod pool;
 pub mod irp;
 #[cfg(feature = "lpc")]
 pub mod lpc;
@@ -47,6 +46,7 @@ pub mod lpc;
 pub mod peer;
 #[cfg(feature = "pipe")]
 pub mod pipe;
+pub mod pool;
 #[cfg(feature = "process")]
 pub mod process;
 pub mod queue;
@@ -61,8 +61,8 @@ pub mod string;
 pub mod sync;
 pub mod sys;
 pub mod thread;
-pub mod user_copy;
 pub mod time;
+pub mod user_copy;
 
 pub use error::Error;
 pub use ntcomm_proto as proto;

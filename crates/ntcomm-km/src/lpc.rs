@@ -34,8 +34,8 @@ use ntcomm_proto::NtStatus;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::handle::KernelHandle;
-use crate::peer::Sid;
 use crate::irp::{Handled, Request};
+use crate::peer::Sid;
 use crate::queue::IrpQueue;
 use crate::section::Section;
 use crate::security::SecurityDescriptor;
@@ -61,8 +61,12 @@ pub struct SecurityQos {
 }
 
 const _: () = assert!(core::mem::size_of::<SecurityQos>() == core::mem::size_of::<sys::SECURITY_QUALITY_OF_SERVICE>());
-const _: () = assert!(core::mem::offset_of!(SecurityQos, context_tracking_mode) == core::mem::offset_of!(sys::SECURITY_QUALITY_OF_SERVICE, ContextTrackingMode));
-const _: () = assert!(core::mem::offset_of!(SecurityQos, effective_only) == core::mem::offset_of!(sys::SECURITY_QUALITY_OF_SERVICE, EffectiveOnly));
+const _: () = assert!(
+    core::mem::offset_of!(SecurityQos, context_tracking_mode)
+        == core::mem::offset_of!(sys::SECURITY_QUALITY_OF_SERVICE, ContextTrackingMode)
+);
+const _: () =
+    assert!(core::mem::offset_of!(SecurityQos, effective_only) == core::mem::offset_of!(sys::SECURITY_QUALITY_OF_SERVICE, EffectiveOnly));
 
 impl Default for SecurityQos {
     /// Identification level, static tracking, effective only: the server
@@ -312,12 +316,7 @@ impl LpcClient {
     /// length); its length is the second value. LPC passes connection
     /// information both ways in one buffer whose length is what the client
     /// sent: a longer answer is cut to `connection_info.len()`.
-    pub fn connect(
-        name: &str,
-        connection_info: &[u8],
-        reply_info: &mut [u8],
-        options: ConnectOptions,
-    ) -> Result<(Self, usize), LpcError> {
+    pub fn connect(name: &str, connection_info: &[u8], reply_info: &mut [u8], options: ConnectOptions) -> Result<(Self, usize), LpcError> {
         let mut info = [0u8; wire::LPC_MAX_CONNECTION_INFO_SIZE];
         info.get_mut(..connection_info.len())
             .ok_or(LpcError::Other(Error::new(NtStatus::STATUS_INVALID_PARAMETER, "LPC connection information too long")))?
@@ -331,7 +330,9 @@ impl LpcClient {
         let mut h: sys::HANDLE = ptr::null_mut();
         let section = match options.view_size {
             0 => None,
-            n => Some(Section::create(None, n, &SecurityDescriptor::system_and_admins().map_err(LpcError::Other)?).map_err(LpcError::Other)?),
+            n => Some(
+                Section::create(None, n, &SecurityDescriptor::system_and_admins().map_err(LpcError::Other)?).map_err(LpcError::Other)?,
+            ),
         };
         let mut view = section.as_ref().map(|s| wire::PortView::new(s.raw_handle() as u64, 0, s.size() as u64));
         let view_ptr = view.as_mut().map_or(ptr::null_mut(), |v| v as *mut wire::PortView);
@@ -660,4 +661,3 @@ where
 fn duration_100ns(d: Duration) -> u64 {
     (d.as_nanos() / 100).min(u64::MAX as u128) as u64
 }
-

@@ -94,9 +94,8 @@ impl ServerProcess {
         let mut client = sys::CLIENT_ID { UniqueProcess: pid as sys::HANDLE, UniqueThread: core::ptr::null_mut() };
         let mut h = core::ptr::null_mut();
         // SAFETY: valid out-pointer, attributes and client id.
-        let status = unsafe {
-            sys::ZwOpenProcess(&mut h, sys::PROCESS_QUERY_LIMITED_INFORMATION | sys::SYNCHRONIZE, &mut attrs, &mut client)
-        };
+        let status =
+            unsafe { sys::ZwOpenProcess(&mut h, sys::PROCESS_QUERY_LIMITED_INFORMATION | sys::SYNCHRONIZE, &mut attrs, &mut client) };
         Error::check(status, "ZwOpenProcess(server)")?;
         let process = KernelHandle::from_raw(h).ok_or(Error::new(NtStatus::STATUS_UNSUCCESSFUL, "ZwOpenProcess(server)"))?;
         let sid = token_user(&process)?;
@@ -131,9 +130,8 @@ fn token_user(process: &KernelHandle) -> Result<Sid, Error> {
     let size = core::mem::size_of_val(&buf);
     let mut returned = 0u32;
     // SAFETY: our token handle; `buf` is writable for `size` bytes.
-    let status = unsafe {
-        sys::ZwQueryInformationToken(token.raw(), sys::TOKEN_USER_CLASS, buf.as_mut_ptr().cast(), size as u32, &mut returned)
-    };
+    let status =
+        unsafe { sys::ZwQueryInformationToken(token.raw(), sys::TOKEN_USER_CLASS, buf.as_mut_ptr().cast(), size as u32, &mut returned) };
     Error::check(status, "ZwQueryInformationToken(TokenUser)")?;
     let base = buf.as_ptr() as usize;
     // SAFETY: the call filled a TOKEN_USER at the start of `buf` (aligned).

@@ -203,9 +203,7 @@ impl PipeClient {
     pub fn write(&self, data: &[u8], timeout: Duration, stop: &dyn Fn() -> bool) -> Result<usize, PipeError> {
         let len = u32::try_from(data.len()).map_err(|_| Error::new(NtStatus::STATUS_INVALID_PARAMETER, "pipe write"))?;
         let mut io = Box::new(InFlight { iosb: sys::IO_STATUS_BLOCK { Status: 0, Information: 0 }, data: Vec::new() });
-        io.data
-            .try_reserve_exact(data.len())
-            .map_err(|_| Error::new(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "pipe write"))?;
+        io.data.try_reserve_exact(data.len()).map_err(|_| Error::new(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "pipe write"))?;
         io.data.extend_from_slice(data);
         let buf = io.data.as_ptr();
         // Raw from here, as in `query_server_pid`.

@@ -23,9 +23,8 @@ fn splitmix(mut x: u64) -> u64 {
 pub fn name_bits(nonce: &[u8; 16]) -> u128 {
     let lo = u64::from_le_bytes([nonce[0], nonce[1], nonce[2], nonce[3], nonce[4], nonce[5], nonce[6], nonce[7]]);
     let hi = u64::from_le_bytes([nonce[8], nonce[9], nonce[10], nonce[11], nonce[12], nonce[13], nonce[14], nonce[15]]);
-    let local = crate::time::interrupt_time()
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32)
-        ^ (nonce.as_ptr() as u64).rotate_left(17);
+    let local =
+        crate::time::interrupt_time() ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32) ^ (nonce.as_ptr() as u64).rotate_left(17);
     let a = splitmix(lo ^ local);
     let b = splitmix(hi ^ a ^ local.rotate_left(29));
     (u128::from(b) << 64) | u128::from(a)

@@ -172,9 +172,7 @@ impl Event {
         let timeout_ptr = if timeout.is_some() { &mut relative as *mut i64 } else { core::ptr::null_mut() };
         // SAFETY: initialised in `new`; `timeout_ptr` is NULL or points to a
         // live local.
-        let status = unsafe {
-            sys::KeWaitForSingleObject(self.raw.get().cast(), sys::EXECUTIVE, sys::KERNEL_MODE, 0, timeout_ptr)
-        };
+        let status = unsafe { sys::KeWaitForSingleObject(self.raw.get().cast(), sys::EXECUTIVE, sys::KERNEL_MODE, 0, timeout_ptr) };
         status == 0
     }
 }

@@ -51,12 +51,8 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("64B");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     g.throughput(Throughput::Bytes(SMALL_BATCH * SMALL as u64));
-    g.bench_function("ntcomm_push", |b| {
-        b.iter_custom(|n| ntcomm(1 << 16, SMALL, n * SMALL_BATCH, 1))
-    });
-    g.bench_function("ntcomm_batch32", |b| {
-        b.iter_custom(|n| ntcomm(1 << 16, SMALL, n * SMALL_BATCH, 32))
-    });
+    g.bench_function("ntcomm_push", |b| b.iter_custom(|n| ntcomm(1 << 16, SMALL, n * SMALL_BATCH, 1)));
+    g.bench_function("ntcomm_batch32", |b| b.iter_custom(|n| ntcomm(1 << 16, SMALL, n * SMALL_BATCH, 32)));
     g.bench_function("ntcomm_visible", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1, false)));
     g.bench_function("ntcomm_visible32", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 32, false)));
     g.bench_function("ntcomm_fixed", |b| b.iter_custom(|n| ntcomm_visible(n * SMALL_BATCH, 1, true)));
@@ -79,9 +75,7 @@ fn benches(c: &mut Criterion) {
     let mut dst = vec![0u8; BIG];
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     g.throughput(Throughput::Bytes(BIG as u64));
-    g.bench_function("128MiB", |b| {
-        b.iter_custom(|n| (0..n).map(|_| memcpy(&src, &mut dst)).sum())
-    });
+    g.bench_function("128MiB", |b| b.iter_custom(|n| (0..n).map(|_| memcpy(&src, &mut dst)).sum()));
     g.finish();
 }
 

@@ -60,17 +60,14 @@ fn main() {
         row("64 B ntcomm fixed, bulk 32", "rtrb chunk 32", SMALL, n, move || ntcomm_bulk(n, 32)),
         row("rtrb push/pop", "rtrb push/pop", SMALL, n, move || rtrb_small(n)),
         row("rtrb chunk 32", "rtrb chunk 32", SMALL, n, move || rtrb_chunk(n, 32)),
-        row("64 KiB ntcomm variable, try_push per record", "memcpy", LARGE, LARGE_RECORDS, || {
-            ntcomm(1 << 20, LARGE, LARGE_RECORDS, 1)
-        }),
+        row("64 KiB ntcomm variable, try_push per record", "memcpy", LARGE, LARGE_RECORDS, || ntcomm(1 << 20, LARGE, LARGE_RECORDS, 1)),
         row("64 KiB rtrb byte ring", "memcpy", LARGE, LARGE_RECORDS, || rtrb_large(LARGE, LARGE_RECORDS)),
         row("memcpy", "memcpy", MEMCPY_BYTES, 1, move || memcpy(&src, &mut dst)),
     ];
     // `--filter TEXT`: only the rows whose name holds TEXT, and their references.
     if let Some(i) = args.iter().position(|a| a == "--filter") {
         let text = args[i + 1].clone();
-        let keep: Vec<&'static str> =
-            rows.iter().filter(|r| r.name.contains(&text)).flat_map(|r| [r.name, r.versus]).collect();
+        let keep: Vec<&'static str> = rows.iter().filter(|r| r.name.contains(&text)).flat_map(|r| [r.name, r.versus]).collect();
         rows.retain(|r| keep.contains(&r.name));
     }
     // One warm-up round, not counted.

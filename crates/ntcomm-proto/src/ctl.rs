@@ -66,12 +66,7 @@ pub struct ControlCode(pub u32);
 impl ControlCode {
     /// `CTL_CODE(device, function, method, access)` with no range checks.
     pub const fn new(device: DeviceType, function: u16, method: Method, access: Access) -> Self {
-        Self(
-            ((device.0 as u32) << 16)
-                | (((access.0 & 3) as u32) << 14)
-                | (((function & 0xfff) as u32) << 2)
-                | method as u32,
-        )
+        Self(((device.0 as u32) << 16) | (((access.0 & 3) as u32) << 14) | (((function & 0xfff) as u32) << 2) | method as u32)
     }
 
     /// A code in the customer ranges: `function` is an offset from 0x800 and

@@ -332,10 +332,7 @@ impl core::fmt::Display for LpcError {
 /// Checks the limits passed to `NtCreatePort`: the maximum message length
 /// (header included) and the maximum connection-information length.
 pub const fn check_port_limits(max_connection_info: usize, max_message: usize) -> Result<(), LpcError> {
-    if max_message < PORT_MESSAGE_LEN
-        || max_message > PORT_MAXIMUM_MESSAGE_LENGTH
-        || max_connection_info > LPC_MAX_CONNECTION_INFO_SIZE
-    {
+    if max_message < PORT_MESSAGE_LEN || max_message > PORT_MAXIMUM_MESSAGE_LENGTH || max_connection_info > LPC_MAX_CONNECTION_INFO_SIZE {
         Err(LpcError::BadLimit)
     } else {
         Ok(())
@@ -352,8 +349,7 @@ impl PortMessage {
         }
         // Both fit in u16: body_len <= 472.
         let data_length = u16::try_from(body_len).map_err(|_| LpcError::BodyTooLong { len: body_len, max })?;
-        let total_length = u16::try_from(body_len + PORT_MESSAGE_LEN)
-            .map_err(|_| LpcError::BodyTooLong { len: body_len, max })?;
+        let total_length = u16::try_from(body_len + PORT_MESSAGE_LEN).map_err(|_| LpcError::BodyTooLong { len: body_len, max })?;
         Ok(Self { data_length, total_length, msg_type, ..Self::default() })
     }
 
@@ -514,10 +510,7 @@ mod tests {
     fn small_buffer() {
         let mut out = [0u8; 45];
         let h = PortMessage::default();
-        assert_eq!(
-            encode(&h, &[1; 6], PORT_MAXIMUM_MESSAGE_LENGTH, &mut out),
-            Err(LpcError::BufferTooSmall { need: 46, have: 45 })
-        );
+        assert_eq!(encode(&h, &[1; 6], PORT_MAXIMUM_MESSAGE_LENGTH, &mut out), Err(LpcError::BufferTooSmall { need: 46, have: 45 }));
         assert_eq!(encode(&h, &[1; 5], PORT_MAXIMUM_MESSAGE_LENGTH, &mut out), Ok(45));
     }
 

@@ -16,10 +16,7 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        (0u8..6, 0u64..40).prop_map(|(k, n)| Op::Charge(k, n)),
-        (0u8..6, 0u64..40).prop_map(|(k, n)| Op::Release(k, n)),
-    ]
+    prop_oneof![(0u8..6, 0u64..40).prop_map(|(k, n)| Op::Charge(k, n)), (0u8..6, 0u64..40).prop_map(|(k, n)| Op::Release(k, n)),]
 }
 
 proptest! {

@@ -14,13 +14,23 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
     /// `write` of a record of the ring's size (or, if `wrong`, another size).
-    Write { wrong: bool },
+    Write {
+        wrong: bool,
+    },
     /// `write_records` of `n` records (plus `extra` stray bytes when nonzero).
-    WriteRecords { n: u8, extra: u8 },
+    WriteRecords {
+        n: u8,
+        extra: u8,
+    },
     /// `try_pop` with a buffer of the record size, or one byte short.
-    Pop { short: bool },
+    Pop {
+        short: bool,
+    },
     /// `pop_records` with a buffer of `n` records (plus `extra` bytes).
-    PopRecords { n: u8, extra: u8 },
+    PopRecords {
+        n: u8,
+        extra: u8,
+    },
     Publish,
     MakeVisible,
 }

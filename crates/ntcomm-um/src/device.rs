@@ -292,7 +292,8 @@ pub(crate) fn ioctl_context(name: &str, code: u32, path: &str) -> String {
 
 /// The size rules of a typed IOCTL, checked on the client before sending.
 pub(crate) fn check_lengths<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, input: usize, output: usize, path: &str) -> Result<()> {
-    let fail = |what: String| Err(Error::new(format!("{}: {what}", ioctl_context(ioctl.name, ioctl.code.0, path)), ERROR_INVALID_PARAMETER));
+    let fail =
+        |what: String| Err(Error::new(format!("{}: {what}", ioctl_context(ioctl.name, ioctl.code.0, path)), ERROR_INVALID_PARAMETER));
     let in_len = u32::try_from(input).unwrap_or(u32::MAX);
     if input > u32::MAX as usize || ioctl.input.check(in_len).is_err() {
         return fail(format!("input is {input} bytes, accepted {}..={}", ioctl.input.min, ioctl.input.max));

@@ -163,9 +163,7 @@ impl Error {
     pub(crate) fn last_with<C: Into<Cow<'static, str>>>(context: impl FnOnce() -> C) -> Self {
         // SAFETY: reads the thread's last-error value; no preconditions.
         let win32 = unsafe { windows_sys::Win32::Foundation::GetLastError() };
-        let ntstatus = crate::ntdll::last_nt_status()
-            .filter(|&s| s != 0 && crate::ntdll::status_to_win32(s) == Some(win32))
-            .map(NtStatus);
+        let ntstatus = crate::ntdll::last_nt_status().filter(|&s| s != 0 && crate::ntdll::status_to_win32(s) == Some(win32)).map(NtStatus);
         Error { context: context().into(), win32, ntstatus }
     }
 
@@ -347,9 +345,7 @@ fn fallback_message(win32: u32) -> &'static str {
 /// `FormatMessageW(FROM_SYSTEM)`, trimmed of the trailing period and newline.
 #[cfg(windows)]
 fn system_message(win32: u32) -> Option<String> {
-    use windows_sys::Win32::System::Diagnostics::Debug::{
-        FormatMessageW, FORMAT_MESSAGE_FROM_SYSTEM, FORMAT_MESSAGE_IGNORE_INSERTS,
-    };
+    use windows_sys::Win32::System::Diagnostics::Debug::{FormatMessageW, FORMAT_MESSAGE_FROM_SYSTEM, FORMAT_MESSAGE_IGNORE_INSERTS};
     let mut buf = [0u16; 512];
     // SAFETY: `buf` is writable for `buf.len()` UTF-16 units; no inserts are
     // expanded, so `arguments` may be null.
@@ -433,14 +429,28 @@ mod tests {
     #[test]
     fn fallback_table_matches_ntdll() {
         let all = [
-            NtStatus::STATUS_SUCCESS, NtStatus::STATUS_PENDING, NtStatus::STATUS_BUFFER_OVERFLOW,
-            NtStatus::STATUS_UNSUCCESSFUL, NtStatus::STATUS_NOT_IMPLEMENTED, NtStatus::STATUS_INVALID_PARAMETER,
-            NtStatus::STATUS_INVALID_DEVICE_REQUEST, NtStatus::STATUS_ACCESS_DENIED, NtStatus::STATUS_BUFFER_TOO_SMALL,
-            NtStatus::STATUS_OBJECT_NAME_COLLISION, NtStatus::STATUS_INSUFFICIENT_RESOURCES,
-            NtStatus::STATUS_DEVICE_NOT_READY, NtStatus::STATUS_DEVICE_BUSY, NtStatus::STATUS_INTERNAL_ERROR,
-            NtStatus::STATUS_CANCELLED, NtStatus::STATUS_NOT_FOUND, NtStatus::STATUS_DELETE_PENDING,
-            NtStatus::STATUS_INVALID_BUFFER_SIZE, NtStatus::STATUS_NOT_SUPPORTED, NtStatus::STATUS_TIMEOUT,
-            NtStatus::STATUS_DATA_ERROR, NtStatus::STATUS_QUOTA_EXCEEDED,
+            NtStatus::STATUS_SUCCESS,
+            NtStatus::STATUS_PENDING,
+            NtStatus::STATUS_BUFFER_OVERFLOW,
+            NtStatus::STATUS_UNSUCCESSFUL,
+            NtStatus::STATUS_NOT_IMPLEMENTED,
+            NtStatus::STATUS_INVALID_PARAMETER,
+            NtStatus::STATUS_INVALID_DEVICE_REQUEST,
+            NtStatus::STATUS_ACCESS_DENIED,
+            NtStatus::STATUS_BUFFER_TOO_SMALL,
+            NtStatus::STATUS_OBJECT_NAME_COLLISION,
+            NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+            NtStatus::STATUS_DEVICE_NOT_READY,
+            NtStatus::STATUS_DEVICE_BUSY,
+            NtStatus::STATUS_INTERNAL_ERROR,
+            NtStatus::STATUS_CANCELLED,
+            NtStatus::STATUS_NOT_FOUND,
+            NtStatus::STATUS_DELETE_PENDING,
+            NtStatus::STATUS_INVALID_BUFFER_SIZE,
+            NtStatus::STATUS_NOT_SUPPORTED,
+            NtStatus::STATUS_TIMEOUT,
+            NtStatus::STATUS_DATA_ERROR,
+            NtStatus::STATUS_QUOTA_EXCEEDED,
         ];
         for s in all {
             assert_eq!(crate::ntdll::status_to_win32(s.0), Some(fallback_status_to_win32(s)), "{s}");

@@ -135,11 +135,7 @@ impl Op {
             0 => bytes as usize,
             n => n,
         };
-        let result = if status >= 0 {
-            Ok(bytes)
-        } else {
-            Err(Error::from_ntstatus(self.context(), NtStatus(status)))
-        };
+        let result = if status >= 0 { Ok(bytes) } else { Err(Error::from_ntstatus(self.context(), NtStatus(status))) };
         if matches!(self.kind, OpKind::Read | OpKind::Ioctl(_) | OpKind::PortMessage) {
             self.buffer.truncate(bytes);
         }
@@ -225,9 +221,8 @@ impl CompletionPort {
         let mut removed = 0u32;
         // SAFETY: `entries` has room for `max` entries; the call fills the
         // first `removed` of them. Not alertable.
-        let ok = unsafe {
-            GetQueuedCompletionStatusEx(self.handle, entries.as_mut_ptr(), max as u32, &mut removed, timeout_ms(timeout), FALSE)
-        };
+        let ok =
+            unsafe { GetQueuedCompletionStatusEx(self.handle, entries.as_mut_ptr(), max as u32, &mut removed, timeout_ms(timeout), FALSE) };
         if ok == FALSE {
             let err = Error::last("GetQueuedCompletionStatusEx");
             return if err.win32() == WAIT_TIMEOUT { Ok(0) } else { Err(err) };
@@ -288,13 +283,7 @@ impl Device {
 
     /// Starts a typed IOCTL with an output buffer of `output_capacity` bytes,
     /// checking the sizes first like [`Device::ioctl`].
-    pub fn start_ioctl<I: ?Sized, O: ?Sized>(
-        &self,
-        ioctl: &Ioctl<I, O>,
-        input: Vec<u8>,
-        output_capacity: usize,
-        tag: u64,
-    ) -> Result<OpId> {
+    pub fn start_ioctl<I: ?Sized, O: ?Sized>(&self, ioctl: &Ioctl<I, O>, input: Vec<u8>, output_capacity: usize, tag: u64) -> Result<OpId> {
         check_lengths(ioctl, input.len(), output_capacity, &self.path)?;
         self.start_ioctl_inner(ioctl.code, ioctl.name, input, output_capacity, tag)
     }

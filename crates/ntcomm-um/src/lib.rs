@@ -105,12 +105,12 @@ pub use error::{Error, ErrorKind, Result};
 #[cfg(windows)]
 pub use device::{Device, DeviceAccess};
 #[cfg(windows)]
+pub use iocp::{Completion, CompletionPort, OpId, OpKind};
+#[cfg(windows)]
 pub use pipe::PipeServer;
 #[cfg(windows)]
 pub use port::{Message, PortClient};
 #[cfg(windows)]
 pub use ring::{RingChannel, RingOptions, RingReceiver, RingSender};
-#[cfg(windows)]
-pub use iocp::{Completion, CompletionPort, OpId, OpKind};
 #[cfg(windows)]
 pub use service::ServiceState;

@@ -30,9 +30,9 @@ use core::ptr;
 use std::sync::OnceLock;
 
 use ntcomm_proto::lpc::{self as wire, LpcType, MessageBuffer, PortMessage};
+use ntcomm_proto::message::Message;
 use ntcomm_proto::NtStatus;
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
-use ntcomm_proto::message::Message;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
@@ -41,16 +41,9 @@ type Handle = *mut c_void;
 
 type NtCreatePortFn = unsafe extern "system" fn(*mut Handle, *mut ObjectAttributes, u32, u32, u32) -> i32;
 type NtListenPortFn = unsafe extern "system" fn(Handle, *mut PortMessage) -> i32;
-type NtReplyWaitReceivePortFn =
-    unsafe extern "system" fn(Handle, *mut *mut c_void, *mut PortMessage, *mut PortMessage) -> i32;
-type NtAcceptConnectPortFn = unsafe extern "system" fn(
-    *mut Handle,
-    *mut c_void,
-    *mut PortMessage,
-    u8,
-    *mut wire::PortView,
-    *mut wire::RemotePortView,
-) -> i32;
+type NtReplyWaitReceivePortFn = unsafe extern "system" fn(Handle, *mut *mut c_void, *mut PortMessage, *mut PortMessage) -> i32;
+type NtAcceptConnectPortFn =
+    unsafe extern "system" fn(*mut Handle, *mut c_void, *mut PortMessage, u8, *mut wire::PortView, *mut wire::RemotePortView) -> i32;
 type NtCompleteConnectPortFn = unsafe extern "system" fn(Handle) -> i32;
 type NtReplyPortFn = unsafe extern "system" fn(Handle, *mut PortMessage) -> i32;
 type NtRequestPortFn = unsafe extern "system" fn(Handle, *mut PortMessage) -> i32;
@@ -192,10 +185,8 @@ fn fns() -> &'static Fns {
                 listen_port: proc(ntdll, c"NtListenPort").map(|f| core::mem::transmute::<_, NtListenPortFn>(f)),
                 reply_wait_receive_port: proc(ntdll, c"NtReplyWaitReceivePort")
                     .map(|f| core::mem::transmute::<_, NtReplyWaitReceivePortFn>(f)),
-                accept_connect_port: proc(ntdll, c"NtAcceptConnectPort")
-                    .map(|f| core::mem::transmute::<_, NtAcceptConnectPortFn>(f)),
-                complete_connect_port: proc(ntdll, c"NtCompleteConnectPort")
-                    .map(|f| core::mem::transmute::<_, NtCompleteConnectPortFn>(f)),
+                accept_connect_port: proc(ntdll, c"NtAcceptConnectPort").map(|f| core::mem::transmute::<_, NtAcceptConnectPortFn>(f)),
+                complete_connect_port: proc(ntdll, c"NtCompleteConnectPort").map(|f| core::mem::transmute::<_, NtCompleteConnectPortFn>(f)),
                 reply_port: proc(ntdll, c"NtReplyPort").map(|f| core::mem::transmute::<_, NtReplyPortFn>(f)),
                 request_port: proc(ntdll, c"NtRequestPort").map(|f| core::mem::transmute::<_, NtRequestPortFn>(f)),
                 close: proc(ntdll, c"NtClose").map(|f| core::mem::transmute::<_, NtCloseFn>(f)),
@@ -449,7 +440,8 @@ impl Connection {
     /// Sends the typed datagram declared by `message` (reply type `()`) to
     /// the client; see [`datagram`](Self::datagram).
     pub fn post<I: ?Sized + IntoBytes + Immutable>(&self, message: &Message<I, ()>, request: &I) -> Result<()> {
-        let body = message.request_bytes(request).map_err(|_| LpcError::Mismatch { message: message.name, len: request.as_bytes().len() })?;
+        let body =
+            message.request_bytes(request).map_err(|_| LpcError::Mismatch { message: message.name, len: request.as_bytes().len() })?;
         self.datagram(body)
     }
 
@@ -483,12 +475,7 @@ impl LpcServer {
 
     /// [`LpcServer::create`] with a self-relative security descriptor
     /// (e.g. from [`ntcomm_proto::sddl::to_self_relative`]).
-    pub fn create_with_sd(
-        name: &str,
-        sd: Option<&[u8]>,
-        max_connection_info: usize,
-        max_message: usize,
-    ) -> Result<Self> {
+    pub fn create_with_sd(name: &str, sd: Option<&[u8]>, max_connection_info: usize, max_message: usize) -> Result<Self> {
         wire::check_port_limits(max_connection_info, max_message)?;
         let f = need(fns().create_port, "NtCreatePort")?;
         need(fns().close, "NtClose")?;
@@ -563,12 +550,9 @@ impl LpcServer {
         let client = ClientId::of(&header);
         let body = m.body.to_vec();
         Ok(match header.kind() {
-            LpcType::ConnectionRequest => LpcEvent::ConnectionRequest(ConnectionRequest {
-                client,
-                info: body,
-                client_view_size: header.client_view_size,
-                header,
-            }),
+            LpcType::ConnectionRequest => {
+                LpcEvent::ConnectionRequest(ConnectionRequest { client, info: body, client_view_size: header.client_view_size, header })
+            }
             LpcType::Request => LpcEvent::Request(Request {
                 client,
                 message_id: header.message_id,
@@ -601,9 +585,7 @@ impl LpcServer {
         // SAFETY: out-pointer, the connection request header (with our reply
         // info) in an aligned buffer, a REMOTE_PORT_VIEW for the client's
         // view (filled when it offered one); no server view.
-        let status = unsafe {
-            accept(&mut h, context as *mut c_void, buf.0.as_mut_ptr().cast(), 1, ptr::null_mut(), &mut client_view)
-        };
+        let status = unsafe { accept(&mut h, context as *mut c_void, buf.0.as_mut_ptr().cast(), 1, ptr::null_mut(), &mut client_view) };
         check("NtAcceptConnectPort", status)?;
         let handle = PortHandle(h);
         // SAFETY: the communication port just accepted.
@@ -622,8 +604,7 @@ impl LpcServer {
         header.total_length = wire::PORT_MESSAGE_LEN as u16;
         let mut h: Handle = ptr::null_mut();
         // SAFETY: out-pointer and the request's header; refusing creates no port.
-        let status =
-            unsafe { accept(&mut h, ptr::null_mut(), &mut header, 0, ptr::null_mut(), ptr::null_mut()) };
+        let status = unsafe { accept(&mut h, ptr::null_mut(), &mut header, 0, ptr::null_mut(), ptr::null_mut()) };
         check("NtAcceptConnectPort", status)?;
         if !h.is_null() {
             drop(PortHandle(h));

@@ -170,7 +170,10 @@ impl PortClient {
         let mut reply = O::new_zeroed();
         let n = self.send(input, reply.as_mut_bytes())?;
         if message.check_reply(n).is_err() || n < core::mem::size_of::<O>() {
-            return Err(Error::new(format!("port message {}: the driver replied {n} bytes, not its declaration", message.name), ERROR_INVALID_DATA));
+            return Err(Error::new(
+                format!("port message {}: the driver replied {n} bytes, not its declaration", message.name),
+                ERROR_INVALID_DATA,
+            ));
         }
         Ok(reply)
     }

@@ -15,13 +15,13 @@ use core::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ntcomm_proto::ring::{Consumer, Producer, RingError, SleepDecision};
 use ntcomm_proto::ring_channel::{RingInfo, RingIoctls, RingOpen, RingStatus};
 use ntcomm_proto::Ioctl;
-use zerocopy::{Immutable, IntoBytes};
-use ntcomm_proto::ring::{Consumer, Producer, RingError, SleepDecision};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, WAIT_OBJECT_0};
 use windows_sys::Win32::Security::Cryptography::{BCryptGenRandom, BCRYPT_USE_SYSTEM_PREFERRED_RNG};
 use windows_sys::Win32::System::Threading::{OpenEventW, SetEvent, WaitForSingleObject, EVENT_MODIFY_STATE, SYNCHRONIZATION_SYNCHRONIZE};
+use zerocopy::{Immutable, IntoBytes};
 
 use crate::device::Device;
 use crate::error::code::{ERROR_INVALID_DATA, ERROR_INVALID_PARAMETER, ERROR_TIMEOUT};
@@ -198,8 +198,8 @@ impl RingChannel {
         // at any time: the ring tolerates that.
         let (consumer, producer) = unsafe {
             let c = Consumer::attach(base, d2u_len).map_err(|e| ring_error(e, "attach driver-to-user ring"))?;
-            let p = Producer::attach(base.add(info.u2d_offset as usize), u2d_len)
-                .map_err(|e| ring_error(e, "attach user-to-driver ring"))?;
+            let p =
+                Producer::attach(base.add(info.u2d_offset as usize), u2d_len).map_err(|e| ring_error(e, "attach user-to-driver ring"))?;
             (c, p)
         };
         let asked = options.record_size.map(|n| n as usize);
@@ -325,10 +325,7 @@ impl RingSender {
             }
             if timeout.is_some_and(|t| start.elapsed() >= t) {
                 let sent = done / size;
-                return Err(Error::new(
-                    format!("send_records: the driver-bound ring stayed full after {sent} records"),
-                    ERROR_TIMEOUT,
-                ));
+                return Err(Error::new(format!("send_records: the driver-bound ring stayed full after {sent} records"), ERROR_TIMEOUT));
             }
             backoff(&mut spins);
         }
@@ -378,11 +375,7 @@ impl RingReceiver {
 
     /// Runs `attempt` until it yields, sleeping on the channel's event while
     /// the ring is empty; `Ok(None)` if `timeout` passes first.
-    fn wait_for<T>(
-        &mut self,
-        timeout: Option<Duration>,
-        mut attempt: impl FnMut(&mut Consumer) -> Result<Option<T>>,
-    ) -> Result<Option<T>> {
+    fn wait_for<T>(&mut self, timeout: Option<Duration>, mut attempt: impl FnMut(&mut Consumer) -> Result<Option<T>>) -> Result<Option<T>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if let Some(v) = attempt(&mut self.consumer)? {

@@ -13,10 +13,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::System::Services::{
-    ChangeServiceConfigW, QueryServiceConfigW, QUERY_SERVICE_CONFIGW, SERVICE_CHANGE_CONFIG, SERVICE_NO_CHANGE, SERVICE_QUERY_CONFIG,
-    CloseServiceHandle, ControlService, CreateServiceW, DeleteService, OpenSCManagerW, OpenServiceW, QueryServiceStatus,
-    StartServiceW, SC_HANDLE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SERVICE_CONTROL_STOP, SERVICE_DEMAND_START,
-    SERVICE_ERROR_NORMAL, SERVICE_KERNEL_DRIVER, SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STATUS, SERVICE_STOP,
+    ChangeServiceConfigW, CloseServiceHandle, ControlService, CreateServiceW, DeleteService, OpenSCManagerW, OpenServiceW,
+    QueryServiceConfigW, QueryServiceStatus, StartServiceW, QUERY_SERVICE_CONFIGW, SC_HANDLE, SC_MANAGER_CONNECT,
+    SC_MANAGER_CREATE_SERVICE, SERVICE_CHANGE_CONFIG, SERVICE_CONTROL_STOP, SERVICE_DEMAND_START, SERVICE_ERROR_NORMAL,
+    SERVICE_KERNEL_DRIVER, SERVICE_NO_CHANGE, SERVICE_QUERY_CONFIG, SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STATUS, SERVICE_STOP,
 };
 
 use crate::error::code::{
@@ -237,10 +237,7 @@ impl Sc {
                 return Ok(st);
             }
             if Instant::now() >= deadline {
-                return Err(Error::new(
-                    format!("service {name} still {state} after {} s", TRANSITION_TIMEOUT.as_secs()),
-                    ERROR_TIMEOUT,
-                ));
+                return Err(Error::new(format!("service {name} still {state} after {} s", TRANSITION_TIMEOUT.as_secs()), ERROR_TIMEOUT));
             }
             std::thread::sleep(POLL);
         }
@@ -371,10 +368,7 @@ fn wide(s: &str, what: &str) -> Result<Vec<u16>> {
 /// The absolute, plain (non-verbatim) Windows form of an existing file's path.
 fn absolute_windows_path(path: &Path) -> Result<String> {
     let ctx = || format!("resolving driver image {}", path.display());
-    let abs = std::fs::canonicalize(path)
-        .map_err(|e| Error::new(ctx(), e.raw_os_error().map_or(ERROR_FILE_NOT_FOUND, |c| c as u32)))?;
-    let s = abs
-        .to_str()
-        .ok_or_else(|| Error::new(format!("{}: path is not Unicode", ctx()), ERROR_INVALID_PARAMETER))?;
+    let abs = std::fs::canonicalize(path).map_err(|e| Error::new(ctx(), e.raw_os_error().map_or(ERROR_FILE_NOT_FOUND, |c| c as u32)))?;
+    let s = abs.to_str().ok_or_else(|| Error::new(format!("{}: path is not Unicode", ctx()), ERROR_INVALID_PARAMETER))?;
     Ok(strip_verbatim(s))
 }

@@ -56,7 +56,16 @@ fn pipe(overlapped: bool) -> (Server, Device) {
     let wide: Vec<u16> = name.encode_utf16().chain(Some(0)).collect();
     // SAFETY: NUL-terminated name; default security.
     let server = unsafe {
-        CreateNamedPipeW(wide.as_ptr(), PIPE_ACCESS_DUPLEX, PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT, 1, 4096, 4096, 0, ptr::null())
+        CreateNamedPipeW(
+            wide.as_ptr(),
+            PIPE_ACCESS_DUPLEX,
+            PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT,
+            1,
+            4096,
+            4096,
+            0,
+            ptr::null(),
+        )
     };
     assert_ne!(server, INVALID_HANDLE_VALUE);
     let dev = if overlapped { Device::open_overlapped(&name) } else { Device::open(&name) }.unwrap();
@@ -323,4 +332,3 @@ fn service_install_status_uninstall() {
     service::uninstall(&name).unwrap();
     assert_eq!(service::status(&name).unwrap(), ServiceState::NotInstalled);
 }
-

@@ -14,10 +14,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use ntcomm_proto::ctl::{Access, DeviceType, Method};
 use ntcomm_proto::ioctl::{Ioctl, Len};
+use ntcomm_proto::message::Message;
 pub use ntcomm_proto::ring_channel::{
     RingInfo, RingIoctls, RingOpen, RingStatus, RING_STATE_FAILED, RING_STATE_NONE, RING_STATE_OPENING, RING_STATE_RUNNING,
 };
-use ntcomm_proto::message::Message;
 
 /// Kernel name of the device object.
 pub const DEVICE_NAME: &str = r"\Device\NtComm";
@@ -807,7 +807,6 @@ mod tests {
         assert_eq!(check_record(&[0u8; RECORD_MIN - 1]), None);
     }
 }
-
 
 impl RingSource {
     /// `count` records of `record_len` bytes at `rate` per second (0: as fast

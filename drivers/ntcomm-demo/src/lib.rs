@@ -34,6 +34,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
+use ntcomm_demo_proto::{self as proto, Delay, Stats};
 use ntcomm_km::device::{Device, DeviceConfig, DeviceOperations};
 use ntcomm_km::ioctl::{self, Buffers, IoctlHandler, IoctlRequest};
 use ntcomm_km::irp::{self, FileId, Handled, Request};
@@ -44,7 +45,6 @@ use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{self, StopSignal, SystemThread};
 use ntcomm_km::user_copy::{self, UserCopyError};
 use ntcomm_km::{time, Error, NtStatus};
-use ntcomm_demo_proto::{self as proto, Delay, Stats};
 
 #[global_allocator]
 static POOL: PoolAllocator = PoolAllocator::new(proto::POOL_TAG.to_le_bytes());

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
+use ntcomm_demo_proto::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewRequest};
 use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::Handled;
 use ntcomm_km::lpc::{self, ConnectOptions, Ending, LpcClient, LpcError};
@@ -17,7 +18,6 @@ use ntcomm_km::quota::Quota;
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
-use ntcomm_demo_proto::{self as proto, LpcAsk, LpcConnect, LpcConnected, LpcTally, LpcViewRequest};
 use ntcomm_proto::lpc::MAX_BODY;
 
 /// Largest body an ask may ask for: above the port's maximum on purpose
@@ -116,8 +116,7 @@ impl Lpc {
             let _thread = charge;
             let mut reply = [0u8; 128];
             let info = c.info.get(..info_len).unwrap_or(&[]);
-            let options =
-                ConnectOptions { view_size: c.view_size as usize, required_server_sid: Some(sid), ..ConnectOptions::default() };
+            let options = ConnectOptions { view_size: c.view_size as usize, required_server_sid: Some(sid), ..ConnectOptions::default() };
             let mut name = [0u8; proto::LPC_PORT_NAME_MAX];
             let n = proto::lpc_port_name(c.instance, &mut name);
             let name = core::str::from_utf8(name.get(..n).unwrap_or(&[])).unwrap_or(proto::LPC_PORT_NAME);
@@ -335,12 +334,8 @@ fn ask_some(client: &LpcClient, ask: LpcAsk, worker: u32, counters: &LpcCounters
                 if view.write(view_offset, &payload).is_err() {
                     break;
                 }
-                let vr = LpcViewRequest {
-                    offset: view_offset as u64,
-                    len: view_len as u64,
-                    checksum: proto::checksum(&payload),
-                    reserved: 0,
-                };
+                let vr =
+                    LpcViewRequest { offset: view_offset as u64, len: view_len as u64, checksum: proto::checksum(&payload), reserved: 0 };
                 match client.call(&proto::LPC_VIEW, &vr) {
                     Ok(r) => Ok(r.checksum == vr.checksum && r.matched == 1),
                     // Answered, but not as declared.

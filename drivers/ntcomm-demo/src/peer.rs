@@ -13,12 +13,12 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use ntcomm_demo_proto as proto;
 use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::Handled;
 use ntcomm_km::peer::{ServerProcess, Sid};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::NtStatus;
-use ntcomm_demo_proto as proto;
 
 pub struct Servers {
     list: SpinLock<Vec<Arc<ServerProcess>>>,

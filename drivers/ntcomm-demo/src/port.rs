@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
+use ntcomm_demo_proto::{self as proto, PortAsk, PortTally};
 use ntcomm_km::device::Device;
 use ntcomm_km::flt::{Filter, Port, PortHandler, SendError};
 use ntcomm_km::ioctl::IoctlRequest;
@@ -17,7 +18,6 @@ use ntcomm_km::quota::{Charge, Quota};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::thread::{SystemThread, ThreadSet};
 use ntcomm_km::{time, NtStatus};
-use ntcomm_demo_proto::{self as proto, PortAsk, PortTally};
 
 /// Counters of the port.
 #[derive(Default)]
@@ -210,7 +210,7 @@ fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQu
         }
     }
     drop(senders); // joins
-    // The senders are gone: their room is free before the caller hears.
+                   // The senders are gone: their room is free before the caller hears.
     drop(charge);
     let result = tally.get();
     // Gone if it was cancelled meanwhile (completed by the cancel routine).
@@ -220,7 +220,15 @@ fn run_ask(port: Arc<Port<Handler>>, ask: PortAsk, id: usize, asking: &Arc<IrpQu
     });
 }
 
-fn ask_some(port: &Port<Handler>, ask: PortAsk, thread: u32, tally: &SpinLock<PortTally>, stopping: &AtomicBool, asking: &IrpQueue, id: usize) {
+fn ask_some(
+    port: &Port<Handler>,
+    ask: PortAsk,
+    thread: u32,
+    tally: &SpinLock<PortTally>,
+    stopping: &AtomicBool,
+    asking: &IrpQueue,
+    id: usize,
+) {
     let mut question = Vec::new();
     if question.try_reserve_exact(ask.question_len as usize).is_err() {
         return;

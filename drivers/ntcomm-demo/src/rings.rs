@@ -7,12 +7,12 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use ntcomm_demo_proto::{self as proto, RingOpen, RingSource};
 use ntcomm_km::ioctl::IoctlRequest;
 use ntcomm_km::irp::{FileId, Handled};
 use ntcomm_km::ring_channel::{Next, RingChannels, RingConfig, RingHandler, RingIo, RingTotals};
 use ntcomm_km::sync::SpinLock;
 use ntcomm_km::{time, NtStatus};
-use ntcomm_demo_proto::{self as proto, RingOpen, RingSource};
 use ntcomm_proto::ring::RingError;
 
 /// Records handled per direction before the thread looks at the other one.

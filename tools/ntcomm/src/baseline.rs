@@ -150,7 +150,8 @@ pub(crate) fn compare(
 ) -> (Comparison, Vec<(&'static str, Outcome)>) {
     let rounds = opts.c_rounds.max(1);
     let per_round = opts.iterations.div_ceil(u64::from(rounds)).max(1);
-    let driver = opts.c_driver.clone().unwrap_or_else(|| client.parent().map_or_else(|| PathBuf::from(C_DRIVER_FILE), |d| d.join(C_DRIVER_FILE)));
+    let driver =
+        opts.c_driver.clone().unwrap_or_else(|| client.parent().map_or_else(|| PathBuf::from(C_DRIVER_FILE), |d| d.join(C_DRIVER_FILE)));
     let mut round_opts = opts.clone();
     round_opts.iterations = per_round;
     round_opts.c_baseline = None;
@@ -231,11 +232,8 @@ pub(crate) fn compare(
             c.ratio_p50 = Some(a.p50 / b.p50);
             c.ratio_p99 = Some(a.p99 / b.p99);
         }
-        let paired: Vec<f64> = c
-            .ntcomm
-            .iter()
-            .filter_map(|a| c.c.iter().find(|b| b.round == a.round).map(|b| a.latency_us.p50 / b.latency_us.p50))
-            .collect();
+        let paired: Vec<f64> =
+            c.ntcomm.iter().filter_map(|a| c.c.iter().find(|b| b.round == a.round).map(|b| a.latency_us.p50 / b.latency_us.p50)).collect();
         c.paired_ratio_p50 = median(paired);
         c.goal_met = c.paired_ratio_p50.map(|r| r <= GOAL_RATIO);
     }
@@ -308,9 +306,8 @@ fn run_c(client: &Path, driver: &Path, name: &str, o: &Options) -> Result<(u64, 
         .args(["--max-seconds", &o.max_seconds.to_string()]);
     let out = cmd.output().map_err(|e| format!("running {}: {e}", client.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: CReport = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!("C client (exit {:?}) printed no valid JSON ({e}); stderr: {}", out.status.code(), stderr.trim())
-    })?;
+    let report: CReport = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("C client (exit {:?}) printed no valid JSON ({e}); stderr: {}", out.status.code(), stderr.trim()))?;
     let ch = report.channels.into_iter().find(|c| c.name == name).ok_or_else(|| format!("C client did not report {name}"))?;
     if ch.status != "ok" {
         return Err(format!("C client: {}", ch.error.unwrap_or_else(|| ch.status.clone())));
@@ -385,9 +382,6 @@ pub fn render(c: &Comparison) -> String {
         let per_round = |rounds: &[Round]| rounds.iter().map(|r| format!("{:.1}", r.latency_us.p50)).collect::<Vec<_>>().join(" ");
         let _ = writeln!(s, "{:<15}   p50 by round: ntcomm {} | C {}", "", per_round(&ch.ntcomm), per_round(&ch.c));
     }
-    let _ = writeln!(
-        s,
-        "ratio = ntcomm median / C median; paired = median over rounds of ntcomm p50 / C p50 in the same round"
-    );
+    let _ = writeln!(s, "ratio = ntcomm median / C median; paired = median over rounds of ntcomm p50 / C p50 in the same round");
     s
 }

@@ -74,9 +74,9 @@ use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{CompletionPort, Device, ErrorKind, Message, OpKind, PipeServer, PortClient, RingChannel};
 use serde::Serialize;
 
-use crate::{baseline, chart};
 use crate::demo::{pattern, port_verdict};
 use crate::rig;
+use crate::{baseline, chart};
 
 /// Every channel, in run order, with what one round trip is.
 pub const CHANNELS: [(&str, &str); 18] = [
@@ -291,7 +291,9 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         return ExitCode::from(2);
     }
     if opts.ring_sizes.is_empty() || opts.ring_records == 0 || opts.ring_megabytes == 0 || !opts.ring_capacity.is_power_of_two() {
-        eprintln!("ntcomm bench: --ring-sizes, --ring-records and --ring-megabytes must be non-empty/positive, --ring-capacity a power of two");
+        eprintln!(
+            "ntcomm bench: --ring-sizes, --ring-records and --ring-megabytes must be non-empty/positive, --ring-capacity a power of two"
+        );
         return ExitCode::from(2);
     }
     if let Err(e) = rig::ensure_running(image) {
@@ -373,10 +375,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
             if r.status == "ok" && size >= 128 && !name.starts_with("ring-") {
                 // Batching: a round trip of SIZE bytes can carry SIZE/64 records of 64 B.
                 let per = size / 64;
-                r.notes.push(format!(
-                    "batched as {per} records of 64 B per round trip: {:.0} records/s",
-                    r.ops_per_s * per as f64
-                ));
+                r.notes.push(format!("batched as {per} records of 64 B per round trip: {:.0} records/s", r.ops_per_s * per as f64));
             }
             results.push(r);
         }
@@ -505,7 +504,14 @@ fn render(report: &Report) -> String {
     );
     for r in &report.channels {
         if r.status != "ok" {
-            let _ = writeln!(s, "{:<15} {:>6} {}: {}", r.name, r.payload_bytes, r.status.to_uppercase(), r.error.as_deref().unwrap_or("no samples"));
+            let _ = writeln!(
+                s,
+                "{:<15} {:>6} {}: {}",
+                r.name,
+                r.payload_bytes,
+                r.status.to_uppercase(),
+                r.error.as_deref().unwrap_or("no samples")
+            );
             continue;
         }
         let lat = match &r.latency_us {
@@ -724,9 +730,10 @@ fn inverted_call(opts: &Options, bar: &ProgressBar) -> Outcome {
         (Ok(m), Ok(())) => m,
     };
     if let Some(l) = Latency::of(&post_hist) {
-        measured
-            .notes
-            .push(format!("POST_EVENT call itself (synchronous, returns after the waiter is completed): p50 {:.1} us, p99 {:.1} us", l.p50, l.p99));
+        measured.notes.push(format!(
+            "POST_EVENT call itself (synchronous, returns after the waiter is completed): p50 {:.1} us, p99 {:.1} us",
+            l.p50, l.p99
+        ));
     }
     measured.notes.push(format!("POST_EVENT retried {retries} times because no WAIT_EVENT was pended yet"));
     Outcome::Done(measured)
@@ -815,9 +822,8 @@ fn pipeline(
     bar: &ProgressBar,
 ) -> Result<Measured, String> {
     let mut hist = new_hist();
-    let issue = |slot: usize| {
-        dev.start_ioctl(&proto::ECHO_BUFFERED, payload.to_vec(), payload.len(), slot as u64).map_err(|e| e.to_string())
-    };
+    let issue =
+        |slot: usize| dev.start_ioctl(&proto::ECHO_BUFFERED, payload.to_vec(), payload.len(), slot as u64).map_err(|e| e.to_string());
     let start = Instant::now();
     let deadline = start + Duration::try_from_secs_f64(max_seconds).unwrap_or(Duration::MAX / 4);
     let mut issued_at = vec![start; depth];
@@ -1033,7 +1039,12 @@ fn ring_u2d(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
             }
             if st.consumed >= total {
                 if st.consumed != total || st.consumed_bytes != total * size as u64 {
-                    return Err(format!("driver consumed {} records / {} B, sent {total} / {} B", st.consumed, st.consumed_bytes, total * size as u64));
+                    return Err(format!(
+                        "driver consumed {} records / {} B, sent {total} / {} B",
+                        st.consumed,
+                        st.consumed_bytes,
+                        total * size as u64
+                    ));
                 }
                 return Ok((Instant::now(), polls));
             }
@@ -1084,7 +1095,11 @@ fn ring_u2d(opts: &Options, bar: &ProgressBar, size: usize) -> Outcome {
 
 fn ring_echo(opts: &Options, bar: &ProgressBar, sleeping: bool) -> Outcome {
     let size = opts.size;
-    let ch = match RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(64 * 1024, 64 * 1024).with_mode(proto::RING_MODE_ECHO)) {
+    let ch = match RingChannel::open_with(
+        proto::USER_PATH,
+        &proto::RINGS,
+        &ntcomm_um::RingOptions::new(64 * 1024, 64 * 1024).with_mode(proto::RING_MODE_ECHO),
+    ) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
@@ -1169,7 +1184,11 @@ type Receipt = Result<(u64, Instant), String>;
 fn pipe(opts: &Options, bar: &ProgressBar) -> Outcome {
     let size = opts.size;
     if !(proto::RECORD_MIN..=proto::MAX_PIPE_MESSAGE).contains(&size) {
-        return Outcome::Skipped(format!("SIZE {size} outside {}..={} (demo record in a pipe message)", proto::RECORD_MIN, proto::MAX_PIPE_MESSAGE));
+        return Outcome::Skipped(format!(
+            "SIZE {size} outside {}..={} (demo record in a pipe message)",
+            proto::RECORD_MIN,
+            proto::MAX_PIPE_MESSAGE
+        ));
     }
     let dev = match Device::open(proto::USER_PATH) {
         Ok(d) => d,
@@ -1271,7 +1290,10 @@ fn pipe(opts: &Options, bar: &ProgressBar) -> Outcome {
         let elapsed = start.elapsed();
         let mut notes = Vec::new();
         if let Some(l) = Latency::of(&call) {
-            notes.push(format!("the PIPE_SEND call itself (queues the message, returns before delivery): p50 {:.1} us, p99 {:.1} us", l.p50, l.p99));
+            notes.push(format!(
+                "the PIPE_SEND call itself (queues the message, returns before delivery): p50 {:.1} us, p99 {:.1} us",
+                l.p50, l.p99
+            ));
         }
         // Burst: as many messages as the driver takes, back to back.
         let burst = opts.iterations.min(proto::PIPE_QUEUE_CAPACITY as u64 * 4);
@@ -1430,7 +1452,8 @@ fn ask_questions(questions: u32, senders: u32, size: usize, limit: Duration) -> 
         })();
         let _ = tx.send(r);
     });
-    let (tally, took) = rx.recv_timeout(limit).map_err(|_| format!("PORT_ASK of {questions} questions did not complete within {limit:?}"))??;
+    let (tally, took) =
+        rx.recv_timeout(limit).map_err(|_| format!("PORT_ASK of {questions} questions did not complete within {limit:?}"))??;
     let q = u64::from(questions);
     let t = tally;
     if (t.sent, t.replied, t.bad_replies, t.timeouts, t.disconnected, t.failed) != (q, q, 0, 0, 0, 0) {
@@ -1446,7 +1469,11 @@ fn ask_questions(questions: u32, senders: u32, size: usize, limit: Duration) -> 
 fn port_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
     let size = opts.size;
     if !(proto::RECORD_MIN..=proto::MAX_PORT_MESSAGE).contains(&size) {
-        return Outcome::Skipped(format!("questions are demo records of {}..={} B, SIZE is {size}", proto::RECORD_MIN, proto::MAX_PORT_MESSAGE));
+        return Outcome::Skipped(format!(
+            "questions are demo records of {}..={} B, SIZE is {size}",
+            proto::RECORD_MIN,
+            proto::MAX_PORT_MESSAGE
+        ));
     }
     let answerers = match Answerers::start(shape, size) {
         Ok(a) => a,
@@ -1465,7 +1492,11 @@ fn port_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
         bar.inc(u64::from(n));
         let mut notes = vec![format!(
             "{warm} warm-up questions first ({per_s:.0}/s), then {n} timed{}: replied {}, allowed {}, denied {}, bad {}, timeouts {}",
-            if capped { format!(" (fewer than --port-questions {}: sized to fit --max-seconds at the warm-up rate)", opts.port_questions) } else { String::new() },
+            if capped {
+                format!(" (fewer than --port-questions {}: sized to fit --max-seconds at the warm-up rate)", opts.port_questions)
+            } else {
+                String::new()
+            },
             tally.replied,
             tally.allowed,
             tally.denied,
@@ -1509,14 +1540,18 @@ const BENCH_LPC_INSTANCE: u32 = 200;
 fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32, through_view: bool) -> Outcome {
     let size = opts.size;
     if !through_view && size > ntcomm_proto::lpc::MAX_BODY {
-        return Outcome::Skipped(format!("an LPC message body holds at most {} B, SIZE is {size} (lpc-view carries more)", ntcomm_proto::lpc::MAX_BODY));
+        return Outcome::Skipped(format!(
+            "an LPC message body holds at most {} B, SIZE is {size} (lpc-view carries more)",
+            ntcomm_proto::lpc::MAX_BODY
+        ));
     }
     if through_view && !(proto::RECORD_MIN..=proto::LPC_MAX_VIEW).contains(&size) {
         return Outcome::Skipped(format!("view payloads are {}..={} B, SIZE is {size}", proto::RECORD_MIN, proto::LPC_MAX_VIEW));
     }
     static SERVER: std::sync::OnceLock<Result<crate::lpc_server::BackgroundServer, String>> = std::sync::OnceLock::new();
     let server = SERVER.get_or_init(|| {
-        crate::lpc_server::BackgroundServer::start(BENCH_LPC_INSTANCE, crate::lpc_server::ServerOptions::default()).map_err(|e| e.to_string())
+        crate::lpc_server::BackgroundServer::start(BENCH_LPC_INSTANCE, crate::lpc_server::ServerOptions::default())
+            .map_err(|e| e.to_string())
     });
     if let Err(e) = server {
         return Outcome::Failed(format!("LPC server port: {e}"));
@@ -1540,7 +1575,14 @@ fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32, through_view: bool) 
             let took = started.elapsed();
             let n = u64::from(count) * u64::from(workers);
             if (t.sent, t.replied, t.mismatched, t.failed) != (n, n, 0, 0) {
-                return Err(format!("LPC_ASK of {n}: tally sent {} replied {} mismatched {} failed {} (first error {})", t.sent, t.replied, t.mismatched, t.failed, NtStatus(t.first_error)));
+                return Err(format!(
+                    "LPC_ASK of {n}: tally sent {} replied {} mismatched {} failed {} (first error {})",
+                    t.sent,
+                    t.replied,
+                    t.mismatched,
+                    t.failed,
+                    NtStatus(t.first_error)
+                ));
             }
             Ok((t, took))
         };
@@ -1561,8 +1603,14 @@ fn lpc_ask(opts: &Options, bar: &ProgressBar, workers: u32, through_view: bool) 
             }
         }
         let notes = vec![
-            format!("{} warm-up requests first ({per_s:.0}/s), then {n} timed, every reply matched to its request by the driver", warm * workers),
-            format!("{workers} driver worker(s) on one connection; {} per request on average (duration / requests)", fmt_ns(took / u32::try_from(n).unwrap_or(u32::MAX).max(1))),
+            format!(
+                "{} warm-up requests first ({per_s:.0}/s), then {n} timed, every reply matched to its request by the driver",
+                warm * workers
+            ),
+            format!(
+                "{workers} driver worker(s) on one connection; {} per request on average (duration / requests)",
+                fmt_ns(took / u32::try_from(n).unwrap_or(u32::MAX).max(1))
+            ),
             "latency columns: request -> reply as timed by the driver per request, bucketed (lower bounds, within 25 %)".to_owned(),
         ];
         Ok(Measured { hist, iterations: n, elapsed: took, capped: count < want, notes })

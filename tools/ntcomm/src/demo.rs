@@ -160,10 +160,21 @@ fn lpc_connect(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
     let t = Instant::now();
     let c = lpc_connect_to(dev, proto::LPC_CONNECT_INFO, 0).map_err(err)?;
     let info = c.info.get(..c.info_len as usize).unwrap_or(&[]);
-    if info != proto::LPC_SERVER_INFO || srv.stats.accepted.load(Ordering::Relaxed) != 1 || stats(dev).is_none_or(|s| s.lpc_connected != 1) {
-        return Err(format!("server answered {:?}, accepted {}", String::from_utf8_lossy(info), srv.stats.accepted.load(Ordering::Relaxed)));
+    if info != proto::LPC_SERVER_INFO || srv.stats.accepted.load(Ordering::Relaxed) != 1 || stats(dev).is_none_or(|s| s.lpc_connected != 1)
+    {
+        return Err(format!(
+            "server answered {:?}, accepted {}",
+            String::from_utf8_lossy(info),
+            srv.stats.accepted.load(Ordering::Relaxed)
+        ));
     }
-    Ok(format!("{} accepted in {}; the driver got {:?}, max message {} B", lpc_server::port_name(DEMO_LPC_INSTANCE), fmt_dur(t.elapsed()), String::from_utf8_lossy(info), c.max_message))
+    Ok(format!(
+        "{} accepted in {}; the driver got {:?}, max message {} B",
+        lpc_server::port_name(DEMO_LPC_INSTANCE),
+        fmt_dur(t.elapsed()),
+        String::from_utf8_lossy(info),
+        c.max_message
+    ))
 }
 
 fn lpc_refused(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
@@ -189,7 +200,13 @@ fn lpc_ask(dev: &Device, srv: &lpc_server::BackgroundServer) -> Step {
     let tally = lpc_tally(dev, ask)?;
     let served = srv.stats.requests.load(Ordering::Relaxed) - before;
     if tally.replied != 400 || tally.mismatched != 0 || tally.failed != 0 || served != 400 {
-        return Err(format!("replied {} mismatched {} failed {} (first error {}), server answered {served}", tally.replied, tally.mismatched, tally.failed, NtStatus(tally.first_error)));
+        return Err(format!(
+            "replied {} mismatched {} failed {} (first error {}), server answered {served}",
+            tally.replied,
+            tally.mismatched,
+            tally.failed,
+            NtStatus(tally.first_error)
+        ));
     }
     Ok(format!("400 replies, each matched to its request, in {}", fmt_dur(t.elapsed())))
 }
@@ -419,10 +436,7 @@ fn cancel_read(dev: &Device) -> Step {
     let after = stats_checked(dev)?;
     let cancelled = after.irps_cancelled - before.irps_cancelled;
     if cancelled != 1 || after.irps_in_flight != before.irps_in_flight {
-        return Err(format!(
-            "irps_cancelled +{cancelled} (expected +1), in flight {} -> {}",
-            before.irps_in_flight, after.irps_in_flight
-        ));
+        return Err(format!("irps_cancelled +{cancelled} (expected +1), in flight {} -> {}", before.irps_in_flight, after.irps_in_flight));
     }
     Ok(format!("Cancelled (error 995) after {}; irps_cancelled {} -> {}", fmt_dur(lat), before.irps_cancelled, after.irps_cancelled))
 }
@@ -518,7 +532,12 @@ fn ring_u2d() -> Step {
 
 fn ring_echo() -> Step {
     const ROUNDS: u64 = 5;
-    let ch = RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(64 * 1024, 64 * 1024).with_mode(proto::RING_MODE_ECHO)).map_err(err)?;
+    let ch = RingChannel::open_with(
+        proto::USER_PATH,
+        &proto::RINGS,
+        &ntcomm_um::RingOptions::new(64 * 1024, 64 * 1024).with_mode(proto::RING_MODE_ECHO),
+    )
+    .map_err(err)?;
     let (mut tx, mut rx) = ch.split();
     let mut rec = [0u8; RING_RECORD];
     let mut buf = vec![0u8; rx.max_record()];
@@ -541,7 +560,10 @@ fn ring_echo() -> Step {
     let st = tx.status().map_err(err)?;
     ring_running(&st)?;
     if st.consumed != ROUNDS || st.bad_records != 0 || st.produced != ROUNDS {
-        return Err(format!("driver consumed {} / produced {} / {} bad, expected {ROUNDS} / {ROUNDS} / 0", st.consumed, st.produced, st.bad_records));
+        return Err(format!(
+            "driver consumed {} / produced {} / {} bad, expected {ROUNDS} / {ROUNDS} / 0",
+            st.consumed, st.produced, st.bad_records
+        ));
     }
     lats.sort();
     Ok(format!(
@@ -750,7 +772,10 @@ fn port_ask() -> Step {
         || (t.allowed, t.denied) != (q - denied, denied)
         || answered != q
     {
-        return Err(format!("tally {t:?}, receiver answered {answered} (expected {q} sent and replied, {} allowed, {denied} denied, 0 bad)", q - denied));
+        return Err(format!(
+            "tally {t:?}, receiver answered {answered} (expected {q} sent and replied, {} allowed, {denied} denied, 0 bad)",
+            q - denied
+        ));
     }
     Ok(format!(
         "{} questions (64 B records, 4 driver threads) answered by a receiver thread; tally: replied {}, allowed {}, denied {}, bad {}, timeouts {}; {}",
@@ -774,10 +799,7 @@ fn end_state(dev: &Device, start: Option<Stats>) -> Step {
         end = stats_checked(dev)?;
     }
     if end.irps_in_flight != start.irps_in_flight || end.messages_queued != 0 {
-        return Err(format!(
-            "in flight {} -> {}, {} messages still queued",
-            start.irps_in_flight, end.irps_in_flight, end.messages_queued
-        ));
+        return Err(format!("in flight {} -> {}, {} messages still queued", start.irps_in_flight, end.irps_in_flight, end.messages_queued));
     }
     if end.ring_channels_open != start.ring_channels_open {
         return Err(format!("ring channels open {} -> {}: not torn down after close", start.ring_channels_open, end.ring_channels_open));
@@ -826,9 +848,7 @@ fn wait_pended(dev: &Device, in_flight: u64) -> Result<(), String> {
 }
 
 fn wait_one(port: &CompletionPort) -> Result<Completion, String> {
-    port.wait(Some(STEP_TIMEOUT))
-        .map_err(err)?
-        .ok_or_else(|| format!("no completion within {:?}", STEP_TIMEOUT))
+    port.wait(Some(STEP_TIMEOUT)).map_err(err)?.ok_or_else(|| format!("no completion within {:?}", STEP_TIMEOUT))
 }
 
 /// Reads away messages left in the driver's queue (e.g. by an earlier run)

@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use ntcomm_demo_proto::{self as proto, Delay, LpcAsk, LpcConnect, LpcConnected, LpcTally, PortAsk, PortTally, RingOpen, RingSource, Stats};
+use ntcomm_demo_proto::{
+    self as proto, Delay, LpcAsk, LpcConnect, LpcConnected, LpcTally, PortAsk, PortTally, RingOpen, RingSource, Stats,
+};
 use ntcomm_proto::{ControlCode, NtStatus};
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{service, CompletionPort, Device, OpId, PipeServer, PortClient, RingChannel};
@@ -222,7 +224,9 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     let failed = suite.failures.len() + usize::from(end.is_err());
     let fresh = suite.fresh.unwrap_or_default();
     let end_value = match &end {
-        Ok(s) => json!({"pool_bytes": s.pool_bytes_outstanding, "pool_blocks": s.pool_allocations_outstanding, "irps_in_flight": s.irps_in_flight}),
+        Ok(s) => {
+            json!({"pool_bytes": s.pool_bytes_outstanding, "pool_blocks": s.pool_allocations_outstanding, "irps_in_flight": s.irps_in_flight})
+        }
         Err(e) => json!({"error": e}),
     };
     if let Err(e) = &end {
@@ -389,7 +393,9 @@ impl Kid {
             match self.lines.recv_timeout(left) {
                 Ok(l) if l.starts_with(word) => return Ok(l),
                 Ok(l) => self.seen.push(l),
-                Err(mpsc::RecvTimeoutError::Timeout) => return Err(format!("child did not print {word:?} within {within:?} ({:?})", self.seen)),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("child did not print {word:?} within {within:?} ({:?})", self.seen))
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(format!("child exited before {word:?} ({:?})", self.seen)),
             }
         }
@@ -972,7 +978,10 @@ impl Suite {
             })?;
             asks_ms.push(ms);
             if tally.mismatched != 0 || tally.failed == 0 || NtStatus(tally.first_error) != NtStatus::STATUS_PORT_DISCONNECTED {
-                return Err(format!("peer kill {i}: expected failures with STATUS_PORT_DISCONNECTED, got {tally:?} (first error {})", NtStatus(tally.first_error)));
+                return Err(format!(
+                    "peer kill {i}: expected failures with STATUS_PORT_DISCONNECTED, got {tally:?} (first error {})",
+                    NtStatus(tally.first_error)
+                ));
             }
             totals.sent += tally.sent;
             totals.replied += tally.replied;
@@ -1068,7 +1077,9 @@ fn new_client_works(dev: &Device, channel: &str, pipe_received: Option<&AtomicU6
     match channel {
         "ioctl" => {
             let d = Device::open(proto::USER_PATH).map_err(e)?;
-            for (i, code) in [&proto::ECHO_BUFFERED, &proto::COMPARE_IN_DIRECT, &proto::ECHO_OUT_DIRECT, &proto::ECHO_NEITHER].into_iter().enumerate() {
+            for (i, code) in
+                [&proto::ECHO_BUFFERED, &proto::COMPARE_IN_DIRECT, &proto::ECHO_OUT_DIRECT, &proto::ECHO_NEITHER].into_iter().enumerate()
+            {
                 let payload: Vec<u8> = (0..1000 + i * 333).map(|k| (k * 7 + i) as u8).collect();
                 echo_check(&d, code, &payload)?;
             }
@@ -1112,7 +1123,12 @@ fn new_client_works(dev: &Device, channel: &str, pipe_received: Option<&AtomicU6
             Ok(())
         }
         "ring" => {
-            let ch = RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(16 << 10, 16 << 10).with_mode(proto::RING_MODE_ECHO)).map_err(e)?;
+            let ch = RingChannel::open_with(
+                proto::USER_PATH,
+                &proto::RINGS,
+                &ntcomm_um::RingOptions::new(16 << 10, 16 << 10).with_mode(proto::RING_MODE_ECHO),
+            )
+            .map_err(e)?;
             let (mut tx, mut rx) = ch.split();
             let mut rec = vec![0u8; 100];
             let mut buf = vec![0u8; 1024];
@@ -1441,7 +1457,11 @@ impl Fuzz {
         let now = Instant::now();
         let next_cancel = self.inflight.values().filter(|f| f.cancelled.is_none()).map(|f| f.started + self.pend).min();
         let until_cancel = next_cancel.map_or(Duration::from_millis(50), |t| t.saturating_duration_since(now));
-        let timeout = if self.inflight.len() >= self.depth || wait > Duration::ZERO { until_cancel.max(wait).min(Duration::from_millis(50)) } else { Duration::ZERO };
+        let timeout = if self.inflight.len() >= self.depth || wait > Duration::ZERO {
+            until_cancel.max(wait).min(Duration::from_millis(50))
+        } else {
+            Duration::ZERO
+        };
         let mut done = Vec::new();
         {
             let (_, port) = self.dev.as_ref().ok_or("no handle")?;
@@ -1499,7 +1519,10 @@ impl Fuzz {
                 // read-only buffer must come back untouched.
                 let zeros = input.iter().take_while(|b| **b == 0).count();
                 if *n != zeros || out.iter().any(|b| *b != 0) {
-                    return Err(format!("compare {code:#010x}: {} B in, {n} B reported ({zeros} expected), or the read-only buffer was written", input.len()));
+                    return Err(format!(
+                        "compare {code:#010x}: {} B in, {n} B reported ({zeros} expected), or the read-only buffer was written",
+                        input.len()
+                    ));
                 }
             } else if *n != input.len() || out.get(..*n) != Some(input) {
                 return Err(format!("echo {code:#010x}: {} B in, {n} B back, contents differ", input.len()));
@@ -1536,7 +1559,12 @@ impl Fuzz {
         let (code, kind) = match r {
             0..=19 => (rng.u32(), Kind::RandomCode),
             20..=34 => {
-                let c = ControlCode::new(proto::DEVICE_TYPE, rng.below(4096) as u16, method_of(rng.below(4)), ntcomm_proto::Access(rng.below(4) as u8));
+                let c = ControlCode::new(
+                    proto::DEVICE_TYPE,
+                    rng.below(4096) as u16,
+                    method_of(rng.below(4)),
+                    ntcomm_proto::Access(rng.below(4) as u8),
+                );
                 (c.0, Kind::DemoDeviceType)
             }
             35..=44 => {
@@ -1592,7 +1620,17 @@ impl Fuzz {
                 let cap = |rng: &mut Rng| if rng.chance(90) { 4096u32 << rng.below(5) } else { rng.u32() };
                 let mut nonce = [0u8; 16];
                 rng.fill(&mut nonce);
-                let o = RingOpen { d2u_capacity: cap(rng), u2d_capacity: cap(rng), mode: small(rng, 2), record_size: match rng.below(8) { 0 => rng.u32(), 1 => 8 * small(rng, 64), _ => 0 }, nonce };
+                let o = RingOpen {
+                    d2u_capacity: cap(rng),
+                    u2d_capacity: cap(rng),
+                    mode: small(rng, 2),
+                    record_size: match rng.below(8) {
+                        0 => rng.u32(),
+                        1 => 8 * small(rng, 64),
+                        _ => 0,
+                    },
+                    nonce,
+                };
                 (o.as_bytes().to_vec(), core::mem::size_of::<proto::RingInfo>())
             }
             10 => {
@@ -1721,7 +1759,10 @@ fn child_ioctl(rng: &mut Rng) -> ChildResult {
     let mut first = true;
     loop {
         let code = codes[rng.below(4) as usize];
-        let payload = { let n = rng.below(proto::MAX_ECHO as u64 + 1) as usize; rng.bytes(n) };
+        let payload = {
+            let n = rng.below(proto::MAX_ECHO as u64 + 1) as usize;
+            rng.bytes(n)
+        };
         let mut out = vec![0u8; payload.len()];
         proto::second_buffer(code, &payload, &mut out, 0);
         let n = d.ioctl(code, &payload[..], &mut out[..])?;
@@ -1746,7 +1787,10 @@ fn child_readwrite(rng: &mut Rng) -> ChildResult {
         // Sometimes a burst of writes queues messages in the driver.
         let burst = 1 + rng.below(8);
         for _ in 0..burst {
-            let msg = { let n = 1 + rng.below(8192) as usize; rng.bytes(n) };
+            let msg = {
+                let n = 1 + rng.below(8192) as usize;
+                rng.bytes(n)
+            };
             match writer.write(&msg) {
                 Ok(_) => {}
                 Err(e) if e.ntstatus() == Some(NtStatus::STATUS_DEVICE_BUSY) => break,
@@ -1774,7 +1818,10 @@ fn child_inverted(rng: &mut Rng) -> ChildResult {
     let mut first = true;
     let mut tag = 8;
     loop {
-        let ev = { let n = rng.below(proto::MAX_EVENT as u64 + 1) as usize; rng.bytes(n) };
+        let ev = {
+            let n = rng.below(proto::MAX_EVENT as u64 + 1) as usize;
+            rng.bytes(n)
+        };
         match poster.ioctl(&proto::POST_EVENT, &ev[..], &mut ()) {
             Ok(_) => {}
             // Another client's waiters may have been taken: not ours to judge.
@@ -1816,7 +1863,11 @@ fn child_delayed(rng: &mut Rng) -> ChildResult {
 }
 
 fn child_ring(rng: &mut Rng) -> ChildResult {
-    let echo = RingChannel::open_with(proto::USER_PATH, &proto::RINGS, &ntcomm_um::RingOptions::new(64 << 10, 64 << 10).with_mode(proto::RING_MODE_ECHO))?;
+    let echo = RingChannel::open_with(
+        proto::USER_PATH,
+        &proto::RINGS,
+        &ntcomm_um::RingOptions::new(64 << 10, 64 << 10).with_mode(proto::RING_MODE_ECHO),
+    )?;
     let source = RingChannel::open(proto::USER_PATH, &proto::RINGS, 64 << 10, 4 << 10)?;
     source.control(&proto::RING_SOURCE, &proto::RingSource::new(u64::MAX, 0, 64 + rng.below(1000) as u32))?;
     let (mut tx, mut rx) = echo.split();
@@ -1854,7 +1905,10 @@ fn child_pipe(rng: &mut Rng) -> ChildResult {
     let d = Device::open(proto::USER_PATH)?;
     let mut first = true;
     loop {
-        let msg = { let n = rng.below(proto::MAX_PIPE_MESSAGE as u64 + 1) as usize; rng.bytes(n) };
+        let msg = {
+            let n = rng.below(proto::MAX_PIPE_MESSAGE as u64 + 1) as usize;
+            rng.bytes(n)
+        };
         match d.ioctl(&proto::PIPE_SEND, &msg[..], &mut ()) {
             Ok(_) => {}
             Err(e) if e.ntstatus() == Some(NtStatus::STATUS_DEVICE_BUSY) => std::thread::sleep(Duration::from_millis(1)),
@@ -1883,14 +1937,18 @@ fn child_port(rng: &mut Rng) -> ChildResult {
     let mut first = true;
     let mut out = vec![0u8; proto::MAX_PORT_MESSAGE];
     loop {
-        let payload = { let n = rng.below(proto::MAX_PORT_MESSAGE as u64 + 1) as usize; rng.bytes(n) };
+        let payload = {
+            let n = rng.below(proto::MAX_PORT_MESSAGE as u64 + 1) as usize;
+            rng.bytes(n)
+        };
         let n = client.send(&payload, &mut out)?;
         if out[..n] != payload[..] {
             return Err(ChildError::Wrong("port echo differs".into()));
         }
         if rng.chance(20) {
             // Questions from the driver to this client, waited for forever.
-            let ask = PortAsk { questions: 1 + rng.below(20) as u32, threads: 2, timeout_ms: 0, want_reply: 1, question_len: 64, reserved: 0 };
+            let ask =
+                PortAsk { questions: 1 + rng.below(20) as u32, threads: 2, timeout_ms: 0, want_reply: 1, question_len: 64, reserved: 0 };
             let mut t = PortTally::default();
             d.ioctl(&proto::PORT_ASK, &ask, &mut t)?;
             if t.bad_replies != 0 {
@@ -1907,7 +1965,14 @@ fn child_lpc(rng: &mut Rng) -> ChildResult {
     loop {
         lpc_connect(&d, LPC_PARENT).map_err(ChildError::Failed)?;
         for _ in 0..1 + rng.below(5) {
-            let ask = LpcAsk { kind: proto::LPC_KIND_REQUEST, workers: 1 + rng.below(4) as u32, count: 1 + rng.below(50) as u32, body_len: rng.below(473) as u32, timeout_ms: 0, view_len: 0 };
+            let ask = LpcAsk {
+                kind: proto::LPC_KIND_REQUEST,
+                workers: 1 + rng.below(4) as u32,
+                count: 1 + rng.below(50) as u32,
+                body_len: rng.below(473) as u32,
+                timeout_ms: 0,
+                view_len: 0,
+            };
             let mut t = LpcTally::default();
             d.ioctl(&proto::LPC_ASK, &ask, &mut t)?;
             if t.mismatched != 0 {

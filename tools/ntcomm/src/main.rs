@@ -294,7 +294,10 @@ mod cli {
         match rig::driver_path(explicit) {
             Some(image) => f(&image),
             None => {
-                eprintln!("ntcomm: no driver image: pass --driver PATH, set NTCOMM_DRIVER, or put {} beside ntcomm.exe", proto::DRIVER_FILE);
+                eprintln!(
+                    "ntcomm: no driver image: pass --driver PATH, set NTCOMM_DRIVER, or put {} beside ntcomm.exe",
+                    proto::DRIVER_FILE
+                );
                 ExitCode::from(2)
             }
         }

@@ -227,7 +227,10 @@ fn port_ask_threads_are_capped_per_handle_and_per_driver() {
     assert_eq!(b.port_ask_threads, 0);
     // And the room is there again.
     let mut t = PortTally::default_zeroed();
-    Device::open(demo::USER_PATH).unwrap().ioctl(&demo::PORT_ASK, &PortAsk { questions: 1, threads: 16, timeout_ms: 0, want_reply: 0, question_len: 64, reserved: 0 }, &mut t).unwrap();
+    Device::open(demo::USER_PATH)
+        .unwrap()
+        .ioctl(&demo::PORT_ASK, &PortAsk { questions: 1, threads: 16, timeout_ms: 0, want_reply: 0, question_len: 64, reserved: 0 }, &mut t)
+        .unwrap();
 }
 
 trait Zeroed: zerocopy::FromZeros + Sized {

@@ -195,9 +195,7 @@ fn delayed_completion_from_the_worker_thread_and_a_work_item() {
         order.push(done.tag);
     }
     assert_eq!(order, vec![2, 3, 1, 0]);
-    let err = dev
-        .ioctl(&demo::DELAYED_COMPLETE, &Delay { millis: demo::MAX_DELAY_MS + 1, token: 0 }, &mut 0u32)
-        .unwrap_err();
+    let err = dev.ioctl(&demo::DELAYED_COMPLETE, &Delay { millis: demo::MAX_DELAY_MS + 1, token: 0 }, &mut 0u32).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
 }
 

@@ -15,8 +15,6 @@ use ntcomm_um::{service, CompletionPort, Device, ErrorKind, ServiceState};
 /// These tests change the driver's global state: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-
-
 fn echo_works(dev: &Device) {
     let mut out = [0u8; 4];
     assert_eq!(dev.ioctl(&demo::ECHO_BUFFERED, &b"ping"[..], &mut out[..]).unwrap(), 4);

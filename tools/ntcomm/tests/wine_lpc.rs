@@ -228,7 +228,10 @@ fn stopping_the_driver_closes_its_port_for_the_server() {
     let dev = rig::test_device();
     assert_eq!(stats(&dev).lpc_connected, 0);
     // A restarted driver trusts no one yet: the server registers again.
-    assert_eq!(connect_to(&dev, 9, demo::LPC_CONNECT_INFO, 0).map(|_| ()).map_err(|e| status_of(&e)), Err(NtStatus::STATUS_DEVICE_NOT_READY));
+    assert_eq!(
+        connect_to(&dev, 9, demo::LPC_CONNECT_INFO, 0).map(|_| ()).map_err(|e| status_of(&e)),
+        Err(NtStatus::STATUS_DEVICE_NOT_READY)
+    );
     ntcomm::peer::register().unwrap();
     connect(&dev, 9);
     assert_eq!(ask(&dev, requests(1, 3, 8)).unwrap().replied, 3, "a restarted driver connects again");

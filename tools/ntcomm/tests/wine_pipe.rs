@@ -18,8 +18,6 @@ use ntcomm_um::{Device, ErrorKind, PipeServer};
 /// One pipe name, one server at a time.
 static PIPE: Mutex<()> = Mutex::new(());
 
-
-
 fn send(dev: &Device, text: &str) {
     dev.ioctl(&demo::PIPE_SEND, text.as_bytes(), &mut ()).unwrap();
 }

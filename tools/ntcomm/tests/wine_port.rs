@@ -26,8 +26,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-
-
 fn connect() -> PortClient {
     PortClient::connect(demo::PORT_NAME, demo::PORT_CONTEXT).unwrap()
 }
@@ -117,7 +115,8 @@ fn typed_calls_to_the_driver_check_the_declaration() {
     const ECHO_U64: ntcomm_proto::Message<u64, u64> = ntcomm_proto::Message::fixed("ECHO_U64");
     assert_eq!(client.call(&ECHO_U64, &0x0123_4567_89ab_cdef).unwrap(), 0x0123_4567_89ab_cdef);
     // A reply shorter than declared is refused on the client side.
-    const SHORT: ntcomm_proto::Message<[u8], u64> = ntcomm_proto::Message::new("SHORT", ntcomm_proto::Len::up_to(8), ntcomm_proto::Len::of::<u64>());
+    const SHORT: ntcomm_proto::Message<[u8], u64> =
+        ntcomm_proto::Message::new("SHORT", ntcomm_proto::Len::up_to(8), ntcomm_proto::Len::of::<u64>());
     let err = client.call(&SHORT, &[1u8, 2, 3][..]).unwrap_err();
     assert_eq!(err.win32(), 13, "ERROR_INVALID_DATA: {err}");
     // A request outside the declared rules is refused before it is sent.
@@ -292,8 +291,8 @@ fn the_user_copy_routine_survives_bad_addresses() {
 fn an_unmodified_c_client_built_against_fltuser_h_works() {
     let _s = serial();
     rig::test_device();
-    let exe = std::env::var("NTCOMM_FLT_C_CLIENT")
-        .expect("NTCOMM_FLT_C_CLIENT names the mingw-built C client (cargo xtask test builds it)");
+    let exe =
+        std::env::var("NTCOMM_FLT_C_CLIENT").expect("NTCOMM_FLT_C_CLIENT names the mingw-built C client (cargo xtask test builds it)");
     let mut child = Command::new(&exe).arg("200").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A hung client fails the test instead of hanging it.
     let start = Instant::now();

@@ -29,8 +29,6 @@ fn exclusive() -> (MutexGuard<'static, ()>, Device) {
     (guard, dev)
 }
 
-
-
 #[test]
 fn write_then_read_returns_the_message() {
     let (_g, dev) = exclusive();

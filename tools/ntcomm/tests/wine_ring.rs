@@ -20,8 +20,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const MIB: u32 = 1 << 20;
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
 
-
-
 #[test]
 fn a_million_records_each_way_none_lost_duplicated_or_reordered() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -245,7 +243,12 @@ fn echo_mode_sends_every_record_back_even_when_the_way_back_fills() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     rig::test_device();
     // A small way back: the driver must hold records rather than drop them.
-    let ch = RingChannel::open_with(demo::USER_PATH, &demo::RINGS, &ntcomm_um::RingOptions::new(4096, 64 * 1024).with_mode(demo::RING_MODE_ECHO)).unwrap();
+    let ch = RingChannel::open_with(
+        demo::USER_PATH,
+        &demo::RINGS,
+        &ntcomm_um::RingOptions::new(4096, 64 * 1024).with_mode(demo::RING_MODE_ECHO),
+    )
+    .unwrap();
     let (mut tx, mut rx) = ch.split();
     let mut rec = [0u8; 200];
     for seq in 0..200u64 {

@@ -62,7 +62,6 @@ extern "system" {
     pub fn ZwWaitForSingleObject(handle: HANDLE, alertable: BOOLEAN, timeout: *mut i64) -> NTSTATUS;
     pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
 
-
     pub fn DbgPrint(format: *const u8, ...) -> u32;
 }
 
@@ -116,12 +115,7 @@ extern "system" {
 #[cfg(feature = "process")]
 #[link(name = "ntoskrnl")]
 extern "system" {
-    pub fn ZwOpenProcess(
-        handle: *mut HANDLE,
-        access: ACCESS_MASK,
-        attributes: *mut OBJECT_ATTRIBUTES,
-        client: *mut CLIENT_ID,
-    ) -> NTSTATUS;
+    pub fn ZwOpenProcess(handle: *mut HANDLE, access: ACCESS_MASK, attributes: *mut OBJECT_ATTRIBUTES, client: *mut CLIENT_ID) -> NTSTATUS;
     pub fn PsGetCurrentProcessId() -> HANDLE;
 }
 
@@ -193,11 +187,5 @@ extern "system" {
 #[link(name = "ntoskrnl")]
 extern "system" {
     pub fn ZwOpenProcessTokenEx(process: HANDLE, access: ACCESS_MASK, attributes: u32, token: *mut HANDLE) -> NTSTATUS;
-    pub fn ZwQueryInformationToken(
-        token: HANDLE,
-        class: u32,
-        info: *mut c_void,
-        length: u32,
-        returned: *mut u32,
-    ) -> NTSTATUS;
+    pub fn ZwQueryInformationToken(token: HANDLE, class: u32, info: *mut c_void, length: u32, returned: *mut u32) -> NTSTATUS;
 }

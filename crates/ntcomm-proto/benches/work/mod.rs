@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::common::Mem;
 
-
 /// The small record size.
 pub const SMALL: usize = 64;
 

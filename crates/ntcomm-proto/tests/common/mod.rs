@@ -28,14 +28,7 @@ impl Mem {
         let map_len = (pages + 2) * PAGE;
         // SAFETY: anonymous private mapping; checked for failure below.
         let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+            libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
         assert_ne!(map, libc::MAP_FAILED);
         let map = map as *mut u8;

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use ntcomm_proto::{Access, DeviceType, FromBytes, Immutable, Ioctl, IntoBytes, KnownLayout, Method};
+use ntcomm_proto::{Access, DeviceType, FromBytes, Immutable, IntoBytes, Ioctl, KnownLayout, Method};
 
 /// The device object's name.
 pub const DEVICE_NAME: &str = r"\Device\NtCommMinimal";
