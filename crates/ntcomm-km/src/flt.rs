@@ -562,10 +562,8 @@ impl<H: PortHandler> Port<H> {
         });
         let mut sd = core::ptr::null_mut();
         // SAFETY: out-pointer; freed below.
-        Error::check(
-            unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) },
-            "FltBuildDefaultSecurityDescriptor",
-        )?;
+        let built = unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) };
+        Error::check(built, "FltBuildDefaultSecurityDescriptor")?;
         let mut uname = UnicodeString::new(name)?;
         let mut raw_name = uname.as_raw();
         let mut attrs = sys::OBJECT_ATTRIBUTES {

@@ -9,8 +9,14 @@ use std::process::ExitCode;
 
 use ntcomm::{baseline, bench, rig};
 
+/// The two runs share the demo driver's counters and its single pipe and
+/// port peers, and the C baseline starts a second driver: one at a time (a
+/// run beside the other once failed and left the second waiting).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn c_baseline_comparison_runs_every_shared_channel() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let client = PathBuf::from(
         std::env::var_os("NTCOMM_C_BASELINE").expect("NTCOMM_C_BASELINE names ntcomm_c_client.exe (cargo xtask test builds it)"),
     );
@@ -43,6 +49,7 @@ fn c_baseline_comparison_runs_every_shared_channel() {
 /// that ran.
 #[test]
 fn all_channels_at_every_size_with_a_chart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let image = rig::driver_path(None).expect("no driver image: set NTCOMM_DRIVER");
     let chart = std::env::temp_dir().join(format!("ntcomm-bench-{}.svg", std::process::id()));
     let opts = bench::Options {

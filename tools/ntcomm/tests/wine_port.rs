@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{eventually, stats, ChildTest};
 use ntcomm::rig;
 use ntcomm_demo_proto::{self as demo, PortAsk, PortTally, PortVerdict};
-use ntcomm_proto::NtStatus;
 use ntcomm_um::port::MESSAGE_HEADER_LEN;
 use ntcomm_um::{service, CompletionPort, Device, ErrorKind, Message, PortClient};
 
