@@ -63,9 +63,10 @@ fn example_driver_ioctl_ring_and_port() {
 fn typed_ioctl() {
     let dev = Device::open(proto::USER_PATH).unwrap_or_else(|e| panic!("opening {}: {e}", proto::USER_PATH));
     let mut sums = Sums::default();
-    let n = dev.ioctl(&proto::CHECKSUM, &Words { words: [1, 2, 3, 0xffff_fff0] }, &mut sums).unwrap();
+    let n = dev.ioctl(&proto::CHECKSUM, &Words { words: [3, 5, 9, 0xffff_fff0] }, &mut sums).unwrap();
     assert_eq!(n, size_of::<Sums>());
-    assert_eq!(sums, Sums { sum: 0x1_0000_0000 - 16 + 6, xor: 1 ^ 2 ^ 3 ^ 0xffff_fff0, calls: 1 });
+    // The sum passes 32 bits; 3 ^ 5 ^ 9 = 15.
+    assert_eq!(sums, Sums { sum: 0x1_0000_0001, xor: 0xffff_ffff, calls: 1 });
     dev.ioctl(&proto::CHECKSUM, &Words { words: [u32::MAX; 4] }, &mut sums).unwrap();
     assert_eq!(sums, Sums { sum: 4 * u64::from(u32::MAX), xor: 0, calls: 2 });
 
