@@ -39,20 +39,22 @@ const FLT_COMPONENTS: [(&str, &str, &str, &str); 2] = [
 
 /// Packages linted for x86_64-pc-windows-gnu (all but xtask and the minimal driver,
 /// which `xtask test` lints in a cargo run of its own).
-const WIN_PACKAGES: [&str; 10] = [
+const WIN_PACKAGES: [&str; 11] = [
     "ntcomm-proto",
     "ntcomm-km",
     "ntcomm-um",
     "ntcomm-demo",
     "ntcomm-demo-proto",
     "ntcomm-minimal-proto",
+    "ntcomm-example-proto",
     "ntcomm",
     "wine-fltport",
     "wine-fltmgr",
     "wine-fltlib",
 ];
 /// Packages linted on the host: xtask and the ones with host code or tests.
-const HOST_PACKAGES: [&str; 6] = ["xtask", "ntcomm-proto", "ntcomm-demo-proto", "ntcomm-minimal-proto", "wine-fltport", "wine-fltlib"];
+const HOST_PACKAGES: [&str; 7] =
+    ["xtask", "ntcomm-proto", "ntcomm-demo-proto", "ntcomm-minimal-proto", "ntcomm-example-proto", "wine-fltport", "wine-fltlib"];
 
 /// The ntoskrnl.exe functions the minimal driver (drivers/ntcomm-minimal, ntcomm-km
 /// without features: IOCTL and read/write) may import: device and link, dispatch and
@@ -103,7 +105,9 @@ commands:
                              install that profile's fltmgr.sys/fltlib.dll into the prefix; build
                              the minimal driver (drivers/ntcomm-minimal, its own cargo run so no
                              other package's ntcomm-km features reach it) to ntcomm_minimal.sys
-                             and check its imports: ntoskrnl.exe only, from MINIMAL_IMPORTS
+                             and check its imports: ntoskrnl.exe only, from MINIMAL_IMPORTS;
+                             the example driver (drivers/ntcomm-example, likewise its own run)
+                             to ntcomm_example.sys, checked as a kernel image
   test  [--release] [-- ARGS]
                              setup + build, then: host tests of ntcomm-proto and ntcomm-demo-proto and
                              the compile-fail tests of ntcomm-km; Windows tests
@@ -802,6 +806,24 @@ impl Workspace {
         self.install_flt(profile)?;
         let minimal = self.build_minimal(profile)?;
         check_driver_image(&minimal, Imports::Minimal)?;
+        let example = self.build_example(profile)?;
+        check_driver_image(&example, Imports::Kernel)?;
+        Ok(sys)
+    }
+
+    /// Builds drivers/ntcomm-example to ntcomm_example.sys, in a cargo run of its
+    /// own like `build_minimal`: it gets only its own ntcomm-km features (flt, ring).
+    fn build_example(&self, profile: Profile) -> Result<PathBuf> {
+        let mut c = self.cargo();
+        c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-example"]);
+        if profile == Profile::Release {
+            c.arg("--release");
+        }
+        check(&mut c)?;
+        let out = self.win_out(profile);
+        let (dll, sys) = (out.join("ntcomm_example.dll"), out.join("ntcomm_example.sys"));
+        eprintln!("$ cp {} {}", dll.display(), sys.display());
+        fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
         Ok(sys)
     }
 
@@ -1002,6 +1024,8 @@ impl Workspace {
             "minimal driver image (ntoskrnl only, MINIMAL_IMPORTS, no fltmgr.sys)",
             check_driver_image(&minimal, Imports::Minimal).map(|()| 0),
         );
+        let example = self.win_out(profile).join("ntcomm_example.sys");
+        step("example driver image (native subsystem, kernel imports only)", check_driver_image(&example, Imports::Kernel).map(|()| 0));
 
         // (a) host
         let mut c = self.cargo();
@@ -1030,7 +1054,8 @@ impl Workspace {
             .args(release)
             .args(extra)
             .env("NTCOMM_DRIVER", windows_path(&sys))
-            .env("NTCOMM_MINIMAL_DRIVER", windows_path(&minimal));
+            .env("NTCOMM_MINIMAL_DRIVER", windows_path(&minimal))
+            .env("NTCOMM_EXAMPLE_DRIVER", windows_path(&example));
         match self.fltlib_c_client() {
             Ok(exe) => {
                 c.env("NTCOMM_FLT_C_CLIENT", windows_path(&exe));
@@ -1084,12 +1109,13 @@ impl Workspace {
 
         // (c) lints ([workspace.lints]) of every package, for the target it runs on:
         // the Windows packages (kernel and user mode) for x86_64-pc-windows-gnu, the
-        // minimal driver in a run of its own (ntcomm-km without features, see
-        // `build_minimal`), the host packages on the host. The no_std crates and
+        // minimal and example drivers each in a run of its own (their own ntcomm-km
+        // features, see `build_minimal`), the host packages on the host. The no_std crates and
         // wine-fltlib (a DLL with host tests) go through both.
-        let runs: [(&str, Option<&str>, &[&str]); 3] = [
+        let runs: [(&str, Option<&str>, &[&str]); 4] = [
             ("Windows", Some(WIN_TARGET), &WIN_PACKAGES),
             ("minimal driver", Some(WIN_TARGET), &["ntcomm-minimal"]),
+            ("example driver", Some(WIN_TARGET), &["ntcomm-example"]),
             ("host", None, &HOST_PACKAGES),
         ];
         for (what, target, packages) in runs {
