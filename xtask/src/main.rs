@@ -1004,14 +1004,16 @@ impl Workspace {
         let _ = fs::remove_file(self.findings_file());
 
         // Keep going after a failure: one run should report every broken group.
-        let sys = match self.build(profile) {
+        // But not under Wine: a failed build leaves the previous images in place,
+        // and tests of those would report on code that is not the code checked out.
+        let (sys, built) = match self.build(profile) {
             Ok(sys) => {
                 step("build", Ok(0));
-                sys
+                (sys, true)
             }
             Err(e) => {
                 step("build", Err(e));
-                self.win_out(profile).join("ntcomm_demo.sys")
+                (self.win_out(profile).join("ntcomm_demo.sys"), false)
             }
         };
         let release: &[&str] = if profile == Profile::Release { &["--release"] } else { &[] };
@@ -1046,66 +1048,70 @@ impl Workspace {
             .env("CARGO_TARGET_DIR", self.root.join("target").join("loom"));
         step("loom model check (ring)", status(&mut c));
 
-        // (b) Windows, under Wine through the target runner. A clean wineserver before and
-        // after: a winedevice.exe crashed by an earlier run would fail every later test.
-        self.kill_wineserver();
-        let mut c = self.cargo();
-        c.args(["test", "--target", WIN_TARGET, "-p", "ntcomm-um", "-p", "ntcomm"])
-            .args(release)
-            .args(extra)
-            .env("NTCOMM_DRIVER", windows_path(&sys))
-            .env("NTCOMM_MINIMAL_DRIVER", windows_path(&minimal))
-            .env("NTCOMM_EXAMPLE_DRIVER", windows_path(&example));
-        match self.fltlib_c_client() {
-            Ok(exe) => {
-                c.env("NTCOMM_FLT_C_CLIENT", windows_path(&exe));
-            }
-            Err(e) => step("build the C port client", Err(e)),
-        }
-        match self.c_baseline() {
-            Ok((_, client)) => {
-                c.env("NTCOMM_C_BASELINE", windows_path(&client));
-            }
-            Err(e) => step("build the C baseline", Err(e)),
-        }
-        match self.irql_test_driver() {
-            Ok(sys) => {
-                c.env("NTCOMM_IRQL_TEST_DRIVER", windows_path(&sys));
-            }
-            Err(e) => step("build the IRQL test driver", Err(e)),
-        }
-        step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
-        self.kill_wineserver();
-
-        // (b') the Wine fltmgr.sys on its own: a C minifilter and a <fltuser.h> client.
-        if self.root.join("compat/wine-fltmgr/Cargo.toml").is_file() {
-            step("Wine fltmgr.sys: C minifilter + fltuser.h client", self.fltmgr_c_test());
+        if !built {
+            eprintln!("xtask test: the Wine steps are skipped: the build failed, and they would run the previous images");
+        } else {
+            // (b) Windows, under Wine through the target runner. A clean wineserver before and
+            // after: a winedevice.exe crashed by an earlier run would fail every later test.
             self.kill_wineserver();
+            let mut c = self.cargo();
+            c.args(["test", "--target", WIN_TARGET, "-p", "ntcomm-um", "-p", "ntcomm"])
+                .args(release)
+                .args(extra)
+                .env("NTCOMM_DRIVER", windows_path(&sys))
+                .env("NTCOMM_MINIMAL_DRIVER", windows_path(&minimal))
+                .env("NTCOMM_EXAMPLE_DRIVER", windows_path(&example));
+            match self.fltlib_c_client() {
+                Ok(exe) => {
+                    c.env("NTCOMM_FLT_C_CLIENT", windows_path(&exe));
+                }
+                Err(e) => step("build the C port client", Err(e)),
+            }
+            match self.c_baseline() {
+                Ok((_, client)) => {
+                    c.env("NTCOMM_C_BASELINE", windows_path(&client));
+                }
+                Err(e) => step("build the C baseline", Err(e)),
+            }
+            match self.irql_test_driver() {
+                Ok(sys) => {
+                    c.env("NTCOMM_IRQL_TEST_DRIVER", windows_path(&sys));
+                }
+                Err(e) => step("build the IRQL test driver", Err(e)),
+            }
+            step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
+            self.kill_wineserver();
+
+            // (b') the Wine fltmgr.sys on its own: a C minifilter and a <fltuser.h> client.
+            if self.root.join("compat/wine-fltmgr/Cargo.toml").is_file() {
+                step("Wine fltmgr.sys: C minifilter + fltuser.h client", self.fltmgr_c_test());
+                self.kill_wineserver();
+            }
+
+            // (b'') the Wine LPC on its own: a C server and C clients in one process.
+            step("Wine LPC: C server + clients (compat/wine-lpc)", self.lpc_c_test());
+            self.kill_wineserver();
+
+            // (b-4) the fault suite at its CI size (`ntcomm faults` defaults; the
+            // full size of docs/RELIABILITY.md is `cargo xtask faults -- --full`).
+            let exe = self.win_out(profile).join("ntcomm.exe");
+            let mut c = Command::new(self.runner());
+            c.arg(&exe).args(["faults", "--driver"]).arg(windows_path(&sys)).env("NTCOMM_WINE_NO_SETUP", "1");
+            step("fault suite, CI size (ntcomm faults)", status(&mut c));
+            self.kill_wineserver();
+
+            // (b-3) the C baseline of the benchmark (its driver and client).
+            step("C baseline: driver + client test (baseline/c)", self.c_baseline_test());
+            self.kill_wineserver();
+
+            // (b-5) every driver above ran with IRQL tracking (compat/wine-irql): any
+            // finding fails the run, unless NTCOMM_IRQL_FINDINGS=report says only to print.
+            let findings = self.irql_findings();
+            let fatal = env::var("NTCOMM_IRQL_FINDINGS").map_or(true, |v| v != "report");
+            print_findings(&findings);
+            let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
+            step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
         }
-
-        // (b'') the Wine LPC on its own: a C server and C clients in one process.
-        step("Wine LPC: C server + clients (compat/wine-lpc)", self.lpc_c_test());
-        self.kill_wineserver();
-
-        // (b-4) the fault suite at its CI size (`ntcomm faults` defaults; the
-        // full size of docs/RELIABILITY.md is `cargo xtask faults -- --full`).
-        let exe = self.win_out(profile).join("ntcomm.exe");
-        let mut c = Command::new(self.runner());
-        c.arg(&exe).args(["faults", "--driver"]).arg(windows_path(&sys)).env("NTCOMM_WINE_NO_SETUP", "1");
-        step("fault suite, CI size (ntcomm faults)", status(&mut c));
-        self.kill_wineserver();
-
-        // (b-3) the C baseline of the benchmark (its driver and client).
-        step("C baseline: driver + client test (baseline/c)", self.c_baseline_test());
-        self.kill_wineserver();
-
-        // (b-5) every driver above ran with IRQL tracking (compat/wine-irql): any
-        // finding fails the run, unless NTCOMM_IRQL_FINDINGS=report says only to print.
-        let findings = self.irql_findings();
-        let fatal = env::var("NTCOMM_IRQL_FINDINGS").map_or(true, |v| v != "report");
-        print_findings(&findings);
-        let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
-        step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
 
         // (c) lints ([workspace.lints]) of every package, for the target it runs on:
         // the Windows packages (kernel and user mode) for x86_64-pc-windows-gnu, the
