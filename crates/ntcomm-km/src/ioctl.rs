@@ -262,32 +262,24 @@ unsafe impl<D> Send for IoctlHandler<D> {}
 unsafe impl<D> Sync for IoctlHandler<D> {}
 
 impl<D> IoctlHandler<D> {
+    /// The entry every constructor makes: the declaration's code, name and
+    /// size rules, and how the handler is called.
+    const fn entry<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, neither_opt_in: bool, call: Call<D>) -> Self {
+        Self { code: ioctl.code, name: ioctl.name, input: ioctl.input, output: ioctl.output, neither_opt_in, call }
+    }
+
     /// Serves `ioctl` with `handler`, which gets the request and its buffers
     /// (the path for `[u8]` payloads, pended requests and direct I/O). A
     /// `METHOD_NEITHER` declaration served this way is refused at run time
     /// with `STATUS_NOT_SUPPORTED`.
     pub const fn new<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, handler: HandlerFn<D>) -> Self {
-        Self {
-            code: ioctl.code,
-            name: ioctl.name,
-            input: ioctl.input,
-            output: ioctl.output,
-            neither_opt_in: false,
-            call: Call::Raw(handler),
-        }
+        Self::entry(ioctl, false, Call::Raw(handler))
     }
 
     /// Serves a `METHOD_NEITHER` IOCTL through the capture-once path
     /// described in the module documentation.
     pub const fn neither_captured<I: ?Sized, O: ?Sized>(ioctl: &Ioctl<I, O>, handler: HandlerFn<D>) -> Self {
-        Self {
-            code: ioctl.code,
-            name: ioctl.name,
-            input: ioctl.input,
-            output: ioctl.output,
-            neither_opt_in: true,
-            call: Call::Raw(handler),
-        }
+        Self::entry(ioctl, true, Call::Raw(handler))
     }
 
     /// Serves a fixed-size `ioctl` with a typed handler: it gets the
@@ -314,14 +306,7 @@ impl<D> IoctlHandler<D> {
         I: FromBytes,
         O: IntoBytes + Immutable,
     {
-        Self {
-            code: ioctl.code,
-            name: ioctl.name,
-            input: ioctl.input,
-            output: ioctl.output,
-            neither_opt_in: true,
-            call: Call::Typed { f: handler as *const (), thunk: typed_thunk::<D, I, O> },
-        }
+        Self::entry(ioctl, true, Call::Typed { f: handler as *const (), thunk: typed_thunk::<D, I, O> })
     }
 
     /// [`typed`](Self::typed) for a handler that also gets the request's
@@ -331,14 +316,7 @@ impl<D> IoctlHandler<D> {
         I: FromBytes,
         O: IntoBytes + Immutable,
     {
-        Self {
-            code: ioctl.code,
-            name: ioctl.name,
-            input: ioctl.input,
-            output: ioctl.output,
-            neither_opt_in: true,
-            call: Call::Typed { f: handler as *const (), thunk: typed_file_thunk::<D, I, O> },
-        }
+        Self::entry(ioctl, true, Call::Typed { f: handler as *const (), thunk: typed_file_thunk::<D, I, O> })
     }
 
     /// The declaration's name.
