@@ -1174,19 +1174,28 @@ fn new_client_works(dev: &Device, channel: &str, pipe_received: Option<&AtomicU6
                 return Err("port echo differs".into());
             }
             // And one question from the driver, answered.
-            let answering = {
+            // The answer comes back over a channel: if the driver's question
+            // never arrives, the wait below ends with an error instead of
+            // blocking the suite forever (the receiving thread stays behind).
+            let (answered_tx, answering) = std::sync::mpsc::channel();
+            {
                 let client = client.clone();
-                std::thread::spawn(move || -> Result<(), String> {
+                std::thread::spawn(move || {
                     let mut buf = vec![0u8; MESSAGE_HEADER_LEN + proto::MAX_PORT_MESSAGE];
-                    let m = client.get_message(&mut buf).map_err(|e| e.to_string())?;
-                    let seq = proto::check_record(m.body).ok_or("bad question")?;
-                    client.reply(m.id, NtStatus::STATUS_SUCCESS, &verdict(seq)).map_err(|e| e.to_string())
-                })
-            };
+                    let r = (|| -> Result<(), String> {
+                        let m = client.get_message(&mut buf).map_err(|e| e.to_string())?;
+                        let seq = proto::check_record(m.body).ok_or("bad question")?;
+                        client.reply(m.id, NtStatus::STATUS_SUCCESS, &verdict(seq)).map_err(|e| e.to_string())
+                    })();
+                    let _ = answered_tx.send(r);
+                });
+            }
             let ask = PortAsk { questions: 1, threads: 1, timeout_ms: 10_000, want_reply: 1, question_len: 64, reserved: 0 };
             let mut t = PortTally::default();
             dev.ioctl(&proto::PORT_ASK, &ask, &mut t).map_err(e)?;
-            let answered = answering.join().map_err(|_| "answering thread panicked".to_string())?;
+            let answered = answering
+                .recv_timeout(HANG)
+                .map_err(|_| format!("the driver's PORT_ASK question never reached the client within {HANG:?} (tally {t:?})"))?;
             if t.replied != 1 || t.allowed + t.denied != 1 {
                 return Err(format!("PORT_ASK tally {t:?} ({answered:?})"));
             }
