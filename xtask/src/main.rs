@@ -799,10 +799,8 @@ impl Workspace {
             c.arg("--release");
         }
         check(&mut c)?;
-        let out = self.win_out(profile);
-        let (dll, sys) = (out.join("ntcomm_demo.dll"), out.join("ntcomm_demo.sys"));
-        eprintln!("$ cp {} {}", dll.display(), sys.display());
-        fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
+        // ntcomm_build::driver() (the driver's build.rs) wrote the .sys.
+        let sys = self.win_out(profile).join("ntcomm_demo.sys");
         self.install_flt(profile)?;
         let minimal = self.build_minimal(profile)?;
         check_driver_image(&minimal, Imports::Minimal)?;
@@ -820,10 +818,8 @@ impl Workspace {
             c.arg("--release");
         }
         check(&mut c)?;
-        let out = self.win_out(profile);
-        let (dll, sys) = (out.join("ntcomm_example.dll"), out.join("ntcomm_example.sys"));
-        eprintln!("$ cp {} {}", dll.display(), sys.display());
-        fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
+        // ntcomm_build::driver() (the driver's build.rs) wrote the .sys.
+        let sys = self.win_out(profile).join("ntcomm_example.sys");
         Ok(sys)
     }
 
@@ -837,10 +833,8 @@ impl Workspace {
             c.arg("--release");
         }
         check(&mut c)?;
-        let out = self.win_out(profile);
-        let (dll, sys) = (out.join("ntcomm_minimal.dll"), out.join("ntcomm_minimal.sys"));
-        eprintln!("$ cp {} {}", dll.display(), sys.display());
-        fs::copy(&dll, &sys).context(|| format!("copy {} -> {}", dll.display(), sys.display()))?;
+        // ntcomm_build::driver() (the driver's build.rs) wrote the .sys.
+        let sys = self.win_out(profile).join("ntcomm_minimal.sys");
         Ok(sys)
     }
 
@@ -1033,6 +1027,13 @@ impl Workspace {
         let mut c = self.cargo();
         c.args(["test", "-p", "ntcomm-proto", "-p", "ntcomm-demo-proto"]).args(release).args(extra);
         step("host tests (ntcomm-proto, ntcomm-demo-proto)", status(&mut c));
+
+        // The build helper, on driver crates outside the workspace: a correct one
+        // gets its .sys; a missing build.rs, panic = "unwind" or a user-mode import
+        // fails the build with what to change.
+        let mut c = self.cargo();
+        c.args(["test", "-p", "ntcomm-build"]);
+        step("build helper (ntcomm-build, driver crates outside the workspace)", status(&mut c));
 
         // (a'') typed handlers: one whose types disagree with its declaration
         // must not compile (trybuild fixtures, type-checked on the host).

@@ -358,9 +358,26 @@ fn create<D: DeviceOperations>(
 
 /// Defines `DriverEntry` for a [`DeviceOperations`] type:
 /// `driver_entry!(MyDriver, CONFIG, |device| MyDriver::new(device));`
+///
+/// The crate must be built by `ntcomm_build::driver()` from its `build.rs`
+/// and with `panic = "abort"`: otherwise this does not compile, and says
+/// what to add (without them the crate would link as an ordinary DLL that
+/// Windows refuses to start as a driver).
 #[macro_export]
 macro_rules! driver_entry {
     ($ty:ty, $config:expr, $init:expr) => {
+        // `NTCOMM_BUILD_DRIVER` is set by ntcomm_build::driver() (its
+        // BUILD_MARKER_ENV) in this crate's compile environment.
+        const _: () = ::core::assert!(
+            ::core::option_env!("NTCOMM_BUILD_DRIVER").is_some(),
+            "this driver crate is not built by ntcomm-build: add `ntcomm-build` to [build-dependencies] and a build.rs \
+             with `fn main() {{ ntcomm_build::driver(); }}` (it links the image as a driver and writes the .sys)"
+        );
+        #[cfg(not(panic = "abort"))]
+        ::core::compile_error!(
+            "a driver must not unwind: add `panic = \"abort\"` to [profile.dev] and [profile.release] of the workspace's Cargo.toml"
+        );
+
         /// The driver's entry point, called by the I/O manager.
         ///
         /// # Safety
