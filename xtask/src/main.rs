@@ -53,8 +53,16 @@ const WIN_PACKAGES: [&str; 11] = [
     "wine-fltlib",
 ];
 /// Packages linted on the host: xtask and the ones with host code or tests.
-const HOST_PACKAGES: [&str; 7] =
-    ["xtask", "ntcomm-proto", "ntcomm-demo-proto", "ntcomm-minimal-proto", "ntcomm-example-proto", "wine-fltport", "wine-fltlib"];
+const HOST_PACKAGES: [&str; 8] = [
+    "xtask",
+    "ntcomm-build",
+    "ntcomm-proto",
+    "ntcomm-demo-proto",
+    "ntcomm-minimal-proto",
+    "ntcomm-example-proto",
+    "wine-fltport",
+    "wine-fltlib",
+];
 
 /// The ntoskrnl.exe functions the minimal driver (drivers/ntcomm-minimal, ntcomm-km
 /// without features: IOCTL and read/write) may import: device and link, dispatch and

@@ -92,6 +92,8 @@ pub mod iocp;
 #[cfg(windows)]
 pub mod lpc;
 #[cfg(windows)]
+pub mod minifilter;
+#[cfg(windows)]
 pub mod pipe;
 #[cfg(windows)]
 pub mod port;

@@ -27,6 +27,11 @@ pub const DOS_NAME: &str = r"\DosDevices\NtComm";
 pub const USER_PATH: &str = r"\\.\NtComm";
 /// Service name used by `ntcomm driver install`.
 pub const SERVICE_NAME: &str = "NtCommDemo";
+/// Altitude of the demo's minifilter instance (`ntcomm driver install
+/// --minifilter` writes it): a test value in the "FSFilter Activity
+/// Monitor" range (360000-389999); a shipped minifilter gets its altitude
+/// from Microsoft.
+pub const MINIFILTER_ALTITUDE: &str = "385100";
 /// File name of the driver image.
 pub const DRIVER_FILE: &str = "ntcomm_demo.sys";
 /// Pool tag of every allocation the demo driver makes ("NtCm" in a pool dump).

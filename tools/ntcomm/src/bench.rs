@@ -296,7 +296,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    if let Err(e) = rig::ensure_running(image) {
+    if let Err(e) = rig::ensure_demo_running(image) {
         eprintln!("ntcomm bench: cannot start the driver {}: {e}", image.display());
         return ExitCode::FAILURE;
     }

@@ -70,7 +70,7 @@ type EchoCase = (&'static Ioctl<[u8], [u8]>, &'static str, usize);
 /// Exit code 1 if any row failed (or the driver could not be reached).
 pub fn run(image: &Path) -> ExitCode {
     println!("ntcomm demo: driver {}", image.display());
-    if let Err(e) = rig::ensure_running(image) {
+    if let Err(e) = rig::ensure_demo_running(image) {
         eprintln!("ntcomm demo: cannot start the driver: {e}");
         return ExitCode::FAILURE;
     }

@@ -173,7 +173,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     let mut suite = Suite::new(opts.clone());
     say(opts, format!("ntcomm faults: seed {} (rerun with --seed {}), driver {}", opts.seed, opts.seed, image.display()));
     let started = Instant::now();
-    if let Err(e) = rig::ensure_running(image) {
+    if let Err(e) = rig::ensure_demo_running(image) {
         eprintln!("ntcomm faults: cannot start the driver: {e}");
         return ExitCode::FAILURE;
     }
@@ -181,7 +181,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     let channels: Vec<&'static str> =
         CHANNELS.iter().copied().filter(|c| opts.channels.is_empty() || opts.channels.iter().any(|x| x == c)).collect();
     // A freshly loaded driver: its pool is the suite's starting value.
-    if let Err(e) = rig::restart() {
+    if let Err(e) = rig::restart_demo() {
         eprintln!("ntcomm faults: cannot restart the driver: {e}");
         return ExitCode::FAILURE;
     }
@@ -526,7 +526,7 @@ impl Suite {
                 // Whatever state the failure left, the next phase starts
                 // from a freshly loaded driver.
                 self.pipe_stop_any();
-                if let Err(e) = rig::restart() {
+                if let Err(e) = rig::restart_demo() {
                     // A crashed winedevice cannot be restarted from here (it
                     // takes `wineserver -k`): the remaining phases would
                     // only fail the same way.
@@ -712,7 +712,7 @@ impl Suite {
 
     fn stops(&mut self, channel: &'static str) -> Result<Value, String> {
         self.prepare(channel)?;
-        rig::restart().map_err(|e| format!("restart: {e}"))?;
+        rig::restart_demo().map_err(|e| format!("restart: {e}"))?;
         // A loaded driver trusts no server yet: this process serves the pipe.
         crate::peer::register().map_err(|e| format!("register after restart: {e}"))?;
         let dev = Device::open(proto::USER_PATH).map_err(|e| e.to_string())?;
@@ -751,7 +751,7 @@ impl Suite {
             let why = kid.wait_for("error", Duration::from_secs(2)).unwrap_or_else(|_| "error: (not printed)".into());
             *client_errors.entry(error_class(&why)).or_default() += 1;
             let t = Instant::now();
-            rig::start().map_err(|e| format!("stop {i}: start again: {e}"))?;
+            rig::start_demo().map_err(|e| format!("stop {i}: start again: {e}"))?;
             start_ms.push(t.elapsed().as_millis() as u64);
             crate::peer::register().map_err(|e| format!("stop {i}: register after restart: {e}"))?;
             let dev = Device::open(proto::USER_PATH).map_err(|e| format!("stop {i}: open after restart: {e}"))?;

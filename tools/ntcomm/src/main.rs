@@ -2,7 +2,8 @@
 //! communication channel, and benchmark them.
 //!
 //! ```text
-//! ntcomm driver install [--driver PATH] | start | stop | uninstall | status
+//! ntcomm driver install NAME PATH [--group G] [--minifilter ALTITUDE]
+//! ntcomm driver start | stop | restart | uninstall | status NAME
 //! ntcomm demo  [--driver PATH]
 //! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N]
 //!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] [--port-questions N]
@@ -48,7 +49,7 @@ mod cli {
 
     #[derive(Subcommand, Debug)]
     enum Command {
-        /// Manage the reference driver's service (`NtCommDemo`).
+        /// Install, start, stop or remove a driver's service (any driver).
         Driver {
             #[command(subcommand)]
             action: DriverAction,
@@ -79,22 +80,34 @@ mod cli {
         },
     }
 
+    /// Service control for any kernel driver: under Wine, starting a driver
+    /// starts ntcomm's Wine layers in its group first (`rig::wine_layers_for`).
     #[derive(Subcommand, Debug)]
     enum DriverAction {
-        /// Create the service (demand start) for the driver image.
+        /// Create the service (demand start) for a driver image; with
+        /// --minifilter, also the minifilter's `Instances` registry keys.
         Install {
-            /// Driver image (default: $NTCOMM_DRIVER, else ntcomm_demo.sys beside ntcomm.exe).
-            #[arg(long)]
-            driver: Option<PathBuf>,
+            /// Service name (the reference driver's is NtCommDemo).
+            name: String,
+            /// Driver image (.sys).
+            path: PathBuf,
+            /// Load-order group.
+            #[arg(long, default_value = rig::DRIVER_GROUP)]
+            group: String,
+            /// A minifilter: the altitude of its default instance (e.g. 385100).
+            #[arg(long, value_name = "ALTITUDE")]
+            minifilter: Option<String>,
         },
         /// Start the service and wait until it runs.
-        Start,
+        Start { name: String },
         /// Stop the service and wait until it stopped.
-        Stop,
+        Stop { name: String },
+        /// Stop the service (if running) and start it again.
+        Restart { name: String },
         /// Stop (if running) and delete the service.
-        Uninstall,
+        Uninstall { name: String },
         /// Print the service state.
-        Status,
+        Status { name: String },
     }
 
     #[derive(clap::Args, Debug)]
@@ -304,17 +317,19 @@ mod cli {
     }
 
     fn driver(action: DriverAction) -> ExitCode {
-        let name = proto::SERVICE_NAME;
         let result = match action {
-            DriverAction::Install { driver } => {
-                return with_driver(driver.as_deref(), |image| {
-                    report(rig::install(image), &format!("installed service {name} for {}", image.display()))
-                })
+            DriverAction::Install { name, path, group, minifilter } => {
+                let mut svc = rig::DriverService::new(&name, &path).group(&group);
+                if let Some(altitude) = &minifilter {
+                    svc = svc.minifilter(altitude);
+                }
+                svc.install().map(|()| format!("installed service {name} for {} in group {group}", path.display()))
             }
-            DriverAction::Start => rig::start().map(|()| format!("service {name} running")),
-            DriverAction::Stop => service::stop(name).map(|()| format!("service {name} stopped")),
-            DriverAction::Uninstall => service::uninstall(name).map(|()| format!("service {name} uninstalled")),
-            DriverAction::Status => service::status(name).map(|s| format!("{name}: {s}")),
+            DriverAction::Start { name } => rig::start(&name).map(|()| format!("service {name} running")),
+            DriverAction::Stop { name } => service::stop(&name).map(|()| format!("service {name} stopped")),
+            DriverAction::Restart { name } => rig::restart(&name).map(|()| format!("service {name} running")),
+            DriverAction::Uninstall { name } => service::uninstall(&name).map(|()| format!("service {name} uninstalled")),
+            DriverAction::Status { name } => service::status(&name).map(|s| format!("{name}: {s}")),
         };
         match result {
             Ok(msg) => report(Ok(()), &msg),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ntcomm::rig;
 use ntcomm_example_proto::{self as proto, Division, Quotient, Sums, Words};
 use ntcomm_proto::ring_channel::RING_STATE_RUNNING;
-use ntcomm_um::service::{self, InstallOptions, ServiceState};
+use ntcomm_um::service::{self, ServiceState};
 use ntcomm_um::{Device, ErrorKind, PortClient, RingChannel};
 
 const SERVICE: &str = "NtCommExample";
@@ -38,14 +38,10 @@ fn example_driver_ioctl_ring_and_port() {
     let image = std::env::var_os("NTCOMM_EXAMPLE_DRIVER")
         .map(PathBuf::from)
         .expect("NTCOMM_EXAMPLE_DRIVER is not set: run through `cargo xtask test`");
-    let options = InstallOptions { load_order_group: Some(rig::DRIVER_GROUP.into()) };
-    match service::install_with(SERVICE, "ntcomm example driver", &image, &options) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::ServiceExists => service::set_image_path(SERVICE, &image).unwrap(),
-        Err(e) => panic!("installing {SERVICE}: {e}"),
-    }
-    rig::wine_lpc_helper().expect("starting the Wine helper");
-    service::start(SERVICE).unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
+    rig::DriverService::new(SERVICE, &image)
+        .minifilter(proto::MINIFILTER_ALTITUDE)
+        .ensure_running()
+        .unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
 
     typed_ioctl();
     ring_round_trip();

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use ntcomm::rig;
-use ntcomm_um::service::{self, InstallOptions};
-use ntcomm_um::{Device, ErrorKind};
+use ntcomm_um::Device;
 
 const SERVICE: &str = "NtCommIrqlTest";
 const USER_PATH: &str = r"\\.\NtCommIrqlTest";
@@ -65,14 +64,7 @@ fn device() -> (MutexGuard<'static, ()>, Device) {
     let image = std::env::var_os("NTCOMM_IRQL_TEST_DRIVER")
         .map(PathBuf::from)
         .expect("NTCOMM_IRQL_TEST_DRIVER is not set: run through `cargo xtask test`");
-    let options = InstallOptions { load_order_group: Some(rig::DRIVER_GROUP.into()) };
-    match service::install_with(SERVICE, "ntcomm IRQL test driver", &image, &options) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::ServiceExists => {}
-        Err(e) => panic!("installing {SERVICE}: {e}"),
-    }
-    rig::wine_lpc_helper().expect("starting the Wine helper (IRQL tracker)");
-    service::start(SERVICE).unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
+    rig::DriverService::new(SERVICE, &image).ensure_running().unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
     let dev = Device::open(USER_PATH).unwrap_or_else(|e| panic!("opening {USER_PATH}: {e}"));
     // Without the tracker the broken cases would not only give no finding: the one
     // that keeps the cancel lock would leave Wine's held, and later cancels spin. So

@@ -223,7 +223,7 @@ fn stopping_the_driver_closes_its_port_for_the_server() {
     let srv = server(9);
     connect(&dev, 9);
     drop(dev);
-    rig::restart().unwrap();
+    rig::restart_demo().unwrap();
     eventually("the server sees the port closed", || srv.stats.port_closed.load(Ordering::Relaxed) == 1);
     let dev = rig::test_device();
     assert_eq!(stats(&dev).lpc_connected, 0);

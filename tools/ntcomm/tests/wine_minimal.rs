@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use ntcomm::rig;
 use ntcomm_minimal_proto::{self as proto, Add, Total};
-use ntcomm_um::service::{self, InstallOptions, ServiceState};
-use ntcomm_um::{Device, ErrorKind};
+use ntcomm_um::service::{self, ServiceState};
+use ntcomm_um::Device;
 
 const SERVICE: &str = "NtCommMinimal";
 
@@ -23,14 +23,7 @@ fn minimal_driver_ioctl_and_read_write() {
     let image = std::env::var_os("NTCOMM_MINIMAL_DRIVER")
         .map(PathBuf::from)
         .expect("NTCOMM_MINIMAL_DRIVER is not set: run through `cargo xtask test`");
-    let options = InstallOptions { load_order_group: Some(rig::DRIVER_GROUP.into()) };
-    match service::install_with(SERVICE, "ntcomm minimal driver", &image, &options) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::ServiceExists => service::set_image_path(SERVICE, &image).unwrap(),
-        Err(e) => panic!("installing {SERVICE}: {e}"),
-    }
-    rig::wine_lpc_helper().expect("starting the Wine helper");
-    service::start(SERVICE).unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
+    rig::DriverService::new(SERVICE, &image).ensure_running().unwrap_or_else(|e| panic!("starting {SERVICE}: {e}"));
 
     {
         let dev = Device::open(proto::USER_PATH).unwrap_or_else(|e| panic!("opening {}: {e}", proto::USER_PATH));

@@ -17,6 +17,10 @@ pub const DEVICE_NAME: &str = r"\Device\NtCommExample";
 pub const DOS_NAME: &str = r"\DosDevices\NtCommExample";
 /// The Win32 path of the device.
 pub const USER_PATH: &str = r"\\.\NtCommExample";
+/// Altitude of the example's minifilter instance (a test value in the
+/// "FSFilter Activity Monitor" range; a shipped minifilter gets its own from
+/// Microsoft).
+pub const MINIFILTER_ALTITUDE: &str = "385110";
 /// The driver's pool tag ("NtEx").
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"NtEx");
 /// The device type of the IOCTLs (customer range, not the demo's or the
