@@ -103,7 +103,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  setup                      install wine/mingw-w64 (apt-get), the Rust Windows target and
+  setup [--prefix DIR]       install wine/mingw-w64 (apt-get), the Rust Windows target and
                              clippy and rustfmt, create the Wine prefix target/wine/prefix and install
                              the bcryptprimitives.dll shim into it; build the Wine-only
                              fltmgr.sys and fltlib.dll (compat/) and install them with the
@@ -245,9 +245,11 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     match cmd.as_str() {
         "setup" => {
-            if !rest.is_empty() {
-                bail!("`setup` takes no arguments");
-            }
+            let ws = match rest {
+                [] => ws,
+                [flag, prefix] if flag == "--prefix" => Workspace { prefix: absolute(Path::new(prefix))?, ..ws },
+                _ => bail!("usage: cargo xtask setup [--prefix DIR]"),
+            };
             ws.setup()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -315,6 +317,14 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
 // Running commands
 
 /// Renders a command line for echoing: the env vars we set, then program and arguments.
+/// `p` made absolute against the current directory (it need not exist yet).
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(env::current_dir().context(|| "current directory".into())?.join(p))
+}
+
 fn render(cmd: &Command) -> String {
     let mut s = String::from("$ ");
     for (k, v) in cmd.get_envs() {
@@ -420,13 +430,16 @@ const FINDINGS_FILE: &str = "ntcomm-findings.jsonl";
 struct Workspace {
     root: PathBuf,
     cargo: OsString,
+    /// The Wine prefix: target/wine/prefix unless `setup --prefix` names another.
+    prefix: PathBuf,
 }
 
 impl Workspace {
     fn locate() -> Result<Self> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("CARGO_MANIFEST_DIR has no parent")?.to_path_buf();
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        Ok(Workspace { root, cargo })
+        let prefix = root.join("target/wine/prefix");
+        Ok(Workspace { root, cargo, prefix })
     }
 
     fn wine_dir(&self) -> PathBuf {
@@ -434,7 +447,7 @@ impl Workspace {
     }
 
     fn prefix(&self) -> PathBuf {
-        self.wine_dir().join("prefix")
+        self.prefix.clone()
     }
 
     fn shim_src(&self) -> PathBuf {
@@ -483,6 +496,7 @@ impl Workspace {
         self.ensure_prefix()?;
         self.ensure_shim_installed()?;
         self.ensure_lpc_helper()?;
+        self.ensure_cli_installed()?;
         // Not fatal here: a half-written compat crate must not stop every other command
         // (`build` builds them again and fails properly).
         if let Err(e) = self.build_flt(Profile::Debug).and_then(|()| self.install_flt(Profile::Debug)) {
@@ -659,6 +673,26 @@ impl Workspace {
         Ok(())
     }
 
+    /// Builds ntcomm.exe and copies it into the prefix's system32, where
+    /// `ntcomm-rig driver ...` runs it (`wine ntcomm driver ...`).
+    fn ensure_cli_installed(&self) -> Result {
+        let mut c = self.cargo();
+        c.args(["build", "--quiet", "--target", WIN_TARGET, "-p", "ntcomm", "--bin", "ntcomm"]);
+        check(&mut c)?;
+        let built_path = self.win_out(Profile::Debug).join("ntcomm.exe");
+        let built = fs::read(&built_path).context(|| format!("read {}", built_path.display()))?;
+        let dest = self.prefix().join("drive_c/windows/system32/ntcomm.exe");
+        if fs::read(&dest).is_ok_and(|cur| cur == built) {
+            eprintln!("  found installed: {}", dest.display());
+            return Ok(());
+        }
+        eprintln!("$ cp {} {}", built_path.display(), dest.display());
+        let tmp = dest.with_extension("tmp");
+        fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
+        Ok(())
+    }
+
     fn ensure_prefix(&self) -> Result {
         let prefix = self.prefix();
         if prefix.join("system.reg").is_file() {
@@ -678,8 +712,10 @@ impl Workspace {
         }
         // Build it beside, then rename: an interrupted setup never leaves a half prefix
         // that later runs would take for a good one.
-        fs::create_dir_all(self.wine_dir()).context(|| "create target/wine".into())?;
-        let tmp = self.wine_dir().join(format!("prefix.tmp-{}", std::process::id()));
+        let parent = prefix.parent().ok_or("the prefix has no parent directory")?;
+        fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
+        let tmp =
+            parent.join(format!(".{}.tmp-{}", prefix.file_name().map_or("prefix".into(), |n| n.to_string_lossy()), std::process::id()));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).context(|| format!("remove {}", tmp.display()))?;
         }
@@ -1089,6 +1125,13 @@ impl Workspace {
                 Err(e) => step("build the IRQL test driver", Err(e)),
             }
             step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
+            self.kill_wineserver();
+
+            // (b'') the rig as a user has it: ntcomm-rig's commands on a C driver and
+            // client (session, driver service, runner, DbgPrint, a driver-host crash).
+            let mut c = self.cargo();
+            c.args(["test", "-p", "ntcomm-rig"]).env("NTCOMM_RIG_TEST_PREFIX", self.prefix());
+            step("ntcomm-rig on a C driver and client", status(&mut c));
             self.kill_wineserver();
 
             // (b') the Wine fltmgr.sys on its own: a C minifilter and a <fltuser.h> client.

@@ -35,6 +35,7 @@ pub mod code {
     pub const ERROR_MR_MID_NOT_FOUND: u32 = 317;
     pub const ERROR_OPERATION_ABORTED: u32 = 995;
     pub const ERROR_IO_PENDING: u32 = 997;
+    pub const ERROR_SERVICE_DATABASE_LOCKED: u32 = 1055;
     pub const ERROR_SERVICE_ALREADY_RUNNING: u32 = 1056;
     pub const ERROR_SERVICE_DOES_NOT_EXIST: u32 = 1060;
     pub const ERROR_SERVICE_CANNOT_ACCEPT_CTRL: u32 = 1061;

@@ -21,7 +21,7 @@ use windows_sys::Win32::System::Services::{
 
 use crate::error::code::{
     ERROR_FILE_NOT_FOUND, ERROR_INVALID_PARAMETER, ERROR_SERVICE_ALREADY_RUNNING, ERROR_SERVICE_CANNOT_ACCEPT_CTRL,
-    ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, ERROR_TIMEOUT,
+    ERROR_SERVICE_DATABASE_LOCKED, ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, ERROR_TIMEOUT,
 };
 use crate::error::{Error, Result};
 use crate::util::{strip_verbatim, to_wide_nul};
@@ -134,11 +134,19 @@ pub fn install_with(name: &str, display: &str, image_path: &Path, options: &Inst
 /// carries the service's exit code.
 pub fn start(name: &str) -> Result<()> {
     let svc = Sc::open_service(name, SERVICE_START | SERVICE_QUERY_STATUS)?;
-    // SAFETY: an open service handle with SERVICE_START; no arguments.
-    if unsafe { StartServiceW(svc.0, 0, ptr::null()) } == 0 {
+    let since = Instant::now();
+    loop {
+        // SAFETY: an open service handle with SERVICE_START; no arguments.
+        if unsafe { StartServiceW(svc.0, 0, ptr::null()) } != 0 {
+            break;
+        }
         let err = Error::last_with(|| format!("StartServiceW {name}"));
-        if err.win32() != ERROR_SERVICE_ALREADY_RUNNING {
-            return Err(err);
+        match err.win32() {
+            ERROR_SERVICE_ALREADY_RUNNING => break,
+            // The SCM holds its database while it starts the boot and
+            // auto-start services (right after boot); the start is retried.
+            ERROR_SERVICE_DATABASE_LOCKED if since.elapsed() < TRANSITION_TIMEOUT => std::thread::sleep(POLL),
+            _ => return Err(err),
         }
     }
     let st = svc.wait_until(name, |s| s != ServiceState::StartPending)?;

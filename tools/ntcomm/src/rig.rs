@@ -234,7 +234,8 @@ pub fn wine_layers_for(name: &str) -> Result<()> {
     }
     let helper = helper_service(&group);
     let options = InstallOptions { load_order_group: Some(group.clone()) };
-    match service::install_with(&helper, "ntcomm Wine layers", &helper_image, &options) {
+    // Display names are unique too: the service name serves as one.
+    match service::install_with(&helper, &helper, &helper_image, &options) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::ServiceExists => {}
         Err(e) => return Err(e),

@@ -1,0 +1,19 @@
+//! The ntcomm rig: Windows drivers and their clients under Wine, for any
+//! driver (Rust or C), from any directory.
+//!
+//! - [`setup`]: a Wine prefix anywhere with ntcomm's Wine layers (Filter
+//!   Manager ports, LPC, the IRP quarantine, IRQL tracking) and `ntcomm.exe`.
+//! - [`session`]: a persistent wineserver for a test session, so drivers
+//!   stay loaded between programs, with a log of the driver hosts' output.
+//! - [`driver`]: `ntcomm driver install|start|stop|...` for any driver by
+//!   name, image, group and minifilter altitude.
+//! - [`run`]: the cargo target runner; the run's `DbgPrint` lines go to
+//!   stderr and a driver-host crash fails it, naming module and offset.
+//! - [`host_log`]: reading that log.
+
+pub mod driver;
+pub mod host_log;
+pub mod prefix;
+pub mod run;
+pub mod session;
+pub mod setup;

@@ -1,0 +1,108 @@
+//! `ntcomm-rig`: run Windows drivers and their clients under Wine.
+//!
+//! ```text
+//! ntcomm-rig [--prefix DIR] setup
+//! ntcomm-rig [--prefix DIR] session start | stop | status
+//! ntcomm-rig [--prefix DIR] driver install NAME PATH [--group G] [--minifilter ALTITUDE]
+//! ntcomm-rig [--prefix DIR] driver start | stop | restart | uninstall | status NAME
+//! ntcomm-rig [--prefix DIR] run PROGRAM [ARGS...]
+//! ```
+//!
+//! The prefix is `--prefix`, else `$WINEPREFIX`, else
+//! `~/.local/share/ntcomm-rig/prefix`. As a cargo target runner
+//! (`.cargo/config.toml`): `[target.x86_64-pc-windows-gnu] runner = "ntcomm-rig run"`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ntcomm_rig::prefix::Prefix;
+use ntcomm_rig::session::Session;
+
+#[derive(Parser, Debug)]
+#[command(name = "ntcomm-rig", version, about = "Run Windows drivers and their clients under Wine, with ntcomm's Wine layers")]
+struct Cli {
+    /// The Wine prefix (default: $WINEPREFIX, else ~/.local/share/ntcomm-rig/prefix).
+    #[arg(long, global = true)]
+    prefix: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create or update the prefix: Wine and mingw-w64 if missing (apt-get),
+    /// ntcomm's Wine layers and ntcomm.exe. Idempotent.
+    Setup,
+    /// A test session: a persistent wineserver, so drivers stay loaded between programs.
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
+    /// Install, start, stop or remove a driver service: `ntcomm driver ARGS` in the session.
+    #[command(disable_help_flag = true)]
+    Driver {
+        /// e.g. `install NAME PATH --group G`, `start NAME` (`driver --help` for all).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run a Windows program in the session (the cargo target runner); its
+    /// drivers' DbgPrint lines go to stderr, and a driver-host crash fails the run.
+    Run {
+        /// The program (.exe), then its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<OsString>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SessionAction {
+    /// End whatever Wine runs in the prefix and start a fresh session.
+    Start,
+    /// End the session: drivers unload, the wineserver exits.
+    Stop,
+    /// Whether a session runs, and where its log is.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("ntcomm-rig: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, String> {
+    let prefix = Prefix::resolve(cli.prefix.as_deref())?;
+    match cli.command {
+        Command::Setup => ntcomm_rig::setup::setup(&prefix).map(|()| 0),
+        Command::Session { action } => {
+            let session = Session::new(&prefix);
+            match action {
+                SessionAction::Start => {
+                    session.start()?;
+                    println!("session running in {}; log: {}", prefix.path().display(), session.log_path().display());
+                }
+                SessionAction::Stop => {
+                    session.stop();
+                    println!("session ended in {}", prefix.path().display());
+                }
+                SessionAction::Status => {
+                    let state = if session.is_running() { "running" } else { "not running" };
+                    println!("session {state} in {}; log: {}", prefix.path().display(), session.log_path().display());
+                }
+            }
+            Ok(0)
+        }
+        Command::Driver { args } => ntcomm_rig::driver::driver(&prefix, &args),
+        Command::Run { command } => {
+            let (program, args) = command.split_first().ok_or("run: no program")?;
+            ntcomm_rig::run::run(&prefix, program, args)
+        }
+    }
+}
