@@ -663,6 +663,17 @@ fn serve<'v, H: RingHandler>(
         };
         let next = handler.serve(&channel.control, &mut io);
         let RingIo { sent, accepted, accepted_bytes, rejected, backlog, full, mut corrupt, .. } = io;
+        // Counted before the records are published: a client that has seen
+        // a record and then asks for the status finds it counted.
+        channel.status.with(|st| {
+            st.consumed += accepted;
+            st.consumed_bytes += accepted_bytes;
+            st.bad_records += rejected;
+            st.produced += sent;
+            if let Some(b) = backlog {
+                st.backlog = b;
+            }
+        });
         let mut wakeups = 0u64;
         if sent > 0 && corrupt.is_none() {
             match producer.publish() {
@@ -675,20 +686,15 @@ fn serve<'v, H: RingHandler>(
                 Err(_) => {}
             }
         }
-        channel.status.with(|st| {
-            st.consumed += accepted;
-            st.consumed_bytes += accepted_bytes;
-            st.bad_records += rejected;
-            st.produced += sent;
-            st.wakeups_sent += wakeups;
-            if let Some(b) = backlog {
-                st.backlog = b;
-            }
-            if let Some(r) = corrupt {
-                st.state = RING_STATE_FAILED;
-                st.failed_reason = r;
-            }
-        });
+        if wakeups > 0 || corrupt.is_some() {
+            channel.status.with(|st| {
+                st.wakeups_sent += wakeups;
+                if let Some(r) = corrupt {
+                    st.state = RING_STATE_FAILED;
+                    st.failed_reason = r;
+                }
+            });
+        }
         totals.consumed.fetch_add(accepted, Ordering::Relaxed);
         totals.bad.fetch_add(rejected, Ordering::Relaxed);
         totals.produced.fetch_add(sent, Ordering::Relaxed);
