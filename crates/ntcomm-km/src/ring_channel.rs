@@ -53,7 +53,7 @@
 //! struct MyDriver { rings: RingChannels<Echo, 4> }
 //! const TABLE: &[IoctlHandler<MyDriver>] = &[
 //!     IoctlHandler::new(&RINGS.open, |d: &MyDriver, r| d.rings.open(r, |_open| Ok((Echo(Vec::new()), ())))),
-//!     IoctlHandler::new(&RINGS.status, |d: &MyDriver, r| d.rings.status(r)),
+//!     IoctlHandler::typed_with_file(&RINGS.status, |d: &MyDriver, file, ()| d.rings.status(file)),
 //! ];
 //! // new: RingChannels::new(RingConfig::new("MyDriver", 1 << 20, 8 << 20))
 //! // cleanup(file): d.rings.close(file)      unload: d.rings.shutdown()
@@ -498,13 +498,14 @@ impl<H: RingHandler, const N: usize> RingChannels<H, N> {
         Some(r)
     }
 
-    /// Serves the driver's status IOCTL (`RingIoctls::status`).
-    pub fn status(&self, req: IoctlRequest) -> Handled {
-        let status = match self.find(req.file()) {
+    /// The reply to the driver's status IOCTL (`RingIoctls::status`) on
+    /// `file`'s handle: a typed handler
+    /// (`IoctlHandler::typed_with_file(&RINGS.status, |d, file, ()| d.rings.status(file))`).
+    pub fn status(&self, file: FileId) -> Result<RingStatus, NtStatus> {
+        Ok(match self.find(file) {
             Some(ch) => ch.status.get(),
             None => RingStatus { state: RING_STATE_NONE, ..RingStatus::default() },
-        };
-        req.reply(&status)
+        })
     }
 
     /// The handle closed (or its process died): stop its channel. Call from
@@ -662,6 +663,17 @@ fn serve<'v, H: RingHandler>(
         };
         let next = handler.serve(&channel.control, &mut io);
         let RingIo { sent, accepted, accepted_bytes, rejected, backlog, full, mut corrupt, .. } = io;
+        // Counted before the records are published: a client that has seen
+        // a record and then asks for the status finds it counted.
+        channel.status.with(|st| {
+            st.consumed += accepted;
+            st.consumed_bytes += accepted_bytes;
+            st.bad_records += rejected;
+            st.produced += sent;
+            if let Some(b) = backlog {
+                st.backlog = b;
+            }
+        });
         let mut wakeups = 0u64;
         if sent > 0 && corrupt.is_none() {
             match producer.publish() {
@@ -674,20 +686,15 @@ fn serve<'v, H: RingHandler>(
                 Err(_) => {}
             }
         }
-        channel.status.with(|st| {
-            st.consumed += accepted;
-            st.consumed_bytes += accepted_bytes;
-            st.bad_records += rejected;
-            st.produced += sent;
-            st.wakeups_sent += wakeups;
-            if let Some(b) = backlog {
-                st.backlog = b;
-            }
-            if let Some(r) = corrupt {
-                st.state = RING_STATE_FAILED;
-                st.failed_reason = r;
-            }
-        });
+        if wakeups > 0 || corrupt.is_some() {
+            channel.status.with(|st| {
+                st.wakeups_sent += wakeups;
+                if let Some(r) = corrupt {
+                    st.state = RING_STATE_FAILED;
+                    st.failed_reason = r;
+                }
+            });
+        }
         totals.consumed.fetch_add(accepted, Ordering::Relaxed);
         totals.bad.fetch_add(rejected, Ordering::Relaxed);
         totals.produced.fetch_add(sent, Ordering::Relaxed);

@@ -107,6 +107,8 @@ struct Demo {
 // The typed entries' declarations carry their types (checked at build time).
 const _: () = assert!(
     proto::GET_STATS.carries_types()
+        && proto::RING_SOURCE.carries_types()
+        && proto::RING_STATUS.carries_types()
         && proto::USER_COPY_PROBE.carries_types()
         && proto::LPC_DISCONNECT.carries_types()
         && proto::GET_BOUNDS.carries_types()
@@ -123,8 +125,8 @@ const TABLE: &[IoctlHandler<Demo>] = &[
     IoctlHandler::new(&proto::DELAYED_COMPLETE, Demo::delayed_complete),
     IoctlHandler::new(&proto::PIPE_SEND, Demo::pipe_send),
     IoctlHandler::new(&proto::RING_OPEN, |d: &Demo, r| d.rings.open(r)),
-    IoctlHandler::new(&proto::RING_SOURCE, |d: &Demo, r| d.rings.source(r)),
-    IoctlHandler::new(&proto::RING_STATUS, |d: &Demo, r| d.rings.status(r)),
+    IoctlHandler::typed_with_file(&proto::RING_SOURCE, |d: &Demo, file, source| d.rings.source(file, source)),
+    IoctlHandler::typed_with_file(&proto::RING_STATUS, |d: &Demo, file, ()| d.rings.status(file)),
     IoctlHandler::new(&proto::PORT_ASK, |d: &Demo, r| d.ports.ask(r)),
     IoctlHandler::typed(&proto::USER_COPY_PROBE, Demo::user_copy_probe),
     IoctlHandler::new(&proto::LPC_CONNECT, |d: &Demo, r| d.lpc.connect(r)),

@@ -53,12 +53,9 @@ impl Rings {
         self.channels.open(req, DemoRing::new)
     }
 
-    pub fn source(&self, req: IoctlRequest) -> Handled {
-        let src: RingSource = match req.input_as() {
-            Ok(s) => s,
-            Err(s) => return req.fail(s),
-        };
-        let set = self.channels.control(req.file(), |c, open| {
+    /// `RING_SOURCE` on `file`'s channel: starts (or replaces) its source.
+    pub fn source(&self, file: FileId, src: RingSource) -> Result<(), NtStatus> {
+        let set = self.channels.control(file, |c, open| {
             if (src.record_len as usize) < proto::RECORD_MIN || (open.record_size != 0 && src.record_len != open.record_size) {
                 return false;
             }
@@ -66,14 +63,15 @@ impl Rings {
             true
         });
         match set {
-            None => req.fail(NtStatus::STATUS_NOT_FOUND),
-            Some(false) => req.fail(NtStatus::STATUS_INVALID_PARAMETER),
-            Some(true) => req.complete(NtStatus::STATUS_SUCCESS, 0),
+            None => Err(NtStatus::STATUS_NOT_FOUND),
+            Some(false) => Err(NtStatus::STATUS_INVALID_PARAMETER),
+            Some(true) => Ok(()),
         }
     }
 
-    pub fn status(&self, req: IoctlRequest) -> Handled {
-        self.channels.status(req)
+    /// `RING_STATUS` on `file`'s channel.
+    pub fn status(&self, file: FileId) -> Result<proto::RingStatus, NtStatus> {
+        self.channels.status(file)
     }
 
     pub fn close(&self, file: FileId) {

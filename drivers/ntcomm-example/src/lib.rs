@@ -51,7 +51,7 @@ struct Example {
 const TABLE: &[IoctlHandler<Example>] = &[
     IoctlHandler::typed(&proto::CHECKSUM, Example::checksum),
     IoctlHandler::new(&proto::RINGS.open, Example::ring_open),
-    IoctlHandler::new(&proto::RINGS.status, Example::ring_status),
+    IoctlHandler::typed_with_file(&proto::RINGS.status, |e: &Example, file, ()| e.rings.status(file)),
 ];
 
 impl Example {
@@ -83,10 +83,6 @@ impl Example {
 
     fn ring_open(&self, req: IoctlRequest) -> Handled {
         self.rings.open(req, Upper::new)
-    }
-
-    fn ring_status(&self, req: IoctlRequest) -> Handled {
-        self.rings.status(req)
     }
 }
 

@@ -20,13 +20,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{self, Latency, Measured, Options, Outcome};
+use crate::bench::{self, BenchCase, Latency, Measured, Options, Outcome};
 
-/// The channels both ntcomm's bench and the C client have.
-pub const SHARED: [&str; 5] = ["ioctl-buffered", "ioctl-in-direct", "ioctl-direct", "ioctl-neither", "readwrite"];
+/// The cases both ntcomm's bench and the C client have (by the same name):
+/// those declared [`BenchCase::in_c_baseline`].
+pub fn shared() -> Vec<BenchCase> {
+    BenchCase::all().iter().copied().filter(|c| c.in_c_baseline).collect()
+}
 
 /// The overhead goal: ntcomm's p50 at most this times the C baseline's
 /// (judged on the paired ratio).
@@ -137,17 +139,9 @@ struct CLatency {
     max: f64,
 }
 
-type RunChannel = fn(&str, &Options, &ProgressBar, usize) -> Outcome;
-
 /// Runs the comparison of `shared` channels. Returns it and, per channel,
 /// ntcomm's rounds merged into one outcome (for the usual table).
-pub(crate) fn compare(
-    opts: &Options,
-    client: &Path,
-    shared: &[&'static str],
-    progress: bool,
-    run_channel: RunChannel,
-) -> (Comparison, Vec<(&'static str, Outcome)>) {
+pub(crate) fn compare(opts: &Options, client: &Path, shared: &[BenchCase], progress: bool) -> (Comparison, Vec<(&'static str, Outcome)>) {
     let rounds = opts.c_rounds.max(1);
     let per_round = opts.iterations.div_ceil(u64::from(rounds)).max(1);
     let driver =
@@ -158,8 +152,8 @@ pub(crate) fn compare(
 
     let mut channels: Vec<Compared> = shared
         .iter()
-        .map(|&name| Compared {
-            name,
+        .map(|case| Compared {
+            name: case.name,
             error: None,
             ntcomm: Vec::new(),
             c: Vec::new(),
@@ -176,7 +170,8 @@ pub(crate) fn compare(
 
     for round in 1..=rounds {
         let ntcomm_first = round % 2 == 1;
-        for (i, &name) in shared.iter().enumerate() {
+        for (i, case) in shared.iter().enumerate() {
+            let name = case.name;
             if failed[i].is_some() {
                 continue;
             }
@@ -184,7 +179,7 @@ pub(crate) fn compare(
                 let first = side_is_ntcomm == ntcomm_first;
                 let got = if side_is_ntcomm {
                     let bar = bench::progress_bar(progress, &format!("{name} r{round} ntcomm"), per_round);
-                    let outcome = run_channel(name, &round_opts, &bar, opts.size);
+                    let outcome = case.run_at(&round_opts, &bar, opts.size);
                     bar.finish_and_clear();
                     match outcome {
                         Outcome::Done(m) => {
@@ -242,7 +237,7 @@ pub(crate) fn compare(
         .iter()
         .zip(merged)
         .zip(&channels)
-        .map(|((&name, m), c)| {
+        .map(|((case, m), c)| {
             let outcome = match (m, &c.error) {
                 (Some(mut m), _) => {
                     m.notes.push(format!(
@@ -254,7 +249,7 @@ pub(crate) fn compare(
                 (None, Some(e)) => Outcome::Failed(e.clone()),
                 (None, None) => Outcome::Failed("no rounds ran".into()),
             };
-            (name, outcome)
+            (case.name, outcome)
         })
         .collect();
 

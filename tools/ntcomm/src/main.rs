@@ -36,6 +36,8 @@ mod cli {
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
+    use ntcomm::bench::BenchCase;
+    use ntcomm::channel::Channel;
     use ntcomm::{bench, demo, faults, rig};
     use ntcomm_demo_proto as proto;
     use ntcomm_um::service;
@@ -138,13 +140,12 @@ mod cli {
         /// Print one JSON document with every figure at the end.
         #[arg(long)]
         json: bool,
-        /// Only these phases (comma-separated): ioctls, kills, stops, peers.
+        /// Only these phases (comma-separated).
         #[arg(long, value_delimiter = ',')]
-        phases: Vec<String>,
-        /// Only these channels (comma-separated): ioctl, readwrite, inverted,
-        /// delayed, ring, pipe, port, lpc.
+        phases: Vec<faults::Phase>,
+        /// Only these channels in the kills, stops and peers phases (comma-separated).
         #[arg(long, value_delimiter = ',')]
-        channels: Vec<String>,
+        channels: Vec<Channel>,
         /// Longest random delay before a kill or stop, in milliseconds.
         #[arg(long, default_value_t = 300)]
         max_delay_ms: u64,
@@ -154,9 +155,10 @@ mod cli {
         /// How long a random IOCTL may pend before it is cancelled, in ms.
         #[arg(long, default_value_t = 5)]
         pend_ms: u64,
-        /// Phase 1 sends only these demo IOCTLs (comma-separated names, e.g.
-        /// PORT_ASK,LPC_ASK): to narrow down a failure.
-        #[arg(long, value_delimiter = ',', hide = true)]
+        /// Phase 1 sends only these demo IOCTLs, by name (comma-separated,
+        /// e.g. PORT_ASK,LPC_ASK), random and well-formed: to narrow down a
+        /// failure of that phase.
+        #[arg(long, value_delimiter = ',', value_name = "IOCTLS")]
         only: Vec<String>,
     }
 
@@ -184,9 +186,9 @@ mod cli {
         /// than --iterations were done (keeps a run bounded under slow Wine).
         #[arg(long, default_value_t = 8.0)]
         max_seconds: f64,
-        /// Only these channels (comma-separated), e.g. `ioctl-buffered,readwrite`.
+        /// Only these cases (comma-separated), e.g. `ioctl-buffered,readwrite`.
         #[arg(long, value_delimiter = ',')]
-        channels: Vec<String>,
+        channels: Vec<BenchCase>,
         /// Record sizes of `ring-d2u` and `ring-u2d` (comma-separated; one result each).
         #[arg(long, value_delimiter = ',', default_value = "64,65536")]
         ring_sizes: Vec<usize>,

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ntcomm::bench::BenchCase;
 use ntcomm::{baseline, bench, rig};
 
 /// The two runs share the demo driver's counters and its single pipe and
@@ -30,7 +31,7 @@ fn c_baseline_comparison_runs_every_shared_channel() {
         warmup: 5,
         depth: 1,
         max_seconds: 5.0,
-        channels: baseline::SHARED.iter().map(|s| s.to_string()).collect(),
+        channels: baseline::shared(),
         ring_sizes: vec![64],
         ring_records: 1,
         ring_megabytes: 1,
@@ -75,8 +76,8 @@ fn all_channels_at_every_size_with_a_chart() {
     assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS), "bench --all failed (its JSON is on stdout)");
     let svg = std::fs::read_to_string(&chart).unwrap();
     let _ = std::fs::remove_file(&chart);
-    for (name, _) in bench::CHANNELS {
-        assert!(svg.contains(&format!(">{name}<")), "{name} missing from the chart");
+    for case in BenchCase::all() {
+        assert!(svg.contains(&format!(">{}<", case.name)), "{} missing from the chart", case.name);
     }
     for size in ["64 B", "4 KiB", "64 KiB"] {
         assert!(svg.contains(&format!(">{size}<")), "{size} missing from the legend");

@@ -21,8 +21,9 @@ fn main() -> std::process::ExitCode {
     /// A child process of `ntcomm faults`.
     #[derive(Parser, Debug)]
     struct Args {
-        /// ioctl, readwrite, inverted, delayed, ring, pipe, port, lpc,
-        /// pipe-server, port-peer or lpc-peer.
+        /// A channel's client (ioctl, readwrite, inverted, delayed, ring,
+        /// pipe, port, lpc) or a channel's peer (pipe-server, port-peer,
+        /// lpc-peer).
         role: String,
         /// PRNG seed of the child's random traffic.
         #[arg(long, default_value_t = 1)]
@@ -39,5 +40,5 @@ fn main() -> std::process::ExitCode {
     }
 
     let args = Args::parse();
-    ntcomm::faults::child(&args.role, args.seed, args.instance, args.stall)
+    ntcomm::fault_child::run(&args.role, args.seed, args.instance, args.stall)
 }
