@@ -892,7 +892,28 @@ impl Workspace {
                 .arg(tests.join("testclient.c"))
                 .arg("-lfltlib"),
         )?;
-        status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg(windows_path(&sys)))
+        let ports = status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg(windows_path(&sys)))?;
+        // A minifilter with only a FilterUnloadCallback, stopped as a service three times.
+        let unload_sys = out.join("unloadflt.sys");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-o"])
+                .arg(&unload_sys)
+                .arg(tests.join("unloadflt.c"))
+                .arg(&lib)
+                .arg("-lntoskrnl"),
+        )?;
+        let unload_exe = out.join("unloadtest.exe");
+        check(
+            Command::new(MINGW_GCC)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+                .arg(&unload_exe)
+                .arg(tests.join("unloadtest.c"))
+                .arg("-lfltlib"),
+        )?;
+        let unload = status(self.wine_cmd("wine", &self.prefix()).arg(&unload_exe).arg(windows_path(&unload_sys)))?;
+        Ok(if ports != 0 { ports } else { unload })
     }
 
     /// Builds compat/wine-lpc's C check (server and clients in one process,
@@ -1084,7 +1105,7 @@ impl Workspace {
 
             // (b') the Wine fltmgr.sys on its own: a C minifilter and a <fltuser.h> client.
             if self.root.join("compat/wine-fltmgr/Cargo.toml").is_file() {
-                step("Wine fltmgr.sys: C minifilter + fltuser.h client", self.fltmgr_c_test());
+                step("Wine fltmgr.sys: C minifilters + fltuser.h clients (ports, service stop)", self.fltmgr_c_test());
                 self.kill_wineserver();
             }
 

@@ -76,10 +76,27 @@ pub type MessageNotify = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFLT_FILTER_UNLOAD_CALLBACK`.
+pub type FilterUnloadCallback = Option<unsafe extern "system" fn(flags: u32) -> NTSTATUS>;
+/// `PDRIVER_UNLOAD`.
+pub type DriverUnload = Option<unsafe extern "system" fn(driver: *mut DRIVER_OBJECT)>;
+
+/// `FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP` (`FLT_REGISTRATION.Flags`).
+pub const FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP: u32 = 1;
+/// `FLTFL_FILTER_UNLOAD_MANDATORY` (the FilterUnloadCallback's `Flags`).
+pub const FLTFL_FILTER_UNLOAD_MANDATORY: u32 = 1;
+
 /// The first fields of `FLT_REGISTRATION` (all this implementation reads).
 #[repr(C)]
 pub struct FLT_REGISTRATION_HEAD {
     pub Size: u16,
     pub Version: u16,
     pub Flags: u32,
+    pub ContextRegistration: *const c_void,
+    pub OperationRegistration: *const c_void,
+    pub FilterUnloadCallback: FilterUnloadCallback,
 }
+
+// x64 layout of fltKernel.h: FilterUnloadCallback at 0x18.
+const _: () = assert!(core::mem::offset_of!(FLT_REGISTRATION_HEAD, FilterUnloadCallback) == 0x18);
+const _: () = assert!(core::mem::size_of::<FLT_REGISTRATION_HEAD>() == 0x20);

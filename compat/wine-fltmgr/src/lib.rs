@@ -50,6 +50,10 @@ const SD_TAG: u32 = u32::from_le_bytes(*b"NtFs");
 pub struct Filter {
     driver: usize,
     registration: usize,
+    /// `FLT_REGISTRATION.FilterUnloadCallback`.
+    unload_callback: ffi::FilterUnloadCallback,
+    /// The driver's `DriverUnload` before FltRegisterFilter replaced it.
+    old_unload: ffi::DriverUnload,
     unregistering: AtomicBool,
     /// CONNECT requests for this filter's ports in progress.
     connecting: AtomicUsize,
@@ -118,6 +122,12 @@ pub unsafe extern "system" fn FltRegisterFilter(
     if driver.is_null() || registration.is_null() || ret_filter.is_null() {
         return NtStatus::STATUS_INVALID_PARAMETER.0;
     }
+    // SAFETY: checked non-NULL; the caller's registration, at least as long as
+    // its Size says (the fields read here are in every version's layout).
+    let (size, flags, unload_callback) = unsafe { ((*registration).Size, (*registration).Flags, (*registration).FilterUnloadCallback) };
+    if usize::from(size) < core::mem::size_of::<ffi::FLT_REGISTRATION_HEAD>() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
     let _life = lifecycle();
     if !device::exists() {
         let status = device::create();
@@ -126,18 +136,65 @@ pub unsafe extern "system" fn FltRegisterFilter(
             return status;
         }
     }
+    // SAFETY: the driver object Wine passed to DriverEntry, checked non-NULL.
+    let old_unload: ffi::DriverUnload = unsafe { (*driver).DriverUnload };
     let filter = Arc::new(Filter {
         driver: driver as usize,
         registration: registration as usize,
+        unload_callback,
+        old_unload,
         unregistering: AtomicBool::new(false),
         connecting: AtomicUsize::new(0),
         threads: SpinLock::new(Vec::new()),
     });
     let raw = Arc::as_ptr(&filter) as *mut c_void;
     STATE.with(|state| state.filters.push(filter));
+    // As Windows' Filter Manager does (ReactOS fltmgr Filter.c, FltRegisterFilter):
+    // a service stop unloads the minifilter through its FilterUnloadCallback, and
+    // a minifilter without one (or that opts out of service stop) cannot be stopped.
+    let stop: ffi::DriverUnload = if unload_callback.is_some() && flags & ffi::FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP == 0 {
+        Some(filter_driver_unload)
+    } else {
+        None
+    };
+    // SAFETY: as above; DriverEntry runs before any unload can.
+    unsafe { (*driver).DriverUnload = stop };
     // SAFETY: checked non-NULL; the caller's out-parameter.
     unsafe { ret_filter.write(raw) };
     0
+}
+
+/// The minifilter's `DriverUnload` while it is registered with a
+/// FilterUnloadCallback: a service stop is a mandatory unload. Calls the
+/// FilterUnloadCallback with `FLTFL_FILTER_UNLOAD_MANDATORY` (its status cannot
+/// stop the unload), unregisters the filter if the callback did not, then runs
+/// the `DriverUnload` the driver had set before FltRegisterFilter, if any.
+unsafe extern "system" fn filter_driver_unload(driver: *mut DRIVER_OBJECT) {
+    let found = STATE.with(|state| {
+        state.filters.iter().find(|f| f.driver == driver as usize).map(|f| (Arc::as_ptr(f) as *mut c_void, f.unload_callback, f.old_unload))
+    });
+    let Some((raw, callback, old)) = found else {
+        return;
+    };
+    if let Some(callback) = callback {
+        // SAFETY: the driver's own callback, registered with this filter, called
+        // at PASSIVE_LEVEL from the unload path as Windows calls it.
+        let status = unsafe { callback(ffi::FLTFL_FILTER_UNLOAD_MANDATORY) };
+        if status < 0 {
+            ntcomm_km::kprintln!("wine fltmgr: FilterUnloadCallback returned {:#x} for a mandatory unload: unloading anyway", status);
+        }
+    }
+    if find_filter(raw).is_some() {
+        ntcomm_km::kprintln!("wine fltmgr: FilterUnloadCallback did not call FltUnregisterFilter: unregistering the filter");
+        // SAFETY: a filter of ours, still registered.
+        unsafe { FltUnregisterFilter(raw) };
+    }
+    if let Some(old) = old {
+        if old as usize != filter_driver_unload as usize {
+            // SAFETY: the driver's own unload routine for its own driver object.
+            unsafe { old(driver) };
+        }
+    }
 }
 
 /// `FltStartFiltering`: nothing to start, since Wine sends no file system
@@ -173,6 +230,14 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         return;
     };
     drop(closed);
+    // Unregistered: a later stop goes to the driver's own DriverUnload again.
+    let driver = f.driver as *mut DRIVER_OBJECT;
+    // SAFETY: the driver object of a registered filter, alive while its driver is.
+    unsafe {
+        if (*driver).DriverUnload.map(|u| u as usize) == Some(filter_driver_unload as usize) {
+            (*driver).DriverUnload = f.old_unload;
+        }
+    }
     // CONNECTs that found a port before it closed finish first.
     while f.connecting.load(Ordering::SeqCst) != 0 {
         sleep(Duration::from_millis(1));
@@ -192,7 +257,7 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
     if last {
         device::destroy();
     }
-    let _ = (f.driver, f.registration);
+    let _ = f.registration;
 }
 
 /// Reads a `UNICODE_STRING` name from object attributes.
