@@ -1410,18 +1410,12 @@ static unsigned char *alloc_near(unsigned char *base, SIZE_T image_size, SIZE_T 
     return NULL;
 }
 
-struct new_export {
-    const char *name;
-    const void *impl;
-};
-
-/* Adds named exports to a loaded module's export directory in memory, so that
-   GetProcAddress (and modules bound later) find them: new function, name and
-   ordinal arrays near the module, names kept sorted (the loader binary-searches
-   them); each new function is a 12-byte jump to its implementation there. Names
-   the module already exports are left alone. Returns nonzero on success. */
-static int add_exports(HMODULE mod, const struct new_export *add, int count)
+/* See lpc.h. New function, name and ordinal arrays near the module, names kept
+   sorted (the loader binary-searches them); each new function is a 12-byte jump
+   to its implementation there. */
+int ntcomm_add_exports(void *module, const struct ntcomm_export *add, int count)
 {
+    HMODULE mod = module;
     unsigned char *base = (unsigned char *)mod, *mem, *p;
     IMAGE_NT_HEADERS *nt = (IMAGE_NT_HEADERS *)(base + ((IMAGE_DOS_HEADER *)base)->e_lfanew);
     IMAGE_DATA_DIRECTORY *dd = &nt->OptionalHeader.DataDirectory[IMAGE_DIRECTORY_ENTRY_EXPORT];
@@ -1456,7 +1450,7 @@ static int add_exports(HMODULE mod, const struct new_export *add, int count)
     copy(names, old_names, nn * sizeof(DWORD));
     copy(ords, old_ords, nn * sizeof(WORD));
     for (i = 0; i < fresh; i++) {
-        const struct new_export *e = &add[missing[i]];
+        const struct ntcomm_export *e = &add[missing[i]];
         unsigned char *jump = p, *name = p + 16;
         DWORD at;
         SIZE_T len = str_len(e->name) + 1;
@@ -1516,13 +1510,13 @@ int ntcomm_lpc_install(int in_driver_host)
     ok &= patch(ntdll, "NtReplyWaitReceivePort", lpc_NtReplyWaitReceivePort, 0);
     {
         /* Windows' ntdll exports these; Wine 8's does not. */
-        static const struct new_export more[] = {
+        static const struct ntcomm_export more[] = {
             { "NtReplyPort", lpc_NtReplyPort },
             { "NtRequestPort", lpc_NtRequestPort },
             { "ZwReplyPort", lpc_NtReplyPort },
             { "ZwRequestPort", lpc_NtRequestPort },
         };
-        ok &= add_exports(ntdll, more, sizeof(more) / sizeof(more[0]));
+        ok &= ntcomm_add_exports(ntdll, more, sizeof(more) / sizeof(more[0]));
     }
     if (in_driver_host) {
         /* ntoskrnl's own NtRequestPort (the datagram) is a fatal stub, not a thunk. */
