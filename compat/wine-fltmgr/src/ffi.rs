@@ -28,6 +28,21 @@ extern "system" {
     pub fn ZwSetInformationFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK, info: *mut c_void, length: u32, class: u32) -> NTSTATUS;
     pub fn IoCreateDriver(name: *mut UNICODE_STRING, init: PDRIVER_INITIALIZE) -> NTSTATUS;
     pub fn IoDeleteDriver(driver: *mut DRIVER_OBJECT);
+    pub fn KeEnterCriticalRegion();
+    pub fn KeLeaveCriticalRegion();
+    pub fn ExAcquireResourceExclusiveLite(resource: *mut c_void, wait: u8) -> u8;
+    pub fn ExAcquireResourceSharedLite(resource: *mut c_void, wait: u8) -> u8;
+    pub fn ExReleaseResourceLite(resource: *mut c_void);
+    pub fn KeWaitForMultipleObjects(
+        count: u32,
+        objects: *mut *mut c_void,
+        wait_type: u32,
+        reason: u32,
+        mode: i8,
+        alertable: u8,
+        timeout: *mut i64,
+        wait_blocks: *mut c_void,
+    ) -> NTSTATUS;
 }
 
 /// `WaitAny` of `WAIT_TYPE`.

@@ -3,10 +3,11 @@
 //! ntcomm's `fltlib.dll` replacement. The protocol between the two is
 //! `wine_fltport` (read it first). Wine only: Windows has the real thing.
 //!
-//! Exports (x64 ABI, as in fltKernel.h): FltRegisterFilter,
+//! Exports (x64 ABI, as in fltKernel.h): the port routines FltRegisterFilter,
 //! FltStartFiltering, FltUnregisterFilter, FltCreateCommunicationPort,
 //! FltCloseCommunicationPort, FltSendMessage, FltCloseClientPort,
-//! FltBuildDefaultSecurityDescriptor, FltFreeSecurityDescriptor.
+//! FltBuildDefaultSecurityDescriptor, FltFreeSecurityDescriptor; and the rest
+//! of the documented surface (`surface`), mostly as defined "not supported" answers.
 //!
 //! Wine never calls this DLL's entry point (it imports only ntoskrnl), so
 //! everything is created on first use: the handshake device with the first
@@ -24,6 +25,7 @@ mod conn;
 mod device;
 mod ffi;
 mod io;
+mod surface;
 
 use alloc::format;
 use alloc::sync::Arc;
@@ -55,6 +57,9 @@ pub struct Filter {
     /// The driver's `DriverUnload` before FltRegisterFilter replaced it.
     old_unload: ffi::DriverUnload,
     unregistering: AtomicBool,
+    /// Rundown references (FltObjectReference, FltGetFilterFromName,
+    /// FltEnumerateFilters): FltUnregisterFilter waits for them to go.
+    refs: AtomicUsize,
     /// CONNECT requests for this filter's ports in progress.
     connecting: AtomicUsize,
     /// Connection threads, joined by FltUnregisterFilter.
@@ -79,13 +84,16 @@ pub struct ServerPort {
 /// against it before use.
 pub(crate) struct State {
     filters: Vec<Arc<Filter>>,
+    /// Filters in FltUnregisterFilter, still dereferenceable while it waits.
+    unregistering: Vec<Arc<Filter>>,
     /// Open server ports (closed ones accept no connections).
     ports: Vec<Arc<ServerPort>>,
     /// Client ports the driver has not closed.
     conns: Vec<Arc<Connection>>,
 }
 
-pub(crate) static STATE: SpinLock<State> = SpinLock::new(State { filters: Vec::new(), ports: Vec::new(), conns: Vec::new() });
+pub(crate) static STATE: SpinLock<State> =
+    SpinLock::new(State { filters: Vec::new(), unregistering: Vec::new(), ports: Vec::new(), conns: Vec::new() });
 
 /// Serialises registration and unregistration (device creation and
 /// deletion happen under it). A sleeping lock: it is held across calls that
@@ -122,9 +130,10 @@ pub unsafe extern "system" fn FltRegisterFilter(
     if driver.is_null() || registration.is_null() || ret_filter.is_null() {
         return NtStatus::STATUS_INVALID_PARAMETER.0;
     }
-    // SAFETY: checked non-NULL; the caller's registration, at least as long as
-    // its Size says (the fields read here are in every version's layout).
-    let (size, flags, unload_callback) = unsafe { ((*registration).Size, (*registration).Flags, (*registration).FilterUnloadCallback) };
+    // SAFETY: checked non-NULL; the caller's registration, whose every version
+    // (0x0200 and later) is longer than the head read here.
+    let head = unsafe { core::ptr::read(registration) };
+    let (size, flags, unload_callback) = (head.Size, head.Flags, head.FilterUnloadCallback);
     if usize::from(size) < core::mem::size_of::<ffi::FLT_REGISTRATION_HEAD>() {
         return NtStatus::STATUS_INVALID_PARAMETER.0;
     }
@@ -144,6 +153,7 @@ pub unsafe extern "system" fn FltRegisterFilter(
         unload_callback,
         old_unload,
         unregistering: AtomicBool::new(false),
+        refs: AtomicUsize::new(0),
         connecting: AtomicUsize::new(0),
         threads: SpinLock::new(Vec::new()),
     });
@@ -190,7 +200,7 @@ unsafe extern "system" fn filter_driver_unload(driver: *mut DRIVER_OBJECT) {
         unsafe { FltUnregisterFilter(raw) };
     }
     if let Some(old) = old {
-        if old as usize != filter_driver_unload as usize {
+        if !core::ptr::eq(old as *const (), filter_driver_unload as *const ()) {
             // SAFETY: the driver's own unload routine for its own driver object.
             unsafe { old(driver) };
         }
@@ -222,6 +232,7 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         let i = state.filters.iter().position(|f| Arc::as_ptr(f) as *mut c_void == filter)?;
         let f = state.filters.swap_remove(i);
         f.unregistering.store(true, Ordering::SeqCst);
+        state.unregistering.push(f.clone());
         let (closed, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::ptr_eq(&p.filter, &f));
         state.ports = keep;
         Some((f, state.filters.is_empty(), closed))
@@ -230,13 +241,18 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         return;
     };
     drop(closed);
+    // Rundown: references the driver took (FltObjectReference and friends) go first.
+    while f.refs.load(Ordering::SeqCst) != 0 {
+        sleep(Duration::from_millis(1));
+    }
+    STATE.with(|state| state.unregistering.retain(|u| !Arc::ptr_eq(u, &f)));
     // Unregistered: a later stop goes to the driver's own DriverUnload again.
     let driver = f.driver as *mut DRIVER_OBJECT;
     // SAFETY: the driver object of a registered filter, alive while its driver is.
-    unsafe {
-        if (*driver).DriverUnload.map(|u| u as usize) == Some(filter_driver_unload as usize) {
-            (*driver).DriverUnload = f.old_unload;
-        }
+    let current = unsafe { (*driver).DriverUnload };
+    if current.is_some_and(|u| core::ptr::eq(u as *const (), filter_driver_unload as *const ())) {
+        // SAFETY: as above.
+        unsafe { (*driver).DriverUnload = f.old_unload };
     }
     // CONNECTs that found a port before it closed finish first.
     while f.connecting.load(Ordering::SeqCst) != 0 {
