@@ -43,7 +43,7 @@ static RequestWaitReply pRequest;
 static Close pClose;
 static RequestPort pRequestPort;
 static ReplyPort pReplyPort;
-static volatile LONG datagrams, datagram_ok, reply_port_status = -1;
+static volatile LONG datagrams, datagram_ok, reply_port_status = -1, long_reply_status = -1, no_id_reply_status = -1;
 static int failures;
 static volatile LONG closed_seen, last_info_len = -1, bad_cid_status = -1;
 
@@ -84,6 +84,15 @@ static DWORD WINAPI server(void *arg)
                 LMSG bad = r;
                 bad.h.Tid ^= 0x40;
                 bad_cid_status = pReplyWaitReceive(port, NULL, &bad.h, NULL);
+            }
+            if (m.h.DataLength == 9 && !memcmp(m.body, "longreply", 9)) {
+                /* Replies obey the lengths too (reply.c): over the port's 512, and no MessageId. */
+                LMSG bad = r;
+                bad.h.TotalLength = 513;
+                long_reply_status = pReplyPort(port, &bad.h);
+                bad = r;
+                bad.h.MessageId = 0;
+                no_id_reply_status = pReplyPort(port, &bad.h);
             }
             if (m.h.DataLength == 9 && !memcmp(m.body, "replyport", 9)) {
                 /* answered with NtReplyPort, then a plain receive */
@@ -290,7 +299,13 @@ int main(void)
         q.h.DataLength = 9;
         q.h.TotalLength = sizeof(PM) + 9;
         CHECK(pRequest(c, &q.h, &r.h) == 0);
+        /* the reply can arrive before the server thread stores NtReplyPort's status */
+        for (int i = 0; i < 100 && reply_port_status == -1; i++) Sleep(10);
         CHECK(reply_port_status == 0 && r.h.DataLength == 9 && !memcmp(r.body, "tropylper", 9));
+        memcpy(q.body, "longreply", 9);
+        CHECK(pRequest(c, &q.h, &r.h) == 0);
+        CHECK(long_reply_status == STATUS_PORT_MESSAGE_TOO_LONG && no_id_reply_status == STATUS_INVALID_PARAMETER);
+        CHECK(r.h.DataLength == 9 && !memcmp(r.body, "ylpergnol", 9)); /* then the good reply arrived */
         CHECK(pClose(c) == 0);
 
         /* Connection information: whatever the port's MaxConnectionInfoLength (128 here),
