@@ -897,7 +897,7 @@ impl Workspace {
         )?;
         let mut first_failure = status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg(windows_path(&sys)))?;
         // A minifilter with only a FilterUnloadCallback, stopped as a service three times;
-        // one importing 33 more Filter Manager routines, checked against the documented answers.
+        // one importing 35 more Filter Manager routines, checked against the documented answers.
         for (driver, client) in [("unloadflt", "unloadtest"), ("surfaceflt", "surfacetest")] {
             let sys = out.join(format!("{driver}.sys"));
             check(

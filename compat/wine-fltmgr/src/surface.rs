@@ -330,6 +330,79 @@ pub extern "system" fn FltGetIoPriorityHintFromThread(_thread: *mut c_void) -> i
     IO_PRIORITY_NORMAL
 }
 
+// ----- generic work items ----------------------------------------------------------------
+
+/// A `PFLT_GENERIC_WORKITEM`: only its identity matters.
+struct GenericWorkItem {
+    _id: u8,
+}
+
+/// `PFLT_GENERIC_WORKITEM_ROUTINE`.
+type GenericWorkRoutine = Option<unsafe extern "system" fn(item: *mut c_void, flt_object: *mut c_void, context: *mut c_void)>;
+
+/// `FltAllocateGenericWorkItem`.
+#[no_mangle]
+pub extern "system" fn FltAllocateGenericWorkItem() -> *mut c_void {
+    alloc::boxed::Box::into_raw(alloc::boxed::Box::new(GenericWorkItem { _id: 0 })).cast()
+}
+
+/// `FltFreeGenericWorkItem`.
+#[no_mangle]
+pub unsafe extern "system" fn FltFreeGenericWorkItem(item: *mut c_void) {
+    if !item.is_null() {
+        // SAFETY: an item from FltAllocateGenericWorkItem, freed once by its owner.
+        drop(unsafe { alloc::boxed::Box::from_raw(item.cast::<GenericWorkItem>()) });
+    }
+}
+
+/// `FltQueueGenericWorkItem`: the routine runs on a system thread at PASSIVE_LEVEL
+/// with the filter referenced until it returns (so `FltUnregisterFilter` waits for
+/// it). `FltObject` must be a registered filter (there are no instances);
+/// `STATUS_FLT_DELETING_OBJECT` while it unregisters. The queue type is ignored.
+#[no_mangle]
+pub extern "system" fn FltQueueGenericWorkItem(
+    item: *mut c_void,
+    flt_object: *mut c_void,
+    routine: GenericWorkRoutine,
+    _queue: u32,
+    context: *mut c_void,
+) -> NTSTATUS {
+    let (Some(routine), false) = (routine, item.is_null()) else {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    };
+    let Some(f) = find_filter(flt_object) else {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    };
+    let st = reference(&f);
+    if st != 0 {
+        return st;
+    }
+    let (item_v, object_v, context_v) = (item as usize, flt_object as usize, context as usize);
+    let owner = f.clone();
+    let spawned = ntcomm_km::thread::SystemThread::spawn(move || {
+        // SAFETY: the driver's routine with the arguments it queued, as documented.
+        unsafe { routine(item_v as *mut c_void, object_v as *mut c_void, context_v as *mut c_void) };
+        owner.refs.fetch_sub(1, Ordering::SeqCst);
+    });
+    match spawned {
+        Ok(thread) => {
+            // Finished threads are joined outside the lock.
+            let done: Vec<ntcomm_km::thread::SystemThread> = f.threads.with(|threads| {
+                let (done, running): (Vec<_>, Vec<_>) = core::mem::take(threads).into_iter().partition(|t| t.is_finished());
+                *threads = running;
+                threads.push(thread);
+                done
+            });
+            drop(done);
+            0
+        }
+        Err(_) => {
+            f.refs.fetch_sub(1, Ordering::SeqCst);
+            NtStatus::STATUS_INSUFFICIENT_RESOURCES.0
+        }
+    }
+}
+
 // ----- names ---------------------------------------------------------------------------------
 
 const IRP_NAMES: [&str; 28] = [
@@ -475,7 +548,6 @@ unsupported! { () = ();
     FltReferenceContext,
     FltReleaseContext,
     FltFreeDeferredIoWorkItem,
-    FltFreeGenericWorkItem,
     FltRetainSwappedBufferMdlAddress,
     FltCbdqEnable,
     FltCbdqDisable,
@@ -517,7 +589,6 @@ unsupported! { u8 = 0;
 
 unsupported! { *mut c_void = core::ptr::null_mut();
     FltAllocateDeferredIoWorkItem,
-    FltAllocateGenericWorkItem,
     FltGetSwappedBufferMdlAddress,
     FltCbdqRemoveIo,
     FltCbdqRemoveNextIo,
@@ -630,7 +701,6 @@ unsupported! { NTSTATUS = STATUS_NOT_SUPPORTED;
     FltSetCancelCompletion,
     FltClearCancelCompletion,
     FltQueueDeferredIoWorkItem,
-    FltQueueGenericWorkItem,
     FltLockUserBuffer,
     FltDecodeParameters,
     FltCbdqInitialize,

@@ -1,5 +1,5 @@
 /*
- * surfaceflt.sys: a minifilter that imports 33 Filter Manager routines beyond the
+ * surfaceflt.sys: a minifilter that imports 35 Filter Manager routines beyond the
  * nine port routines, calls each once in DriverEntry and records what it got
  * against what the Wine fltmgr.sys documents (README.md, "The rest of the surface"),
  * then serves port \NtCommSurfacePort: each FilterSendMessage is answered with the
@@ -55,6 +55,10 @@ VOID NTAPI FltGetContexts(PVOID, USHORT, PVOID *);
 VOID NTAPI FltReleaseContexts(PVOID *);
 BOOLEAN NTAPI FltIs32bitProcess(PVOID);
 LONG NTAPI FltGetIoPriorityHintFromThread(PVOID);
+typedef VOID (NTAPI *PFLT_GENERIC_WORKITEM_ROUTINE)(PVOID, PVOID, PVOID);
+PVOID NTAPI FltAllocateGenericWorkItem(VOID);
+NTSTATUS NTAPI FltQueueGenericWorkItem(PVOID, PVOID, PFLT_GENERIC_WORKITEM_ROUTINE, WORK_QUEUE_TYPE, PVOID);
+VOID NTAPI FltFreeGenericWorkItem(PVOID);
 /* beyond the nine: not supported under Wine, a defined answer */
 NTSTATUS NTAPI FltGetVolumeFromName(PFLT_FILTER, PCUNICODE_STRING, PVOID *);
 NTSTATUS NTAPI FltGetFileNameInformationUnsafe(PVOID, PVOID, ULONG, PVOID *);
@@ -62,7 +66,6 @@ NTSTATUS NTAPI FltAllocateContext(PFLT_FILTER, USHORT, SIZE_T, POOL_TYPE, PVOID 
 NTSTATUS NTAPI FltCreateFileEx2(PFLT_FILTER, PVOID, PHANDLE, PVOID *, ACCESS_MASK, POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK,
                                 PLARGE_INTEGER, ULONG, ULONG, ULONG, ULONG, PVOID, ULONG, ULONG, PVOID);
 BOOLEAN NTAPI FltIsCallbackDataDirty(PVOID);
-PVOID NTAPI FltAllocateGenericWorkItem(VOID);
 LONG NTAPI FltCompareInstanceAltitudes(PVOID, PVOID);
 LONG NTAPI FltCheckOplock(PVOID, PVOID, PVOID, PVOID, PVOID);
 LONG NTAPI FltGetIoPriorityHint(PVOID);
@@ -89,6 +92,19 @@ static void record(const char *name, LONGLONG got, LONGLONG want)
     r->name[i] = 0;
     r->got = got;
     r->want = want;
+}
+
+struct work_ctx {
+    KEVENT done;
+    PVOID item, object;
+    LONG ok;
+};
+
+static VOID NTAPI work_routine(PVOID item, PVOID object, PVOID ctx)
+{
+    struct work_ctx *w = ctx;
+    w->ok = item == w->item && object == w->object;
+    KeSetEvent(&w->done, 0, FALSE);
 }
 
 static int same(const char *a, const char *b)
@@ -179,6 +195,18 @@ static void run_checks(void)
     record("FltGetContexts: none", ok, 1);
     record("FltIs32bitProcess(NULL)", FltIs32bitProcess(NULL), FALSE);
     record("FltGetIoPriorityHintFromThread", FltGetIoPriorityHintFromThread(NULL), IO_PRIORITY_NORMAL);
+    {
+        static struct work_ctx w;
+        LARGE_INTEGER five_s = { .QuadPart = -50000000LL };
+        KeInitializeEvent(&w.done, NotificationEvent, FALSE);
+        w.item = FltAllocateGenericWorkItem();
+        w.object = filter;
+        st = w.item ? FltQueueGenericWorkItem(w.item, filter, work_routine, DelayedWorkQueue, &w) : STATUS_INSUFFICIENT_RESOURCES;
+        record("FltQueueGenericWorkItem", st, STATUS_SUCCESS);
+        if (NT_SUCCESS(st)) st = FltCancellableWaitForSingleObject(&w.done, &five_s, NULL);
+        record("... the routine ran with its item and filter", st == STATUS_SUCCESS && w.ok, 1);
+        if (w.item) FltFreeGenericWorkItem(w.item);
+    }
 
     /* Not supported under Wine: the documented defined answers. */
     record("FltGetVolumeFromName", FltGetVolumeFromName(filter, &me, &p), STATUS_NOT_SUPPORTED);
@@ -188,7 +216,6 @@ static void run_checks(void)
            STATUS_NOT_SUPPORTED);
     record("FltAttachVolume", FltAttachVolume(filter, NULL, NULL, NULL), STATUS_NOT_SUPPORTED);
     record("FltIsCallbackDataDirty", FltIsCallbackDataDirty(NULL), FALSE);
-    record("FltAllocateGenericWorkItem", FltAllocateGenericWorkItem() == NULL, 1);
     record("FltCompareInstanceAltitudes", FltCompareInstanceAltitudes(NULL, NULL), 0);
     record("FltCheckOplock", FltCheckOplock(NULL, NULL, NULL, NULL, NULL), FLT_PREOP_SUCCESS_NO_CALLBACK);
     record("FltGetIoPriorityHint", FltGetIoPriorityHint(NULL), IO_PRIORITY_NORMAL);

@@ -1,5 +1,5 @@
 /*
- * surfacetest.exe: loads surfaceflt.sys (33 Filter Manager imports beyond the nine
+ * surfacetest.exe: loads surfaceflt.sys (35 Filter Manager imports beyond the nine
  * port routines), connects to its port with <fltuser.h>, and checks each record the
  * minifilter made against the documented answer; then stops it.
  *
