@@ -6,8 +6,9 @@
  * ntoskrnl in that process, and then as DriverEntry.
  *
  * Being the one ntcomm piece loaded first into that winedevice, it also
- * installs the IRP quarantine (compat/wine-irp) against Wine 8's cancel race, and
- * IRQL tracking (compat/wine-irql) for every driver that loads after it.
+ * installs the IRP quarantine (compat/wine-irp) against Wine 8's cancel race,
+ * IRQL tracking (compat/wine-irql) for every driver that loads after it, and the
+ * kernel routines Wine 8 lacks or stubs fatally (compat/wine-kapi).
  */
 #include <windows.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "lpc.h"
 #include "../wine-irp/quarantine.h"
 #include "../wine-irql/irql.h"
+#include "../wine-kapi/kapi.h"
 
 extern IMAGE_DOS_HEADER __ImageBase;
 
@@ -49,7 +51,8 @@ LONG WINAPI LpcHelperEntry(void *a, ULONG_PTR b, void *c)
     if (a == (void *)&__ImageBase) {
         /* DllMain(hinst, reason, reserved) */
         if (b == DLL_PROCESS_ATTACH)
-            return ntcomm_lpc_install(1) && install_irp_quarantine() && ntcomm_irql_install() ? TRUE : FALSE;
+            return ntcomm_lpc_install(1) && install_irp_quarantine() && ntcomm_irql_install() && ntcomm_kapi_install() ? TRUE
+                                                                                                                     : FALSE;
         return TRUE;
     }
     /* DriverEntry(DriverObject, RegistryPath) */

@@ -34,10 +34,7 @@
 #define LPC_KERNELMODE_MESSAGE 0x8000
 #define LPC_TYPE_MASK 0x00FF
 
-/* x64 limits (see ntcomm_proto::lpc). */
 #define PORT_MESSAGE_LEN 0x28
-#define PORT_MAXIMUM_MESSAGE_LENGTH 512
-#define MAX_CONNECTION_INFO 128 /* LPC_MAX_CONNECTION_INFO_SIZE: 16 pointers */
 
 typedef struct {
     USHORT Length;
@@ -85,6 +82,30 @@ _Static_assert(sizeof(PORT_MESSAGE) == 0x28, "PORT_MESSAGE is 40 bytes on x64");
 _Static_assert(sizeof(PORT_VIEW) == 0x30, "PORT_VIEW is 48 bytes on x64");
 _Static_assert(sizeof(REMOTE_PORT_VIEW) == 0x18, "REMOTE_PORT_VIEW is 24 bytes on x64");
 
+/* The limits, computed as ReactOS computes them (docs/LPC.md, "Limits"): the kernel's
+   message block (LPCP_MESSAGE: a list entry, three pointers, the PORT_MESSAGE) and
+   connection block (LPCP_CONNECTION_MESSAGE: PORT_VIEW, two pointers, REMOTE_PORT_VIEW)
+   around PORT_MAXIMUM_MESSAGE_LENGTH (512 on x64), rounded up to 16
+   (sdk/include/ndk/lpctypes.h LPCP_MAX_MESSAGE_SIZE); a port's MaxMessageLength is at
+   most that less the block's header, its MaxConnectionInfoLength at most that less a
+   PORT_MESSAGE and the connection block (ntoskrnl/lpc/create.c LpcpCreatePort). */
+typedef struct {
+    void *Flink, *Blink, *SenderPort, *RepliedToThread, *PortContext;
+    PORT_MESSAGE Request;
+} LPCP_MESSAGE_LAYOUT;
+typedef struct {
+    PORT_VIEW ClientView;
+    void *ClientPort, *SectionToMap;
+    REMOTE_PORT_VIEW ServerView;
+} LPCP_CONNECTION_MESSAGE_LAYOUT;
+#define PORT_MAXIMUM_MESSAGE_LENGTH 512
+#define LPCP_MAX_MESSAGE_SIZE \
+    ((PORT_MAXIMUM_MESSAGE_LENGTH + sizeof(LPCP_MESSAGE_LAYOUT) + sizeof(LPCP_CONNECTION_MESSAGE_LAYOUT) + 15) & ~(SIZE_T)15)
+#define LPC_MAX_MESSAGE_LENGTH (LPCP_MAX_MESSAGE_SIZE - __builtin_offsetof(LPCP_MESSAGE_LAYOUT, Request))
+#define LPC_MAX_CONNECTION_INFO (LPC_MAX_MESSAGE_LENGTH - sizeof(PORT_MESSAGE) - sizeof(LPCP_CONNECTION_MESSAGE_LAYOUT))
+_Static_assert(LPC_MAX_MESSAGE_LENGTH == 0x288, "x64: MaxMessageLength up to 0x288");
+_Static_assert(LPC_MAX_CONNECTION_INFO == 0x208, "x64: MaxConnectionInfoLength up to 0x208");
+
 /* ----- the pipe protocol --------------------------------------------------------------- */
 
 enum op {
@@ -105,7 +126,7 @@ struct frame {
     PORT_MESSAGE msg;      /* followed by msg.DataLength bytes */
 };
 
-#define FRAME_MAX (sizeof(struct frame) + PORT_MAXIMUM_MESSAGE_LENGTH + MAX_CONNECTION_INFO)
+#define FRAME_MAX (sizeof(struct frame) + LPC_MAX_MESSAGE_LENGTH)
 #define PIPE_PREFIX L"\\\\.\\pipe\\ntcomm-lpc"
 
 /* ----- small helpers --------------------------------------------------------------------- */
@@ -211,8 +232,8 @@ static NTSTATUS read_frame(HANDLE pipe, HANDLE stop, struct frame *f)
     DWORD n = 0;
     NTSTATUS st = pipe_io(pipe, stop, 0, f, FRAME_MAX, &n);
     if (st) return st;
-    if (n < sizeof(*f) || f->msg.TotalLength != f->msg.DataLength + PORT_MESSAGE_LEN
-        || n != sizeof(*f) + f->msg.DataLength)
+    if (n < sizeof(*f) || (ULONG)f->msg.TotalLength < (ULONG)f->msg.DataLength + PORT_MESSAGE_LEN
+        || f->msg.TotalLength > LPC_MAX_MESSAGE_LENGTH || n != sizeof(*f) + f->msg.DataLength)
         return STATUS_PORT_DISCONNECTED;
     return STATUS_SUCCESS;
 }
@@ -240,6 +261,7 @@ struct pending_reply {
     struct pending_reply *next;
     ULONG id;
     ULONG64 tag;       /* the client's tag of the request, for its reply */
+    ULONG64 tid;       /* the requesting thread (its ClientId's UniqueThread) */
     struct conn *conn; /* referenced */
 };
 
@@ -526,7 +548,7 @@ static DWORD WINAPI conn_reader(void *arg)
 
     stops[0] = c->stop;
     for (;;) {
-        struct queued *q = zalloc(sizeof(*q) + PORT_MAXIMUM_MESSAGE_LENGTH + MAX_CONNECTION_INFO);
+        struct queued *q = zalloc(sizeof(*q) + LPC_MAX_MESSAGE_LENGTH);
         NTSTATUS st;
         if (!q) break;
         st = read_frame(c->pipe, stops[0], &q->f);
@@ -546,9 +568,9 @@ static DWORD WINAPI conn_reader(void *arg)
             break;
         }
         if (q->f.op == OP_CONNECT && !c->connect_id) {
-            if (q->f.msg.DataLength > so->u.server.max_info) {
+            if (q->f.msg.DataLength > LPC_MAX_CONNECTION_INFO) {
                 zfree(q);
-                break; /* more connection information than the port takes: refused by closing */
+                break; /* the client cuts it to this: protocol violation */
             }
             c->connect_id = (ULONG)InterlockedIncrement(&so->u.server.next_id);
             c->client_pid = q->f.msg.UniqueProcess;
@@ -666,9 +688,10 @@ static NTSTATUS NTAPI lpc_NtCreatePort(HANDLE *out, NT_OBJECT_ATTRIBUTES *oa, UL
 
     (void)max_pool;
     if (!out || !oa) return STATUS_INVALID_PARAMETER;
-    if (max_info > MAX_CONNECTION_INFO) return STATUS_INVALID_PARAMETER_3;
-    if (max_message > PORT_MAXIMUM_MESSAGE_LENGTH) return STATUS_INVALID_PARAMETER_4;
-    if (max_message < PORT_MESSAGE_LEN) max_message = PORT_MAXIMUM_MESSAGE_LENGTH;
+    /* LpcpCreatePort: these two checks, in this order, and the port keeps the
+       MaxMessageLength asked for (smaller than a header: every message is too long). */
+    if (max_info > LPC_MAX_CONNECTION_INFO) return STATUS_INVALID_PARAMETER_3;
+    if (max_message > LPC_MAX_MESSAGE_LENGTH) return STATUS_INVALID_PARAMETER_4;
     if (!(o = object_new(K_SERVER))) return STATUS_NO_MEMORY;
     s = &o->u.server;
     InitializeSRWLock(&s->lock);
@@ -722,7 +745,7 @@ fail:
 }
 
 /* The conn a connection request (or a reply) belongs to, referenced. */
-static struct conn *take_pending_reply(struct server *s, ULONG id, ULONG64 *tag)
+static struct conn *take_pending_reply(struct server *s, ULONG id, ULONG64 *tag, ULONG64 *tid)
 {
     struct pending_reply **pp, *r;
     struct conn *c = NULL;
@@ -732,6 +755,7 @@ static struct conn *take_pending_reply(struct server *s, ULONG id, ULONG64 *tag)
             *pp = r->next;
             c = r->conn;
             if (tag) *tag = r->tag;
+            if (tid) *tid = r->tid;
             zfree(r);
             break;
         }
@@ -740,12 +764,13 @@ static struct conn *take_pending_reply(struct server *s, ULONG id, ULONG64 *tag)
     return c;
 }
 
-static NTSTATUS remember_reply(struct server *s, ULONG id, struct conn *c, ULONG64 tag)
+static NTSTATUS remember_reply(struct server *s, ULONG id, struct conn *c, ULONG64 tag, ULONG64 tid)
 {
     struct pending_reply *r = zalloc(sizeof(*r));
     if (!r) return STATUS_NO_MEMORY;
     r->id = id;
     r->tag = tag;
+    r->tid = tid;
     InterlockedIncrement(&c->refs);
     r->conn = c;
     AcquireSRWLockExclusive(&s->lock);
@@ -755,21 +780,32 @@ static NTSTATUS remember_reply(struct server *s, ULONG id, struct conn *c, ULONG
     return STATUS_SUCCESS;
 }
 
+/* The length checks ReactOS makes on every message sent (reply.c NtReplyPort,
+   NtReplyWaitReceivePortEx; send.c NtRequestPort, NtRequestWaitReplyPort): a header
+   that does not hold its data is invalid; a TotalLength over the port's
+   MaxMessageLength (or not above DataLength) is too long. */
+static NTSTATUS check_lengths(const PORT_MESSAGE *m, ULONG max_message)
+{
+    if ((ULONG)m->DataLength + PORT_MESSAGE_LEN > (ULONG)m->TotalLength) return STATUS_INVALID_PARAMETER;
+    if ((ULONG)m->TotalLength > max_message || m->TotalLength <= m->DataLength) return STATUS_PORT_MESSAGE_TOO_LONG;
+    return STATUS_SUCCESS;
+}
+
 static NTSTATUS send_reply(struct object *so, PORT_MESSAGE *reply)
 {
     struct server *s = &so->u.server;
     struct frame *f;
     struct conn *c;
-    ULONG64 tag = 0;
+    ULONG64 tag = 0, tid = 0;
     NTSTATUS st;
 
-    if (reply->TotalLength < PORT_MESSAGE_LEN || reply->DataLength > reply->TotalLength - PORT_MESSAGE_LEN)
-        return STATUS_INVALID_PARAMETER;
-    if ((ULONG)reply->DataLength + PORT_MESSAGE_LEN > s->max_message) return STATUS_PORT_MESSAGE_TOO_LONG;
-    if (!(c = take_pending_reply(s, reply->MessageId, &tag))) return STATUS_REPLY_MESSAGE_MISMATCH;
-    if (c->client_pid != reply->UniqueProcess) {
-        /* Not this request's client: put it back. */
-        remember_reply(s, reply->MessageId, c, tag);
+    if ((st = check_lengths(reply, s->max_message))) return st;
+    if (!reply->MessageId) return STATUS_INVALID_PARAMETER;
+    if (!(c = take_pending_reply(s, reply->MessageId, &tag, &tid))) return STATUS_REPLY_MESSAGE_MISMATCH;
+    if (c->client_pid != reply->UniqueProcess || tid != reply->UniqueThread) {
+        /* The ClientId does not name the thread waiting for this message id (reply.c
+           finds the thread by the reply's ClientId): put it back. */
+        remember_reply(s, reply->MessageId, c, tag, tid);
         conn_release(c);
         return STATUS_REPLY_MESSAGE_MISMATCH;
     }
@@ -779,11 +815,10 @@ static NTSTATUS send_reply(struct object *so, PORT_MESSAGE *reply)
     }
     f->op = OP_MESSAGE;
     f->tag = tag;
+    /* As LpcpMoveMessage moves a reply (reply.c): the header as the server built it,
+       lengths and ClientId included; only the type is set. */
     copy(&f->msg, reply, PORT_MESSAGE_LEN + reply->DataLength);
-    f->msg.TotalLength = PORT_MESSAGE_LEN + reply->DataLength;
     f->msg.Type = LPC_REPLY;
-    f->msg.UniqueProcess = GetCurrentProcessId();
-    f->msg.UniqueThread = GetCurrentThreadId();
     st = write_frame(c->pipe, c->stop, f, &c->write_lock);
     zfree(f);
     conn_release(c);
@@ -811,7 +846,7 @@ static NTSTATUS NTAPI lpc_NtReplyWaitReceivePort(HANDLE h, PVOID *context, PORT_
             goto out;
         }
         if ((q->f.msg.Type & LPC_TYPE_MASK) == LPC_REQUEST
-            && (st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn, q->f.tag))) {
+            && (st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn, q->f.tag, q->f.msg.UniqueThread))) {
             conn_release(q->conn);
             zfree(q);
             goto out;
@@ -822,7 +857,7 @@ static NTSTATUS NTAPI lpc_NtReplyWaitReceivePort(HANDLE h, PVOID *context, PORT_
     if (context) *context = (q->f.msg.Type & LPC_TYPE_MASK) == LPC_CONNECTION_REQUEST ? NULL : q->conn->context;
     if ((q->f.msg.Type & LPC_TYPE_MASK) == LPC_CONNECTION_REQUEST) {
         /* Keep the conn for NtAcceptConnectPort, found by the message id. */
-        st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn, 0);
+        st = remember_reply(&so->u.server, q->f.msg.MessageId, q->conn, 0, 0);
     }
     conn_release(q->conn);
     zfree(q);
@@ -853,8 +888,7 @@ static NTSTATUS NTAPI lpc_NtAcceptConnectPort(HANDLE *out, PVOID context, PORT_M
 
     if (!req || (accept && !out)) return STATUS_INVALID_PARAMETER;
     if (server_view) return STATUS_NOT_SUPPORTED; /* server views: not implemented (README) */
-    if (req->TotalLength < PORT_MESSAGE_LEN || req->DataLength > req->TotalLength - PORT_MESSAGE_LEN)
-        return STATUS_INVALID_PARAMETER;
+    if ((ULONG)req->DataLength + PORT_MESSAGE_LEN > (ULONG)req->TotalLength) return STATUS_INVALID_PARAMETER;
     /* Any server port of this process may hold the connection; find it by message id. */
     AcquireSRWLockShared(&table_lock);
     for (i = 0; i < TABLE_SIZE && !c; i++) {
@@ -870,16 +904,12 @@ static NTSTATUS NTAPI lpc_NtAcceptConnectPort(HANDLE *out, PVOID context, PORT_M
             }
         }
         ReleaseSRWLockShared(&t->u.server.lock);
-        if (so) c = take_pending_reply(&so->u.server, req->MessageId, NULL);
+        if (so) c = take_pending_reply(&so->u.server, req->MessageId, NULL, NULL);
     }
     ReleaseSRWLockShared(&table_lock);
     if (!c) {
         if (so) object_release(so);
         return STATUS_REPLY_MESSAGE_MISMATCH;
-    }
-    if (req->DataLength > so->u.server.max_info) {
-        st = STATUS_INVALID_PARAMETER;
-        goto refuse;
     }
     if (!accept) {
         st = STATUS_SUCCESS;
@@ -918,8 +948,12 @@ static NTSTATUS NTAPI lpc_NtAcceptConnectPort(HANDLE *out, PVOID context, PORT_M
     c->accept_frame->op = OP_ACCEPT;
     c->accept_frame->max_message = so->u.server.max_message;
     c->accept_frame->remote_base = (ULONG64)(ULONG_PTR)c->view;
-    copy(&c->accept_frame->msg, req, PORT_MESSAGE_LEN + req->DataLength);
-    c->accept_frame->msg.TotalLength = PORT_MESSAGE_LEN + req->DataLength;
+    /* The server's connection information, cut to the port's maximum as the
+       client's is (connect.c "Normalize connection information"). */
+    copy(&c->accept_frame->msg, req, PORT_MESSAGE_LEN);
+    c->accept_frame->msg.DataLength = req->DataLength > LPC_MAX_CONNECTION_INFO ? LPC_MAX_CONNECTION_INFO : req->DataLength;
+    copy(c->accept_frame + 1, req + 1, c->accept_frame->msg.DataLength);
+    c->accept_frame->msg.TotalLength = PORT_MESSAGE_LEN + c->accept_frame->msg.DataLength;
     c->context = context;
     o->u.comm.conn = c; /* takes our reference */
     InterlockedExchange(&c->accepted, 1);
@@ -1020,7 +1054,9 @@ static NTSTATUS connect_common(HANDLE *out, NT_UNICODE_STRING *name, PORT_VIEW *
     int tries;
 
     if (!out) return STATUS_INVALID_PARAMETER;
-    if (in_len > MAX_CONNECTION_INFO || (in_len && !info)) return STATUS_INVALID_PARAMETER;
+    if (in_len && !info) return STATUS_INVALID_PARAMETER;
+    /* connect.c: "Normalize connection information" to the port's maximum. */
+    if (in_len > LPC_MAX_CONNECTION_INFO) in_len = LPC_MAX_CONNECTION_INFO;
     if (server_view) server_view->ViewBase = NULL, server_view->ViewSize = 0;
     if (!(path = pipe_name(name, &st))) return st;
     for (tries = 0; tries < 200; tries++) {
@@ -1134,12 +1170,10 @@ static NTSTATUS NTAPI lpc_NtSecureConnectPort(HANDLE *out, NT_UNICODE_STRING *na
 /* Sends a request or a datagram from a client port. */
 static NTSTATUS client_send(struct object *o, PORT_MESSAGE *req, USHORT type, struct frame *f, ULONG64 tag)
 {
-    if (req->TotalLength < PORT_MESSAGE_LEN || req->DataLength > req->TotalLength - PORT_MESSAGE_LEN)
-        return STATUS_INVALID_PARAMETER;
-    if ((ULONG)req->DataLength + PORT_MESSAGE_LEN > o->u.client.max_message) return STATUS_PORT_MESSAGE_TOO_LONG;
+    NTSTATUS st = check_lengths(req, o->u.client.max_message);
+    if (st) return st;
     f->op = OP_MESSAGE;
     copy(&f->msg, req, PORT_MESSAGE_LEN + req->DataLength);
-    f->msg.TotalLength = PORT_MESSAGE_LEN + req->DataLength;
     f->msg.Type = type | (kernel_side ? LPC_KERNELMODE_MESSAGE : 0);
     f->msg.UniqueProcess = GetCurrentProcessId();
     f->msg.UniqueThread = GetCurrentThreadId();
@@ -1207,7 +1241,7 @@ static DWORD WINAPI client_reader(void *arg)
         NTSTATUS st = f ? read_frame(o->u.client.pipe, o->stop, f) : STATUS_NO_MEMORY;
         struct waiter *w;
         if (!st && (f->op != OP_MESSAGE || (f->msg.Type & LPC_TYPE_MASK) != LPC_REPLY
-                    || (ULONG)f->msg.DataLength + PORT_MESSAGE_LEN > o->u.client.max_message))
+                    || (ULONG)f->msg.TotalLength > o->u.client.max_message))
             st = STATUS_PORT_DISCONNECTED; /* the server broke the protocol */
         AcquireSRWLockExclusive(&o->u.client.lock);
         if (st) {
@@ -1247,6 +1281,19 @@ static NTSTATUS NTAPI lpc_NtRequestPort(HANDLE h, PORT_MESSAGE *req)
     }
     st = o->closed || o->u.client.broken ? STATUS_PORT_DISCONNECTED : client_send(o, req, LPC_DATAGRAM, f, 0);
     zfree(f);
+    object_release(o);
+    return st;
+}
+
+/* NtReplyPort: a reply without waiting for the next message (reply.c NtReplyPort). */
+static NTSTATUS NTAPI lpc_NtReplyPort(HANDLE h, PORT_MESSAGE *reply)
+{
+    struct object *o = object_get(h, K_SERVER), *so;
+    NTSTATUS st;
+
+    if (!o) return wrong_kind(h);
+    so = o->kind == K_COMM ? o->u.comm.conn->server : o;
+    st = reply ? send_reply(so, reply) : STATUS_INVALID_PARAMETER;
     object_release(o);
     return st;
 }
@@ -1334,6 +1381,112 @@ static int hook_close(HMODULE ntdll)
     return ntcomm_write_jump(p, lpc_NtClose);
 }
 
+/* ----- exports Wine's ntdll lacks ------------------------------------------------------------ */
+
+static int str_cmp(const char *a, const char *b)
+{
+    while (*a && *a == *b) a++, b++;
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+/* Not turned into a strlen call: this DLL links no C library. */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) static SIZE_T str_len(const char *a)
+{
+    SIZE_T n = 0;
+    while (a[n]) n++;
+    return n;
+}
+
+/* Memory for new export data: export RVAs are 32-bit offsets from the module base, so
+   it must lie above the module, within 4 GB of it. */
+static unsigned char *alloc_near(unsigned char *base, SIZE_T image_size, SIZE_T size)
+{
+    ULONG64 at = ((ULONG64)(ULONG_PTR)base + image_size + 0xFFFF) & ~(ULONG64)0xFFFF;
+    ULONG64 end = (ULONG64)(ULONG_PTR)base + 0xF0000000ull;
+    for (; at < end; at += 0x10000) {
+        void *p = VirtualAlloc((void *)(ULONG_PTR)at, size, MEM_RESERVE | MEM_COMMIT, PAGE_EXECUTE_READWRITE);
+        if (p) return p;
+    }
+    return NULL;
+}
+
+/* See lpc.h. New function, name and ordinal arrays near the module, names kept
+   sorted (the loader binary-searches them); each new function is a 12-byte jump
+   to its implementation there. */
+int ntcomm_add_exports(void *module, const struct ntcomm_export *add, int count)
+{
+    HMODULE mod = module;
+    unsigned char *base = (unsigned char *)mod, *mem, *p;
+    IMAGE_NT_HEADERS *nt = (IMAGE_NT_HEADERS *)(base + ((IMAGE_DOS_HEADER *)base)->e_lfanew);
+    IMAGE_DATA_DIRECTORY *dd = &nt->OptionalHeader.DataDirectory[IMAGE_DIRECTORY_ENTRY_EXPORT];
+    IMAGE_EXPORT_DIRECTORY *exp = (IMAGE_EXPORT_DIRECTORY *)(base + dd->VirtualAddress);
+    DWORD *old_funcs = (DWORD *)(base + exp->AddressOfFunctions), *old_names = (DWORD *)(base + exp->AddressOfNames);
+    WORD *old_ords = (WORD *)(base + exp->AddressOfNameOrdinals);
+    DWORD nf = exp->NumberOfFunctions, nn = exp->NumberOfNames, *funcs, *names;
+    WORD *ords;
+    int i, fresh = 0, missing[8];
+    unsigned char *jumps[8];
+    SIZE_T size, strings = 0;
+    DWORD old;
+
+    if (!dd->VirtualAddress || count > 8) return 0;
+    for (i = 0; i < count; i++) {
+        if (GetProcAddress(mod, add[i].name)) continue;
+        missing[fresh++] = i;
+        strings += str_len(add[i].name) + 1;
+    }
+    if (!fresh) return 1;
+    size = (nf + fresh) * sizeof(DWORD) + (nn + fresh) * (sizeof(DWORD) + sizeof(WORD)) + strings + fresh * 16 + 64;
+    if (!(mem = alloc_near(base, nt->OptionalHeader.SizeOfImage, size))) return 0;
+    p = mem;
+    funcs = (DWORD *)p;
+    p += (nf + fresh) * sizeof(DWORD);
+    names = (DWORD *)p;
+    p += (nn + fresh) * sizeof(DWORD);
+    ords = (WORD *)p;
+    p += (nn + fresh) * sizeof(WORD);
+    p = (unsigned char *)(((ULONG_PTR)p + 15) & ~(ULONG_PTR)15);
+    copy(funcs, old_funcs, nf * sizeof(DWORD));
+    copy(names, old_names, nn * sizeof(DWORD));
+    copy(ords, old_ords, nn * sizeof(WORD));
+    for (i = 0; i < fresh; i++) {
+        const struct ntcomm_export *e = &add[missing[i]];
+        unsigned char *jump = p, *name = p + 16;
+        DWORD at;
+        SIZE_T len = str_len(e->name) + 1;
+        ULONG64 t = (ULONG64)(ULONG_PTR)e->impl;
+        int k;
+        jump[0] = 0x48, jump[1] = 0xb8; /* movabs rax, impl; jmp rax */
+        for (k = 0; k < 8; k++) jump[2 + k] = (unsigned char)(t >> (8 * k));
+        jump[10] = 0xff, jump[11] = 0xe0;
+        jumps[i] = jump;
+        /* Aliases (NtX and ZwX) share one address, as in ntdll. */
+        for (k = 0; k < i; k++)
+            if (add[missing[k]].impl == e->impl) jump = jumps[k];
+        copy(name, e->name, len);
+        p = (unsigned char *)(((ULONG_PTR)(name + len) + 15) & ~(ULONG_PTR)15);
+        funcs[nf + i] = (DWORD)(jump - base);
+        /* insert the name in order */
+        for (at = nn + i; at > 0 && str_cmp((const char *)(base + names[at - 1]), e->name) > 0; at--) {
+            names[at] = names[at - 1];
+            ords[at] = ords[at - 1];
+        }
+        names[at] = (DWORD)(name - base);
+        ords[at] = (WORD)(nf + i);
+    }
+    FlushInstructionCache(GetCurrentProcess(), mem, size);
+    /* Point the directory at the new arrays (the directory itself stays where it is,
+       so the new functions, outside it, are not taken for forwarders). */
+    if (!VirtualProtect(exp, sizeof(*exp), PAGE_READWRITE, &old)) return 0;
+    exp->AddressOfFunctions = (DWORD)((unsigned char *)funcs - base);
+    exp->AddressOfNameOrdinals = (DWORD)((unsigned char *)ords - base);
+    exp->AddressOfNames = (DWORD)((unsigned char *)names - base);
+    exp->NumberOfFunctions = nf + fresh;
+    exp->NumberOfNames = nn + fresh;
+    VirtualProtect(exp, sizeof(*exp), old, &old);
+    return 1;
+}
+
 static LONG installed;
 
 int ntcomm_lpc_install(int in_driver_host)
@@ -1355,6 +1508,16 @@ int ntcomm_lpc_install(int in_driver_host)
     ok &= patch(ntdll, "NtSecureConnectPort", lpc_NtSecureConnectPort, 0);
     ok &= patch(ntdll, "NtRequestWaitReplyPort", lpc_NtRequestWaitReplyPort, 0);
     ok &= patch(ntdll, "NtReplyWaitReceivePort", lpc_NtReplyWaitReceivePort, 0);
+    {
+        /* Windows' ntdll exports these; Wine 8's does not. */
+        static const struct ntcomm_export more[] = {
+            { "NtReplyPort", lpc_NtReplyPort },
+            { "NtRequestPort", lpc_NtRequestPort },
+            { "ZwReplyPort", lpc_NtReplyPort },
+            { "ZwRequestPort", lpc_NtRequestPort },
+        };
+        ok &= ntcomm_add_exports(ntdll, more, sizeof(more) / sizeof(more[0]));
+    }
     if (in_driver_host) {
         /* ntoskrnl's own NtRequestPort (the datagram) is a fatal stub, not a thunk. */
         HMODULE krnl = GetModuleHandleW(L"ntoskrnl.exe");

@@ -20,4 +20,16 @@ int ntcomm_write_jump(void *at, const void *target);
 /* Whether the code at `p` already starts with such a jump. */
 int ntcomm_is_jump(const void *p);
 
+/* An export to add: its name and the code it stands for. */
+struct ntcomm_export {
+    const char *name;
+    const void *impl;
+};
+
+/* Adds named exports (at most 8) to a loaded module's export directory in memory, so
+ * that GetProcAddress, and modules whose imports are resolved afterwards, find them.
+ * Names the module already exports are left alone; entries with the same `impl`
+ * share one address (Nt/Zw aliases). Returns nonzero on success. */
+int ntcomm_add_exports(void *module, const struct ntcomm_export *add, int count);
+
 #endif

@@ -28,6 +28,21 @@ extern "system" {
     pub fn ZwSetInformationFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK, info: *mut c_void, length: u32, class: u32) -> NTSTATUS;
     pub fn IoCreateDriver(name: *mut UNICODE_STRING, init: PDRIVER_INITIALIZE) -> NTSTATUS;
     pub fn IoDeleteDriver(driver: *mut DRIVER_OBJECT);
+    pub fn KeEnterCriticalRegion();
+    pub fn KeLeaveCriticalRegion();
+    pub fn ExAcquireResourceExclusiveLite(resource: *mut c_void, wait: u8) -> u8;
+    pub fn ExAcquireResourceSharedLite(resource: *mut c_void, wait: u8) -> u8;
+    pub fn ExReleaseResourceLite(resource: *mut c_void);
+    pub fn KeWaitForMultipleObjects(
+        count: u32,
+        objects: *mut *mut c_void,
+        wait_type: u32,
+        reason: u32,
+        mode: i8,
+        alertable: u8,
+        timeout: *mut i64,
+        wait_blocks: *mut c_void,
+    ) -> NTSTATUS;
 }
 
 /// `WaitAny` of `WAIT_TYPE`.
@@ -76,10 +91,27 @@ pub type MessageNotify = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFLT_FILTER_UNLOAD_CALLBACK`.
+pub type FilterUnloadCallback = Option<unsafe extern "system" fn(flags: u32) -> NTSTATUS>;
+/// `PDRIVER_UNLOAD`.
+pub type DriverUnload = Option<unsafe extern "system" fn(driver: *mut DRIVER_OBJECT)>;
+
+/// `FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP` (`FLT_REGISTRATION.Flags`).
+pub const FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP: u32 = 1;
+/// `FLTFL_FILTER_UNLOAD_MANDATORY` (the FilterUnloadCallback's `Flags`).
+pub const FLTFL_FILTER_UNLOAD_MANDATORY: u32 = 1;
+
 /// The first fields of `FLT_REGISTRATION` (all this implementation reads).
 #[repr(C)]
 pub struct FLT_REGISTRATION_HEAD {
     pub Size: u16,
     pub Version: u16,
     pub Flags: u32,
+    pub ContextRegistration: *const c_void,
+    pub OperationRegistration: *const c_void,
+    pub FilterUnloadCallback: FilterUnloadCallback,
 }
+
+// x64 layout of fltKernel.h: FilterUnloadCallback at 0x18.
+const _: () = assert!(core::mem::offset_of!(FLT_REGISTRATION_HEAD, FilterUnloadCallback) == 0x18);
+const _: () = assert!(core::mem::size_of::<FLT_REGISTRATION_HEAD>() == 0x20);

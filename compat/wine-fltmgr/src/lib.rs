@@ -3,10 +3,11 @@
 //! ntcomm's `fltlib.dll` replacement. The protocol between the two is
 //! `wine_fltport` (read it first). Wine only: Windows has the real thing.
 //!
-//! Exports (x64 ABI, as in fltKernel.h): FltRegisterFilter,
+//! Exports (x64 ABI, as in fltKernel.h): the port routines FltRegisterFilter,
 //! FltStartFiltering, FltUnregisterFilter, FltCreateCommunicationPort,
 //! FltCloseCommunicationPort, FltSendMessage, FltCloseClientPort,
-//! FltBuildDefaultSecurityDescriptor, FltFreeSecurityDescriptor.
+//! FltBuildDefaultSecurityDescriptor, FltFreeSecurityDescriptor; and the rest
+//! of the documented surface (`surface`), mostly as defined "not supported" answers.
 //!
 //! Wine never calls this DLL's entry point (it imports only ntoskrnl), so
 //! everything is created on first use: the handshake device with the first
@@ -24,6 +25,7 @@ mod conn;
 mod device;
 mod ffi;
 mod io;
+mod surface;
 
 use alloc::format;
 use alloc::sync::Arc;
@@ -50,7 +52,14 @@ const SD_TAG: u32 = u32::from_le_bytes(*b"NtFs");
 pub struct Filter {
     driver: usize,
     registration: usize,
+    /// `FLT_REGISTRATION.FilterUnloadCallback`.
+    unload_callback: ffi::FilterUnloadCallback,
+    /// The driver's `DriverUnload` before FltRegisterFilter replaced it.
+    old_unload: ffi::DriverUnload,
     unregistering: AtomicBool,
+    /// Rundown references (FltObjectReference, FltGetFilterFromName,
+    /// FltEnumerateFilters): FltUnregisterFilter waits for them to go.
+    refs: AtomicUsize,
     /// CONNECT requests for this filter's ports in progress.
     connecting: AtomicUsize,
     /// Connection threads, joined by FltUnregisterFilter.
@@ -75,13 +84,16 @@ pub struct ServerPort {
 /// against it before use.
 pub(crate) struct State {
     filters: Vec<Arc<Filter>>,
+    /// Filters in FltUnregisterFilter, still dereferenceable while it waits.
+    unregistering: Vec<Arc<Filter>>,
     /// Open server ports (closed ones accept no connections).
     ports: Vec<Arc<ServerPort>>,
     /// Client ports the driver has not closed.
     conns: Vec<Arc<Connection>>,
 }
 
-pub(crate) static STATE: SpinLock<State> = SpinLock::new(State { filters: Vec::new(), ports: Vec::new(), conns: Vec::new() });
+pub(crate) static STATE: SpinLock<State> =
+    SpinLock::new(State { filters: Vec::new(), unregistering: Vec::new(), ports: Vec::new(), conns: Vec::new() });
 
 /// Serialises registration and unregistration (device creation and
 /// deletion happen under it). A sleeping lock: it is held across calls that
@@ -118,6 +130,13 @@ pub unsafe extern "system" fn FltRegisterFilter(
     if driver.is_null() || registration.is_null() || ret_filter.is_null() {
         return NtStatus::STATUS_INVALID_PARAMETER.0;
     }
+    // SAFETY: checked non-NULL; the caller's registration, whose every version
+    // (0x0200 and later) is longer than the head read here.
+    let head = unsafe { core::ptr::read(registration) };
+    let (size, flags, unload_callback) = (head.Size, head.Flags, head.FilterUnloadCallback);
+    if usize::from(size) < core::mem::size_of::<ffi::FLT_REGISTRATION_HEAD>() {
+        return NtStatus::STATUS_INVALID_PARAMETER.0;
+    }
     let _life = lifecycle();
     if !device::exists() {
         let status = device::create();
@@ -126,18 +145,66 @@ pub unsafe extern "system" fn FltRegisterFilter(
             return status;
         }
     }
+    // SAFETY: the driver object Wine passed to DriverEntry, checked non-NULL.
+    let old_unload: ffi::DriverUnload = unsafe { (*driver).DriverUnload };
     let filter = Arc::new(Filter {
         driver: driver as usize,
         registration: registration as usize,
+        unload_callback,
+        old_unload,
         unregistering: AtomicBool::new(false),
+        refs: AtomicUsize::new(0),
         connecting: AtomicUsize::new(0),
         threads: SpinLock::new(Vec::new()),
     });
     let raw = Arc::as_ptr(&filter) as *mut c_void;
     STATE.with(|state| state.filters.push(filter));
+    // As Windows' Filter Manager does (ReactOS fltmgr Filter.c, FltRegisterFilter):
+    // a service stop unloads the minifilter through its FilterUnloadCallback, and
+    // a minifilter without one (or that opts out of service stop) cannot be stopped.
+    let stop: ffi::DriverUnload = if unload_callback.is_some() && flags & ffi::FLTFL_REGISTRATION_DO_NOT_SUPPORT_SERVICE_STOP == 0 {
+        Some(filter_driver_unload)
+    } else {
+        None
+    };
+    // SAFETY: as above; DriverEntry runs before any unload can.
+    unsafe { (*driver).DriverUnload = stop };
     // SAFETY: checked non-NULL; the caller's out-parameter.
     unsafe { ret_filter.write(raw) };
     0
+}
+
+/// The minifilter's `DriverUnload` while it is registered with a
+/// FilterUnloadCallback: a service stop is a mandatory unload. Calls the
+/// FilterUnloadCallback with `FLTFL_FILTER_UNLOAD_MANDATORY` (its status cannot
+/// stop the unload), unregisters the filter if the callback did not, then runs
+/// the `DriverUnload` the driver had set before FltRegisterFilter, if any.
+unsafe extern "system" fn filter_driver_unload(driver: *mut DRIVER_OBJECT) {
+    let found = STATE.with(|state| {
+        state.filters.iter().find(|f| f.driver == driver as usize).map(|f| (Arc::as_ptr(f) as *mut c_void, f.unload_callback, f.old_unload))
+    });
+    let Some((raw, callback, old)) = found else {
+        return;
+    };
+    if let Some(callback) = callback {
+        // SAFETY: the driver's own callback, registered with this filter, called
+        // at PASSIVE_LEVEL from the unload path as Windows calls it.
+        let status = unsafe { callback(ffi::FLTFL_FILTER_UNLOAD_MANDATORY) };
+        if status < 0 {
+            ntcomm_km::kprintln!("wine fltmgr: FilterUnloadCallback returned {:#x} for a mandatory unload: unloading anyway", status);
+        }
+    }
+    if find_filter(raw).is_some() {
+        ntcomm_km::kprintln!("wine fltmgr: FilterUnloadCallback did not call FltUnregisterFilter: unregistering the filter");
+        // SAFETY: a filter of ours, still registered.
+        unsafe { FltUnregisterFilter(raw) };
+    }
+    if let Some(old) = old {
+        if !core::ptr::eq(old as *const (), filter_driver_unload as *const ()) {
+            // SAFETY: the driver's own unload routine for its own driver object.
+            unsafe { old(driver) };
+        }
+    }
 }
 
 /// `FltStartFiltering`: nothing to start, since Wine sends no file system
@@ -165,6 +232,7 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         let i = state.filters.iter().position(|f| Arc::as_ptr(f) as *mut c_void == filter)?;
         let f = state.filters.swap_remove(i);
         f.unregistering.store(true, Ordering::SeqCst);
+        state.unregistering.push(f.clone());
         let (closed, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut state.ports).into_iter().partition(|p| Arc::ptr_eq(&p.filter, &f));
         state.ports = keep;
         Some((f, state.filters.is_empty(), closed))
@@ -173,6 +241,19 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
         return;
     };
     drop(closed);
+    // Rundown: references the driver took (FltObjectReference and friends) go first.
+    while f.refs.load(Ordering::SeqCst) != 0 {
+        sleep(Duration::from_millis(1));
+    }
+    STATE.with(|state| state.unregistering.retain(|u| !Arc::ptr_eq(u, &f)));
+    // Unregistered: a later stop goes to the driver's own DriverUnload again.
+    let driver = f.driver as *mut DRIVER_OBJECT;
+    // SAFETY: the driver object of a registered filter, alive while its driver is.
+    let current = unsafe { (*driver).DriverUnload };
+    if current.is_some_and(|u| core::ptr::eq(u as *const (), filter_driver_unload as *const ())) {
+        // SAFETY: as above.
+        unsafe { (*driver).DriverUnload = f.old_unload };
+    }
     // CONNECTs that found a port before it closed finish first.
     while f.connecting.load(Ordering::SeqCst) != 0 {
         sleep(Duration::from_millis(1));
@@ -192,7 +273,7 @@ pub unsafe extern "system" fn FltUnregisterFilter(filter: *mut c_void) {
     if last {
         device::destroy();
     }
-    let _ = (f.driver, f.registration);
+    let _ = f.registration;
 }
 
 /// Reads a `UNICODE_STRING` name from object attributes.

@@ -208,7 +208,31 @@ unsafe extern "system" fn dispatch<D: DeviceOperations>(device: *mut sys::DEVICE
     handled.status().0
 }
 
-unsafe extern "system" fn unload<D: DeviceOperations>(driver: *mut sys::DRIVER_OBJECT) {
+/// The driver object and its teardown while a device made by [`entry`] lives.
+/// The Filter Manager's FilterUnloadCallback (feature `flt`) takes no driver
+/// argument and finds them here. Whoever takes them first tears down: the
+/// driver's `DriverUnload`, or the FilterUnloadCallback that the Filter
+/// Manager calls in its place once a minifilter is registered.
+type Teardown = unsafe extern "system" fn(*mut sys::DRIVER_OBJECT);
+static TEARDOWN: crate::sync::SpinLock<Option<(usize, Teardown)>> = crate::sync::SpinLock::new(None);
+
+/// Tears the driver down if nobody has yet (see [`TEARDOWN`]); returns
+/// whether this call did it. Called at PASSIVE_LEVEL from an unload path.
+pub(crate) fn teardown_once() -> bool {
+    let Some((driver, teardown)) = TEARDOWN.with(|t| t.take()) else {
+        return false;
+    };
+    // SAFETY: the driver object `entry` stored with its own teardown, which
+    // runs once (taken out of the slot above).
+    unsafe { teardown(driver as *mut sys::DRIVER_OBJECT) };
+    true
+}
+
+unsafe extern "system" fn unload(_driver: *mut sys::DRIVER_OBJECT) {
+    teardown_once();
+}
+
+unsafe extern "system" fn teardown<D: DeviceOperations>(driver: *mut sys::DRIVER_OBJECT) {
     // SAFETY: the I/O manager passes our driver object; its device list holds
     // the one device `entry` created.
     let device = unsafe { (*driver).DeviceObject };
@@ -272,9 +296,16 @@ pub unsafe fn entry<D: DeviceOperations>(
     config: DeviceConfig,
     init: impl FnOnce(Device) -> Result<D, Error>,
 ) -> i32 {
+    // Before `init`: a minifilter registered there has FltRegisterFilter keep
+    // this as the driver's own unload routine and put the Filter Manager's in
+    // its place (see crate::flt).
+    TEARDOWN.with(|t| *t = Some((driver as usize, teardown::<D> as Teardown)));
+    // SAFETY: the I/O manager's driver object, during DriverEntry.
+    unsafe { (*driver).DriverUnload = Some(unload) };
     match create::<D>(driver, config, init) {
         Ok(()) => 0,
         Err(e) => {
+            TEARDOWN.with(|t| *t = None);
             crate::kprintln!("DriverEntry failed: {}", e);
             e.status.0
         }
@@ -350,7 +381,6 @@ fn create<D: DeviceOperations>(
                 *slot = Some(dispatch::<D>);
             }
         }
-        (*driver).DriverUnload = Some(unload::<D>);
         (*device).Flags &= !sys::DO_DEVICE_INITIALIZING;
     }
     Ok(())

@@ -139,9 +139,18 @@ unsafe impl Sync for Filter {}
 
 impl Filter {
     /// Registers the driver as a minifilter without I/O callbacks (ports
-    /// only) and starts filtering. `unload` is the FilterUnloadCallback, the
-    /// path `fltmc unload` takes on Windows (service stop calls DriverUnload).
+    /// only) and starts filtering.
+    ///
+    /// `unload` is the FilterUnloadCallback. FltRegisterFilter makes the
+    /// Filter Manager's own routine the driver's `DriverUnload`, so a service
+    /// stop (a mandatory unload), like `fltmc unload`, reaches the driver only
+    /// through this callback, and a minifilter without one cannot be stopped.
+    /// `None` uses the toolkit's: it tears down the driver made by
+    /// [`driver_entry!`](crate::driver_entry) (its `unload`, then the device;
+    /// dropping this `Filter` on the way calls FltUnregisterFilter, as the
+    /// callback must). A driver with a DriverEntry of its own passes its own.
     pub fn register(driver: DriverObject, unload: ffi::PFLT_FILTER_UNLOAD_CALLBACK) -> Result<Self, Error> {
+        let unload = unload.or(Some(toolkit_filter_unload));
         let registration = Box::new(ffi::FLT_REGISTRATION {
             Size: core::mem::size_of::<ffi::FLT_REGISTRATION>() as u16,
             Version: ffi::FLT_REGISTRATION_VERSION,
@@ -170,6 +179,23 @@ impl Filter {
         Ok(filter)
     }
 }
+
+/// The toolkit's FilterUnloadCallback (see [`Filter::register`]). Mandatory
+/// or not, the driver is torn down; with nothing to tear down (a driver not
+/// made by `driver_entry!`, or already torn down) it refuses a non-mandatory
+/// unload with `STATUS_FLT_DO_NOT_DETACH`.
+unsafe extern "system" fn toolkit_filter_unload(flags: u32) -> sys::NTSTATUS {
+    if crate::device::teardown_once() || flags & FLTFL_FILTER_UNLOAD_MANDATORY != 0 {
+        0
+    } else {
+        STATUS_FLT_DO_NOT_DETACH
+    }
+}
+
+/// `FLTFL_FILTER_UNLOAD_MANDATORY`.
+const FLTFL_FILTER_UNLOAD_MANDATORY: u32 = 1;
+/// `STATUS_FLT_DO_NOT_DETACH`.
+const STATUS_FLT_DO_NOT_DETACH: sys::NTSTATUS = 0xC01C_0010_u32 as i32;
 
 impl Drop for Filter {
     fn drop(&mut self) {
