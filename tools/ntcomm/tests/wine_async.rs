@@ -359,3 +359,120 @@ fn works_under_futures_block_on() {
     eventually("the port client gone", || stats(&sync).port_clients == 0);
     settled(&sync, pool);
 }
+
+#[test]
+fn the_ring_channel_receives_and_sends_without_a_thread_per_channel() {
+    use ntcomm_um::aio::{AsyncRingReceiver, AsyncRingSender};
+    use ntcomm_um::{RingChannel, RingOptions};
+    let _s = serial();
+    let sync = rig::test_device();
+    const N: u64 = 2_000;
+    runtime().block_on(async {
+        // The driver's source produces; the task sleeps on the channel's event between records.
+        let ch = RingChannel::open(demo::USER_PATH, &demo::RINGS, 1 << 16, 1 << 16).unwrap();
+        ch.control(&demo::RING_SOURCE, &demo::RingSource { count: N, rate: 20_000, record_len: 64 }).unwrap();
+        let (_tx, rx) = ch.split();
+        let mut rx = AsyncRingReceiver::new(rx);
+        let mut buf = vec![0u8; 4096];
+        for seq in 0..N {
+            let n = rx.recv(&mut buf).await.unwrap();
+            assert_eq!(demo::check_record(&buf[..n]), Some(seq), "record {seq}");
+        }
+
+        // Echo through the smallest rings: the send waits while the
+        // driver-bound ring is full, the receive while the other is empty.
+        let options = RingOptions::new(4096, 4096).with_mode(demo::RING_MODE_ECHO);
+        let (tx, rx) = RingChannel::open_with(demo::USER_PATH, &demo::RINGS, &options).unwrap().split();
+        let (mut tx, mut rx) = (AsyncRingSender::new(tx).unwrap(), AsyncRingReceiver::new(rx));
+        let sending = tokio::spawn(async move {
+            let mut record = vec![0u8; 200];
+            for seq in 0..N {
+                assert!(demo::fill_record(seq, &mut record));
+                tx.send(&record).await.unwrap();
+            }
+            tx
+        });
+        for seq in 0..N {
+            let n = rx.recv(&mut buf).await.unwrap();
+            assert_eq!(demo::check_record(&buf[..n]), Some(seq), "echoed record {seq}");
+        }
+        let tx = sending.await.unwrap();
+        assert_eq!(tx.into_inner().status().unwrap().bad_records, 0);
+
+        // A receive dropped while it sleeps withdraws its sleep; the next one works.
+        assert!(tokio::time::timeout(Duration::from_millis(20), rx.recv(&mut buf)).await.is_err());
+        assert_eq!(rx.get_mut().try_recv(&mut buf).unwrap(), None);
+    });
+    assert_eq!(stats(&sync).ring_bad_records, 0);
+}
+
+#[test]
+fn the_pipe_server_accepts_and_reads_the_drivers_messages() {
+    use ntcomm_um::aio::AsyncPipeServer;
+    let _s = serial();
+    let sync = rig::test_device();
+    eventually("no pipe messages left from earlier tests", || stats(&sync).pipe_messages_queued == 0);
+    ntcomm::peer::register().unwrap();
+    runtime().block_on(async {
+        let dev = open();
+        let server = AsyncPipeServer::create(demo::PIPE_NAME).unwrap();
+        for i in 0..50 {
+            dev.ioctl(&demo::PIPE_SEND, format!("async {i}").as_bytes(), 0).await.unwrap();
+        }
+        server.accept().await.unwrap();
+        for i in 0..50 {
+            let m = server.read_message().await.unwrap().expect("the driver stays connected");
+            assert_eq!(String::from_utf8(m).unwrap(), format!("async {i}"));
+        }
+        // A read dropped while it waits is cancelled; the next read gets the next message.
+        assert!(tokio::time::timeout(Duration::from_millis(20), server.read_message()).await.is_err());
+        dev.ioctl(&demo::PIPE_SEND, &b"after the drop"[..], 0).await.unwrap();
+        assert_eq!(server.read_message().await.unwrap().unwrap(), b"after the drop");
+    });
+    eventually("all counted as sent", || stats(&sync).pipe_messages_queued == 0);
+}
+
+#[test]
+fn the_lpc_receive_loop_serves_the_drivers_calls() {
+    use ntcomm_demo_proto::{LpcAsk, LpcConnect, LpcConnected, LpcTally};
+    use ntcomm_um::aio::AsyncLpcServer;
+    use ntcomm_um::lpc::LpcEvent;
+    let _s = serial();
+    let sync = rig::test_device();
+    const INSTANCE: u32 = 17;
+    let server = AsyncLpcServer::new(ntcomm::lpc_server::create(INSTANCE).expect("LPC server port (ntcomm's Wine LPC)"));
+    let tally = runtime().block_on(async {
+        let dev = open();
+        let serving = tokio::spawn(async move {
+            let (mut reply, mut answered, mut conn) = (None, 0u64, None);
+            let mut out = vec![0u8; 4096];
+            loop {
+                match server.receive(reply.take()).await.unwrap() {
+                    LpcEvent::ConnectionRequest(req) => {
+                        conn = Some(server.accept(req, demo::LPC_SERVER_INFO.to_vec(), 1).await.unwrap());
+                    }
+                    LpcEvent::Request(req) => {
+                        let n = demo::lpc_answer(&req.body, &mut out).unwrap();
+                        reply = Some(req.reply(&out[..n]).unwrap());
+                        answered += 1;
+                    }
+                    LpcEvent::PortClosed { .. } | LpcEvent::ClientDied { .. } => break,
+                    _ => {}
+                }
+            }
+            drop(conn);
+            answered
+        });
+        let mut c = LpcConnect::new(demo::LPC_CONNECT_INFO, 0);
+        c.instance = INSTANCE;
+        let connected: LpcConnected = dev.call(&demo::LPC_CONNECT, &c).await.unwrap();
+        assert_eq!(&connected.info[..connected.info_len as usize], demo::LPC_SERVER_INFO);
+        let ask = LpcAsk { kind: demo::LPC_KIND_REQUEST, workers: 2, count: 1_000, body_len: 64, timeout_ms: 0, view_len: 0 };
+        let tally: LpcTally = dev.call(&demo::LPC_ASK, &ask).await.unwrap();
+        dev.ioctl(&demo::LPC_DISCONNECT, &(), 0).await.unwrap();
+        assert_eq!(serving.await.unwrap(), 2_000);
+        tally
+    });
+    assert_eq!((tally.sent, tally.replied, tally.mismatched, tally.failed), (2_000, 2_000, 0, 0), "{tally:?}");
+    eventually("the driver's LPC connection closed", || stats(&sync).lpc_connected == 0);
+}

@@ -15,6 +15,12 @@
 //!          PortRequest .message() .body() .request_as(&decl) .reply(self, status, body) .answer(self, &decl, &O)
 //!     .send(Vec<u8>, reply_capacity) -> Blocking<Result<Vec<u8>>>   .call(&decl, &I) -> Future<Result<O>>
 //!     .close()
+//! AsyncRingReceiver::new(RingReceiver) .recv(&mut [u8]) -> RingRecv: Future<Result<usize>>
+//! AsyncRingSender::new(RingSender)?    .send(&[u8]) -> RingSend: Future<Result<()>>
+//! AsyncPipeServer::create(name) .accept() -> IoFuture<()>
+//!     .read_message() -> Future<Result<Option<Vec<u8>>>>  (None: the client left)  .disconnect()
+//! AsyncLpcServer::new(LpcServer) .receive(Option<Reply>) -> Blocking<lpc::Result<LpcEvent>>
+//!     .accept(ConnectionRequest, Vec<u8>, context) .refuse(ConnectionRequest)
 //! blocks_alive() -> usize     request blocks not yet freed (0 once all is over: leak checks)
 //! ```
 //!
@@ -38,9 +44,12 @@
 //! synchronous API already relies on under Wine, and keeps the ownership
 //! rules in this crate, where they are documented and tested.
 //!
-//! Calls that have no overlapped form (`FilterSendMessage`) run on a small
-//! pool of ntcomm threads (at most 16) and resolve through a waker the same
-//! way.
+//! Calls that have no overlapped form (`FilterSendMessage`, the LPC
+//! receive loop) run on a small pool of ntcomm threads (at most 16) and
+//! resolve through a waker the same way. The ring channel is shared memory:
+//! its receive sleeps on the channel's event through a thread-pool wait
+//! (`RegisterWaitForSingleObject`, no thread per channel), and its send
+//! retries a full ring on a 1 ms thread-pool timer.
 //!
 //! # The cancellation guarantee
 //!
@@ -75,12 +84,19 @@ mod blocking;
 mod device;
 mod future;
 mod handle;
+mod lpc;
 mod op;
+mod pipe;
 mod port;
 mod reactor;
+mod ring;
+mod wait;
 
 pub use blocking::Blocking;
 pub use device::AsyncDevice;
 pub use future::IoFuture;
+pub use lpc::AsyncLpcServer;
 pub use op::blocks_alive;
+pub use pipe::{AsyncPipeServer, MAX_PIPE_MESSAGE};
 pub use port::{AsyncPort, MessageStream, PortRequest};
+pub use ring::{AsyncRingReceiver, AsyncRingSender, RingRecv, RingSend};
