@@ -45,6 +45,8 @@
 //!   has 1 (or 4) driver workers send SIZE-byte requests with
 //!   `ZwRequestWaitReplyPort`; every reply is checked by the driver; the
 //!   latency columns are the driver's own timing of each request.
+//! - `async-ioctl`, `async-overlapped`, `async-port-ask`: the same
+//!   round trips awaited through `ntcomm_um::aio` under tokio (see [`aio`]).
 //!
 //! With `--c-baseline CLIENT`, the channels the C baseline also has
 //! (`baseline/c`: the four echo IOCTLs and read/write) are measured in
@@ -78,8 +80,10 @@ use crate::demo::{pattern, port_verdict};
 use crate::rig;
 use crate::{baseline, chart};
 
+mod aio;
+
 /// Every channel, in run order, with what one round trip is.
-pub const CHANNELS: [(&str, &str); 18] = [
+pub const CHANNELS: [(&str, &str); 21] = [
     ("ioctl-buffered", "synchronous ECHO_BUFFERED (METHOD_BUFFERED) of SIZE bytes"),
     ("ioctl-in-direct", "synchronous COMPARE_IN_DIRECT (METHOD_IN_DIRECT) of SIZE bytes"),
     ("ioctl-direct", "synchronous ECHO_OUT_DIRECT (METHOD_OUT_DIRECT) of SIZE bytes"),
@@ -98,6 +102,9 @@ pub const CHANNELS: [(&str, &str); 18] = [
     ("lpc-ask-1", "LPC_ASK: 1 driver worker ZwRequestWaitReplyPort SIZE-byte requests to an ntcomm_um LPC server thread, reply checked by the driver; latency = request -> reply timed by the driver"),
     ("lpc-ask", "LPC_ASK with 4 driver workers on one connection (the server answers one at a time); ops = requests, throughput from the IOCTL's duration; latency timed by the driver"),
     ("lpc-view", "LPC_ASK through the connection's section view: the driver writes SIZE bytes into the view and requests; the server checksums its mapping of the view and replies; latency timed by the driver"),
+    ("async-ioctl", "ECHO_BUFFERED of SIZE bytes awaited (ntcomm_um::aio) in a tokio task, one at a time"),
+    ("async-overlapped", "ECHO_BUFFERED of SIZE bytes, DEPTH tokio tasks each awaiting one at a time; latency = issue -> task resumed"),
+    ("async-port-ask", "PORT_ASK as port-ask, answered by one tokio task reading AsyncPort's message stream (128 receives in flight)"),
 ];
 
 /// The sizes of `--all`: a small record, a page, a large buffer.
@@ -109,7 +116,7 @@ fn max_payload(name: &str) -> usize {
     match name {
         "inverted-call" => proto::MAX_EVENT,
         "pipe" => proto::MAX_PIPE_MESSAGE,
-        "port-send" | "port-ask" | "port-ask-1" => proto::MAX_PORT_MESSAGE,
+        "port-send" | "port-ask" | "port-ask-1" | "async-port-ask" => proto::MAX_PORT_MESSAGE,
         "lpc-ask" | "lpc-ask-1" => ntcomm_proto::lpc::MAX_BODY,
         "lpc-view" => proto::LPC_MAX_VIEW,
         _ => proto::MAX_ECHO,
@@ -359,7 +366,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
                 None => {
                     let len = if PER_RING_SIZE.contains(&name) {
                         ring_records(opts, size)
-                    } else if name.starts_with("port-ask") || name.starts_with("lpc-ask") {
+                    } else if name.starts_with("port-ask") || name.starts_with("lpc-ask") || name == "async-port-ask" {
                         u64::from(opts.port_questions)
                     } else {
                         opts.iterations
@@ -370,7 +377,7 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
                     outcome
                 }
             };
-            let depth = if name == "overlapped-ioctl" { opts.depth } else { 1 };
+            let depth = if name == "overlapped-ioctl" || name == "async-overlapped" { opts.depth } else { 1 };
             let mut r = result(name, round_trip, size, depth, outcome);
             if r.status == "ok" && size >= 128 && !name.starts_with("ring-") {
                 // Batching: a round trip of SIZE bytes can carry SIZE/64 records of 64 B.
@@ -442,6 +449,9 @@ pub(crate) fn run_channel(name: &str, opts: &Options, bar: &ProgressBar, size: u
         "lpc-ask-1" => lpc_ask(opts, bar, 1, false),
         "lpc-ask" => lpc_ask(opts, bar, 4, false),
         "lpc-view" => lpc_ask(opts, bar, 1, true),
+        "async-ioctl" => aio::ioctl(opts, bar),
+        "async-overlapped" => aio::overlapped(opts, bar),
+        "async-port-ask" => aio::port_ask(opts, bar),
         _ => unreachable!("channel list"),
     }
 }
