@@ -80,9 +80,10 @@ impl AsyncPort {
     /// resolves to its reply (at most `reply_capacity` bytes).
     ///
     /// `FilterSendMessage` is synchronous on Windows (and serialised per
-    /// port under Wine), so it runs on ntcomm's blocking pool. Dropping the
-    /// future does not cancel the send (the system cannot); the call keeps
-    /// its buffers until it returns.
+    /// port under Wine), so it runs on ntcomm's blocking pool, and starts
+    /// when `send` is called, not on the first poll. Dropping the future
+    /// does not cancel the send (the system cannot); the call keeps its
+    /// buffers until it returns.
     ///
     /// # Errors
     /// `FilterSendMessage`'s, or `ERROR_INVALID_HANDLE` after [`close`](Self::close).
