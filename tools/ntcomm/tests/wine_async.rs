@@ -69,6 +69,15 @@ fn every_kind_of_future_completes_with_its_payload() {
                 assert_eq!(out, input, "{} {len}", ioctl.name);
             }
         }
+        // METHOD_IN_DIRECT: the second buffer is data the driver reads; it
+        // completes with the common prefix's length and leaves the buffer as it was.
+        for len in [1usize, 100, demo::MAX_ECHO] {
+            let input: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut second = input.clone();
+            second[len / 2] ^= 0xff;
+            let back = dev.ioctl_into(&demo::COMPARE_IN_DIRECT, &input[..], second.clone()).await.unwrap();
+            assert_eq!(back, second[..len / 2], "COMPARE_IN_DIRECT {len}");
+        }
         // Typed output; the driver's worker completes it later.
         for (millis, token) in [(0, 7u32), (20, 8)] {
             assert_eq!(dev.call(&demo::DELAYED_COMPLETE, &Delay { millis, token }).await.unwrap(), token);

@@ -114,6 +114,28 @@ impl AsyncDevice {
         IoFuture::new(self.handle.clone(), call, ioctl.name, vec![0; output_capacity], input.to_vec(), |buf, _, _| Ok(buf))
     }
 
+    /// A typed IOCTL with the caller's second buffer, handed to the driver
+    /// as it is: for `METHOD_IN_DIRECT` that buffer is data the driver
+    /// reads; for the other methods it is where the output lands (a reused
+    /// allocation). Resolves to the buffer, truncated to the byte count the
+    /// driver completed with. Sizes are checked as [`ioctl`](Self::ioctl)
+    /// does.
+    ///
+    /// # Errors
+    /// As [`ioctl`](Self::ioctl).
+    pub fn ioctl_into<I, O>(&self, ioctl: &Ioctl<I, O>, input: &I, buffer: Vec<u8>) -> IoFuture<Vec<u8>>
+    where
+        I: IntoBytes + Immutable + ?Sized,
+        O: ?Sized,
+    {
+        let input = input.as_bytes();
+        let call = Call::Ioctl(ioctl.code.0);
+        if let Err(e) = check_lengths(ioctl, input.len(), buffer.len(), self.path()) {
+            return IoFuture::refused(self.handle.clone(), call, e, |buf, _, _| Ok(buf));
+        }
+        IoFuture::new(self.handle.clone(), call, ioctl.name, buffer, input.to_vec(), |buf, _, _| Ok(buf))
+    }
+
     /// A typed IOCTL whose output is one `O`; resolves to it.
     ///
     /// # Errors

@@ -2,8 +2,8 @@
 //!
 //! LPC has no overlapped form (`NtReplyWaitReceivePort` blocks its thread),
 //! so each call runs on ntcomm's blocking pool with the server behind a
-//! lock: one call at a time, in the order they were made, and no executor
-//! thread ever blocks.
+//! lock: one call at a time, and no executor thread ever blocks. A call
+//! starts when it is made, not on the first poll of its future.
 #![cfg(windows)]
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -8,6 +8,7 @@
 //!     .read(capacity) -> IoFuture<Vec<u8>>      .write(Vec<u8>) -> IoFuture<usize>
 //!     .ioctl(&Ioctl<I,O>, &I, output_capacity) -> IoFuture<Vec<u8>>   (sizes checked; any method;
 //!                                                                     inverted-call waits too)
+//!     .ioctl_into(&Ioctl<I,O>, &I, Vec<u8>) -> IoFuture<Vec<u8>>     (caller's second buffer: IN_DIRECT data)
 //!     .call(&Ioctl<I,O>, &I) -> IoFuture<O>     .ioctl_raw(code, Vec<u8>, output_capacity)
 //!     .sync() -> &Device   .close()   .is_closed()
 //! AsyncPort::connect(name, ctx)
