@@ -16,6 +16,7 @@ pub mod code {
     pub const ERROR_INVALID_FUNCTION: u32 = 1;
     pub const ERROR_FILE_NOT_FOUND: u32 = 2;
     pub const ERROR_PATH_NOT_FOUND: u32 = 3;
+    pub const ERROR_INVALID_HANDLE: u32 = 6;
     pub const ERROR_ACCESS_DENIED: u32 = 5;
     pub const ERROR_NOT_ENOUGH_MEMORY: u32 = 8;
     pub const ERROR_INVALID_DATA: u32 = 13;
@@ -33,6 +34,7 @@ pub mod code {
     pub const ERROR_MORE_DATA: u32 = 234;
     pub const WAIT_TIMEOUT: u32 = 258;
     pub const ERROR_MR_MID_NOT_FOUND: u32 = 317;
+    pub const ERROR_PIPE_CONNECTED: u32 = 535;
     pub const ERROR_OPERATION_ABORTED: u32 = 995;
     pub const ERROR_IO_PENDING: u32 = 997;
     pub const ERROR_SERVICE_DATABASE_LOCKED: u32 = 1055;

@@ -383,7 +383,7 @@ impl Device {
 /// true for warning statuses (not `NT_ERROR`), as the I/O manager and Wine's
 /// server both do. Judged from the NTSTATUS when the system gave one, else
 /// from the Win32 code of the usual warning (`STATUS_BUFFER_OVERFLOW`).
-fn packet_queued_after_failure(err: &Error) -> bool {
+pub(crate) fn packet_queued_after_failure(err: &Error) -> bool {
     match err.ntstatus() {
         Some(s) => !is_nt_error(s.0),
         None => err.win32() == ERROR_MORE_DATA,

@@ -37,6 +37,7 @@
 //! port     PortClient::connect(name, ctx) .send(in, out) .get_message(buf) -> Message{id, reply_length, body}
 //!          .reply(id, status, body) .associate(&CompletionPort, key) .start_get_message(cap, tag) .cancel_receives()
 //! pipe     PipeServer::create(name) .accept() .read_message(&mut Vec<u8>) -> Result<bool> .disconnect()
+//! aio      (feature `async`) AsyncDevice, AsyncPort: futures and streams, cancelled on drop
 //! service  install(name, display, &Path) / install_with(.., &InstallOptions)
 //!          start(name) / stop(name) / uninstall(name) -> Result<()>
 //!          status(name) -> Result<ServiceState>   TRANSITION_TIMEOUT (10 s)
@@ -85,6 +86,8 @@ mod util;
 #[cfg(windows)]
 mod ntdll;
 
+#[cfg(all(windows, feature = "async"))]
+pub mod aio;
 #[cfg(windows)]
 pub mod device;
 #[cfg(windows)]

@@ -45,7 +45,7 @@ fn check(hr: i32, context: impl FnOnce() -> String) -> Result<()> {
 
 /// An HRESULT as a `ReadFile`-style BOOL, leaving the Win32 code (or the
 /// HRESULT) as the thread's last error.
-fn bool_from_hresult(hr: i32) -> i32 {
+pub(crate) fn bool_from_hresult(hr: i32) -> i32 {
     if hr >= 0 {
         return 1;
     }
@@ -55,7 +55,7 @@ fn bool_from_hresult(hr: i32) -> i32 {
     0
 }
 
-fn mismatch(name: &str, len: usize) -> Error {
+pub(crate) fn mismatch(name: &str, len: usize) -> Error {
     Error::new(format!("port message {name}: {len} bytes do not match its declaration"), ERROR_INVALID_PARAMETER)
 }
 
@@ -138,23 +138,7 @@ impl PortClient {
     /// Sends `input` to the driver's message callback; its reply lands in
     /// `output`. Returns the reply's length.
     pub fn send(&self, input: &[u8], output: &mut [u8]) -> Result<usize> {
-        let (Ok(in_len), Ok(out_len)) = (u32::try_from(input.len()), u32::try_from(output.len())) else {
-            return Err(Error::new(format!("FilterSendMessage {}: buffer over 4 GiB", self.name), ERROR_INVALID_PARAMETER));
-        };
-        let mut returned = 0u32;
-        // SAFETY: our port handle; buffers valid for their lengths.
-        let hr = unsafe {
-            FilterSendMessage(
-                self.device.handle,
-                if input.is_empty() { ptr::null() } else { input.as_ptr().cast() },
-                in_len,
-                if output.is_empty() { ptr::null_mut() } else { output.as_mut_ptr().cast() },
-                out_len,
-                &mut returned,
-            )
-        };
-        check(hr, || format!("FilterSendMessage {}", self.name))?;
-        Ok(returned as usize)
+        send_on(&self.device, &self.name, input, output)
     }
 
     /// Sends the typed `request` declared by `message` to the driver's
@@ -212,15 +196,14 @@ impl PortClient {
     /// Replies to message `id` with `status` and `body` (at most the
     /// message's `reply_length`).
     pub fn reply(&self, id: u64, status: NtStatus, body: &[u8]) -> Result<()> {
-        let mut buf = Vec::with_capacity(REPLY_HEADER_LEN + body.len());
-        buf.extend_from_slice(&status.0.to_le_bytes());
-        buf.extend_from_slice(&[0; 4]);
-        buf.extend_from_slice(&id.to_le_bytes());
-        buf.extend_from_slice(body);
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        // SAFETY: our port handle; the reply buffer is valid for `len`.
-        let hr = unsafe { FilterReplyMessage(self.device.handle, buf.as_mut_ptr().cast(), len) };
-        check(hr, || format!("FilterReplyMessage {} (message {id})", self.name))
+        reply_on(&self.device, &self.name, id, status, body)
+    }
+
+    /// The port's handle as a device (for the async API, which binds it to
+    /// its own completion port).
+    #[cfg(feature = "async")]
+    pub(crate) fn into_device(self) -> Device {
+        self.device
     }
 
     /// Binds the port to `port` so [`start_get_message`](Self::start_get_message)
@@ -246,4 +229,39 @@ impl PortClient {
     pub fn cancel_receives(&self) -> Result<()> {
         self.device.cancel_all()
     }
+}
+
+/// `FilterSendMessage` on the port handle of `device` (named `name`).
+pub(crate) fn send_on(device: &Device, name: &str, input: &[u8], output: &mut [u8]) -> Result<usize> {
+    let (Ok(in_len), Ok(out_len)) = (u32::try_from(input.len()), u32::try_from(output.len())) else {
+        return Err(Error::new(format!("FilterSendMessage {name}: buffer over 4 GiB"), ERROR_INVALID_PARAMETER));
+    };
+    let mut returned = 0u32;
+    // SAFETY: an open port handle; buffers valid for their lengths.
+    let hr = unsafe {
+        FilterSendMessage(
+            device.handle,
+            if input.is_empty() { ptr::null() } else { input.as_ptr().cast() },
+            in_len,
+            if output.is_empty() { ptr::null_mut() } else { output.as_mut_ptr().cast() },
+            out_len,
+            &mut returned,
+        )
+    };
+    check(hr, || format!("FilterSendMessage {name}"))?;
+    Ok(returned as usize)
+}
+
+/// `FilterReplyMessage` to message `id` with `status` and `body` on the port
+/// handle of `device` (named `name`).
+pub(crate) fn reply_on(device: &Device, name: &str, id: u64, status: NtStatus, body: &[u8]) -> Result<()> {
+    let mut buf = Vec::with_capacity(REPLY_HEADER_LEN + body.len());
+    buf.extend_from_slice(&status.0.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(body);
+    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    // SAFETY: an open port handle; the reply buffer is valid for `len`.
+    let hr = unsafe { FilterReplyMessage(device.handle, buf.as_mut_ptr().cast(), len) };
+    check(hr, || format!("FilterReplyMessage {name} (message {id})"))
 }

@@ -275,6 +275,20 @@ impl RingSender {
         }
     }
 
+    /// Sends one record if it fits now, waking the driver if it announced it
+    /// sleeps; `Ok(false)` if the ring is full.
+    pub fn try_send(&mut self, record: &[u8]) -> Result<bool> {
+        match self.producer.try_push(record).map_err(|e| ring_error(e, "send"))? {
+            Some(wake) => {
+                if wake.0 {
+                    self.shared.u2d_event.set()?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Stages a record without publishing it; `Ok(false)` if it does not fit
     /// now. Publish with [`flush`](Self::flush): one wake-up check per batch.
     pub fn write(&mut self, record: &[u8]) -> Result<bool> {
@@ -397,6 +411,25 @@ impl RingReceiver {
                 }
             }
         }
+    }
+
+    /// Announces that this consumer is about to sleep on the data event
+    /// (the driver then signals it); `DataReady` if a record arrived first.
+    #[cfg(feature = "async")]
+    pub(crate) fn prepare_sleep(&mut self) -> Result<SleepDecision> {
+        self.consumer.prepare_sleep().map_err(|e| ring_error(e, "recv"))
+    }
+
+    /// Withdraws the announcement of [`prepare_sleep`](Self::prepare_sleep).
+    #[cfg(feature = "async")]
+    pub(crate) fn cancel_sleep(&mut self) {
+        self.consumer.cancel_sleep();
+    }
+
+    /// The driver-to-user data event, to wait on after `prepare_sleep`.
+    #[cfg(feature = "async")]
+    pub(crate) fn data_event(&self) -> HANDLE {
+        self.shared.d2u_event.0
     }
 
     /// Takes the next record if there is one, without waiting.

@@ -34,6 +34,9 @@ use crate::machine::{describe, machine, Machine};
 use crate::rig;
 use crate::{baseline, chart};
 
+/// The async rows (`ntcomm_um::aio` under tokio), cases of the IOCTL and port channels.
+pub(crate) mod aio;
+
 /// What a case's timed run counts, which decides its sizes, its progress
 /// and its depth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -87,7 +87,7 @@ fn get_stats(dev: &Device) -> Step {
 // Bench
 
 /// The IOCTL channel's benchmark cases.
-pub const BENCH: [BenchCase; 5] = [
+pub const BENCH: [BenchCase; 7] = [
     BenchCase {
         name: "ioctl-buffered",
         channel: Channel::Ioctl,
@@ -137,6 +137,26 @@ pub const BENCH: [BenchCase; 5] = [
         min_payload: 0,
         in_c_baseline: false,
         run: |opts, bar, _| overlapped(opts, bar),
+    },
+    BenchCase {
+        name: "async-ioctl",
+        channel: Channel::Ioctl,
+        round_trip: "ECHO_BUFFERED of SIZE bytes awaited (ntcomm_um::aio) in a tokio task, one at a time",
+        load: Load::RoundTrips,
+        max_payload: proto::MAX_ECHO,
+        min_payload: 0,
+        in_c_baseline: false,
+        run: |opts, bar, _| crate::bench::aio::ioctl(opts, bar),
+    },
+    BenchCase {
+        name: "async-overlapped",
+        channel: Channel::Ioctl,
+        round_trip: "ECHO_BUFFERED of SIZE bytes, DEPTH tokio tasks each awaiting one at a time; latency = issue -> task resumed",
+        load: Load::InFlight,
+        max_payload: proto::MAX_ECHO,
+        min_payload: 0,
+        in_c_baseline: false,
+        run: |opts, bar, _| crate::bench::aio::overlapped(opts, bar),
     },
 ];
 

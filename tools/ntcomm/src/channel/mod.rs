@@ -223,12 +223,15 @@ mod tests {
             "lpc-ask-1",
             "lpc-ask",
             "lpc-view",
+            "async-ioctl",
+            "async-overlapped",
+            "async-port-ask",
         ] {
             let case = BenchCase::from_str(doc, false).unwrap_or_else(|e| panic!("{doc}: {e}"));
             assert_eq!(case.name, doc);
             assert!(Channel::ALL.contains(&case.channel));
         }
-        assert_eq!(names.len(), 18);
+        assert_eq!(names.len(), 21);
         assert!(BenchCase::from_str("ioctl", false).is_err());
         let shared: Vec<&str> = baseline::shared().iter().map(|c| c.name).collect();
         assert_eq!(shared, ["ioctl-buffered", "ioctl-in-direct", "ioctl-direct", "ioctl-neither", "readwrite"]);

@@ -214,7 +214,7 @@ fn port_ask() -> Step {
 // Bench
 
 /// The port's benchmark cases.
-pub const BENCH: [BenchCase; 3] = [
+pub const BENCH: [BenchCase; 4] = [
     BenchCase {
         name: "port-send",
         channel: Channel::Port,
@@ -246,6 +246,17 @@ pub const BENCH: [BenchCase; 3] = [
         min_payload: proto::RECORD_MIN,
         in_c_baseline: false,
         run: |opts, bar, _| bench_ask(opts, bar, PortShape { senders: 1, receivers: 1, outstanding: 1 }),
+    },
+    BenchCase {
+        name: "async-port-ask",
+        channel: Channel::Port,
+        round_trip: "PORT_ASK as port-ask, answered by one tokio task reading AsyncPort's message stream (128 receives in flight)",
+        load: Load::Questions,
+        max_payload: proto::MAX_PORT_MESSAGE,
+        // Questions are demo records (sequence and checksum).
+        min_payload: proto::RECORD_MIN,
+        in_c_baseline: false,
+        run: |opts, bar, _| crate::bench::aio::port_ask(opts, bar),
     },
 ];
 
@@ -342,7 +353,7 @@ impl Answerers {
 
 /// One `PORT_ASK` of `questions` of `size` bytes from `senders` driver
 /// threads, given at most `limit`, every one answered.
-fn ask_questions(questions: u32, senders: u32, size: usize, limit: Duration) -> Result<(PortTally, Duration), String> {
+pub(crate) fn ask_questions(questions: u32, senders: u32, size: usize, limit: Duration) -> Result<(PortTally, Duration), String> {
     let (tally, took) =
         ask(PortAsk { questions, threads: senders, timeout_ms: 5000, want_reply: 1, question_len: size as u32, reserved: 0 }, limit)?;
     all_answered(u64::from(questions), &tally)?;

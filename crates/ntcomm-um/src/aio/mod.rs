@@ -1,0 +1,103 @@
+//! The awaitable API (cargo feature `async`): every operation that can pend
+//! is a future, usable from tokio's multi-threaded runtime, from
+//! `futures::executor::block_on` or any other executor, and cancelled when
+//! dropped.
+//!
+//! ```text
+//! AsyncDevice::open(path) / open_with(path, DeviceAccess)     (Clone: one handle)
+//!     .read(capacity) -> IoFuture<Vec<u8>>      .write(Vec<u8>) -> IoFuture<usize>
+//!     .ioctl(&Ioctl<I,O>, &I, output_capacity) -> IoFuture<Vec<u8>>   (sizes checked; any method;
+//!                                                                     inverted-call waits too)
+//!     .ioctl_into(&Ioctl<I,O>, &I, Vec<u8>) -> IoFuture<Vec<u8>>     (caller's second buffer: IN_DIRECT data)
+//!     .call(&Ioctl<I,O>, &I) -> IoFuture<O>     .ioctl_raw(code, Vec<u8>, output_capacity)
+//!     .sync() -> &Device   .close()   .is_closed()
+//! AsyncPort::connect(name, ctx)
+//!     .messages(capacity, depth) -> MessageStream: Stream<Item = Result<PortRequest>>
+//!          PortRequest .message() .body() .request_as(&decl) .reply(self, status, body) .answer(self, &decl, &O)
+//!     .send(Vec<u8>, reply_capacity) -> Blocking<Result<Vec<u8>>>   .call(&decl, &I) -> Future<Result<O>>
+//!     .close()
+//! AsyncRingReceiver::new(RingReceiver) .recv(&mut [u8]) -> RingRecv: Future<Result<usize>>
+//! AsyncRingSender::new(RingSender)?    .send(&[u8]) -> RingSend: Future<Result<()>>
+//! AsyncPipeServer::create(name) .accept() -> IoFuture<()>
+//!     .read_message() -> Future<Result<Option<Vec<u8>>>>  (None: the client left)  .disconnect()
+//! AsyncLpcServer::new(LpcServer) .receive(Option<Reply>) -> Blocking<lpc::Result<LpcEvent>>
+//!     .accept(ConnectionRequest, Vec<u8>, context) .refuse(ConnectionRequest)
+//! blocks_alive() -> usize     request blocks not yet freed (0 once all is over: leak checks)
+//! ```
+//!
+//! # How it runs: ntcomm's own completion-port thread
+//!
+//! One completion port and one thread per process (the reactor, started on
+//! first use). Each handle of this API is bound to that port; a future
+//! issues its overlapped request on first poll with its waker already
+//! registered, and the reactor thread, dequeuing the packet with
+//! `GetQueuedCompletionStatusEx` (up to 128 at a time), records the outcome
+//! and wakes the task. Executors only ever see wakers: nothing here depends
+//! on tokio, and no executor thread blocks.
+//!
+//! The alternative was a completion-based runtime crate such as compio,
+//! which drives IOCP itself. It was not chosen: it is a runtime of its own
+//! (its futures run on its executor, not inside tokio's), its buffer traits
+//! would leak into this API, and it reaches for `SetFileCompletionNotificationModes`
+//! and other calls whose Wine 8 behaviour differs (Wine queues no packet
+//! for a skipped completion that fltlib reports as pending; see
+//! `compat/wine-fltlib`). A plain IOCP thread uses only calls the
+//! synchronous API already relies on under Wine, and keeps the ownership
+//! rules in this crate, where they are documented and tested.
+//!
+//! Calls that have no overlapped form (`FilterSendMessage`, the LPC
+//! receive loop) run on a small pool of ntcomm threads (at most 16) and
+//! resolve through a waker the same way. The ring channel is shared memory:
+//! its receive sleeps on the channel's event through a thread-pool wait
+//! (`RegisterWaitForSingleObject`, no thread per channel), and its send
+//! retries a full ring on a 1 ms thread-pool timer.
+//!
+//! # The cancellation guarantee
+//!
+//! Every future owns its buffers (inputs are copied in; outputs are handed
+//! out on completion). Dropping a future whose request is in flight, e.g.
+//! on a `tokio::time::timeout`, a `select!` that took another branch or a
+//! task abort:
+//!
+//! - cancels that request only (`CancelIoEx` with its `OVERLAPPED`); the
+//!   driver sees an ordinary cancellation;
+//! - never frees or reuses a buffer or `OVERLAPPED` the kernel may still
+//!   write: they live in a reference-counted block one reference of which
+//!   belongs to the kernel until the request's completion packet is
+//!   dequeued; only then is the block freed, by the reactor;
+//! - does not wait: `drop` returns at once.
+//!
+//! A request that completed before the drop simply has its result dropped
+//! (for an inverted-call wait, the event it carried is lost with it, as it
+//! would be with the synchronous API). Closing a handle
+//! ([`AsyncDevice::close`], or dropping its last owner) cancels everything
+//! in flight on it; futures first polled afterwards fail with
+//! `ERROR_INVALID_HANDLE`. The system handle itself stays open until the
+//! last future lets go of it, so a future never touches a handle value the
+//! system may have reused.
+//!
+//! The port's `FilterSendMessage` cannot be cancelled by the system; its
+//! future's drop only discards the reply, and the call, which owns its
+//! buffers, finishes on its pool thread.
+#![cfg(windows)]
+
+mod blocking;
+mod device;
+mod future;
+mod handle;
+mod lpc;
+mod op;
+mod pipe;
+mod port;
+mod reactor;
+mod ring;
+mod wait;
+
+pub use blocking::Blocking;
+pub use device::AsyncDevice;
+pub use future::IoFuture;
+pub use lpc::AsyncLpcServer;
+pub use op::blocks_alive;
+pub use pipe::{AsyncPipeServer, MAX_PIPE_MESSAGE};
+pub use port::{AsyncPort, MessageStream, PortRequest};
+pub use ring::{AsyncRingReceiver, AsyncRingSender, RingRecv, RingSend};
