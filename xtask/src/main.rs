@@ -53,9 +53,10 @@ const WIN_PACKAGES: [&str; 11] = [
     "wine-fltlib",
 ];
 /// Packages linted on the host: xtask and the ones with host code or tests.
-const HOST_PACKAGES: [&str; 8] = [
+const HOST_PACKAGES: [&str; 9] = [
     "xtask",
     "ntcomm-build",
+    "ntcomm-rig",
     "ntcomm-proto",
     "ntcomm-demo-proto",
     "ntcomm-minimal-proto",

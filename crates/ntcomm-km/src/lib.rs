@@ -1,3 +1,5 @@
+#![doc = include_str!("../GUIDE.md")]
+//!
 //! `ntcomm-km`: safe building blocks for a Windows kernel driver that talks
 //! to user mode.
 //!

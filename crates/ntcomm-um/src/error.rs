@@ -226,6 +226,11 @@ impl Error {
             (_, Some(NtStatus::STATUS_OBJECT_NAME_COLLISION)) | (_, None) if self.win32 == ERROR_ALREADY_EXISTS => {
                 Some("the handle already holds one of these (one per handle): use another handle or close the first")
             }
+            // Device::open's context: `CreateFileW \\.\Name`.
+            (ErrorKind::NotFound, _) if self.context.contains(r"CreateFileW \\.\") => Some(
+                "no device by that name: the driver's service is most likely not running (check with `ntcomm driver status \
+                 NAME`, or `ntcomm-rig driver status NAME` under Wine), or the driver names its device link differently",
+            ),
             _ => None,
         }
     }
@@ -487,6 +492,13 @@ mod tests {
         let e = Error::from_ntstatus("RING_OPEN", NtStatus::STATUS_OBJECT_NAME_COLLISION);
         assert!(e.likely_cause().is_some_and(|c| c.contains("one per handle")), "{e}");
         assert_eq!(Error::from_ntstatus("x", NtStatus::STATUS_CANCELLED).likely_cause(), None);
+    }
+
+    #[test]
+    fn a_missing_device_points_at_the_service() {
+        let e = Error::new(r"CreateFileW \\.\MyDriver", ERROR_FILE_NOT_FOUND);
+        assert!(e.to_string().contains("likely cause: no device by that name: the driver's service is most likely not running"), "{e}");
+        assert_eq!(Error::new(r"CreateFileW C:\\x.txt", ERROR_FILE_NOT_FOUND).likely_cause(), None);
     }
 
     #[test]
