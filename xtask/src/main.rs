@@ -1195,10 +1195,11 @@ impl Workspace {
             self.kill_wineserver();
 
             // (b'') the rig as a user has it: ntcomm-rig's commands on a C driver and
-            // client (session, driver service, runner, DbgPrint, a driver-host crash).
+            // client (session, driver service, runner, DbgPrint, a driver-host crash), and
+            // a project made by `ntcomm-rig new` outside the workspace, tested by `ntcomm-rig test`.
             let mut c = self.cargo();
             c.args(["test", "-p", "ntcomm-rig"]).env("NTCOMM_RIG_TEST_PREFIX", self.prefix());
-            step("ntcomm-rig on a C driver and client", status(&mut c));
+            step("ntcomm-rig: a C driver and client; the template project", status(&mut c));
             self.kill_wineserver();
 
             // (b') the Wine fltmgr.sys on its own: a C minifilter and a <fltuser.h> client.

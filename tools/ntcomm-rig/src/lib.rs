@@ -9,11 +9,15 @@
 //!   name, image, group and minifilter altitude.
 //! - [`run`]: the cargo target runner; the run's `DbgPrint` lines go to
 //!   stderr and a driver-host crash fails it, naming module and offset.
+//! - [`new`]: a project to start from (protocol, driver, client, tests).
+//! - [`test`]: a project's tests under Wine in one command.
 //! - [`host_log`]: reading that log.
 
 pub mod driver;
 pub mod host_log;
+pub mod new;
 pub mod prefix;
 pub mod run;
 pub mod session;
 pub mod setup;
+pub mod test;

@@ -6,6 +6,8 @@
 //! ntcomm-rig [--prefix DIR] driver install NAME PATH [--group G] [--minifilter ALTITUDE]
 //! ntcomm-rig [--prefix DIR] driver start | stop | restart | uninstall | status NAME
 //! ntcomm-rig [--prefix DIR] run PROGRAM [ARGS...]
+//! ntcomm-rig new DIR [--name NAME]
+//! ntcomm-rig [--prefix DIR] test [CARGO TEST ARGS...]
 //! ```
 //!
 //! The prefix is `--prefix`, else `$WINEPREFIX`, else
@@ -46,6 +48,21 @@ enum Command {
         /// e.g. `install NAME PATH --group G`, `start NAME` (`driver --help` for all).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Create a driver project: protocol, driver, client with tests, README.
+    New {
+        /// The project's directory (new or empty).
+        dir: PathBuf,
+        /// The project's name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// A driver project's tests under Wine: build, a fresh session, its drivers
+    /// installed and started, `cargo test` through the rig, drivers removed.
+    Test {
+        /// Arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<OsString>,
     },
     /// Run a Windows program in the session (the cargo target runner); its
     /// drivers' DbgPrint lines go to stderr, and a driver-host crash fails the run.
@@ -99,6 +116,12 @@ fn run(cli: Cli) -> Result<i32, String> {
             }
             Ok(0)
         }
+        Command::New { dir, name } => {
+            let files = ntcomm_rig::new::new(&dir, name.as_deref())?;
+            println!("created {} ({} files): see its README.md", dir.display(), files.len());
+            Ok(0)
+        }
+        Command::Test { cargo_args } => ntcomm_rig::test::test(&prefix, &cargo_args),
         Command::Driver { args } => ntcomm_rig::driver::driver(&prefix, &args),
         Command::Run { command } => {
             let (program, args) = command.split_first().ok_or("run: no program")?;
