@@ -992,26 +992,9 @@ impl Workspace {
         let lib = out.join("libntoskrnl-extra.a");
         check(Command::new(MINGW_DLLTOOL).arg("-d").arg(tests.join("ntoskrnl-extra.def")).arg("-l").arg(&lib))?;
         let sys = out.join("kapitest.sys");
-        check(
-            Command::new(MINGW_GCC)
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
-                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
-                .arg(&tests)
-                .arg("-o")
-                .arg(&sys)
-                .arg(tests.join("kapitest.c"))
-                .arg(&lib)
-                .arg("-lntoskrnl"),
-        )?;
+        build_c_driver(&tests, &[&tests.join("kapitest.c"), &lib], &sys)?;
         let exe = out.join("kapiclient.exe");
-        check(
-            Command::new(MINGW_GCC)
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-                .arg(&tests)
-                .arg("-o")
-                .arg(&exe)
-                .arg(tests.join("kapiclient.c")),
-        )?;
+        build_c_program(&tests, &tests.join("kapiclient.c"), &[], &exe)?;
         status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg(windows_path(&sys)))
     }
 
@@ -1022,16 +1005,7 @@ impl Workspace {
         let out = self.wine_dir().join("irql-test");
         fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
         let sys = out.join("irqltest.sys");
-        check(
-            Command::new(MINGW_GCC)
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
-                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
-                .arg(&tests)
-                .arg("-o")
-                .arg(&sys)
-                .arg(tests.join("irqltest.c"))
-                .arg("-lntoskrnl"),
-        )?;
+        build_c_driver(&tests, &[&tests.join("irqltest.c")], &sys)?;
         Ok(sys)
     }
 
@@ -1056,25 +1030,9 @@ impl Workspace {
         let out = self.root.join("target/c-baseline");
         fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
         let sys = out.join("ntcomm_c.sys");
-        check(
-            Command::new(MINGW_GCC)
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
-                .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
-                .arg(&src)
-                .arg("-o")
-                .arg(&sys)
-                .arg(src.join("driver.c"))
-                .arg("-lntoskrnl"),
-        )?;
+        build_c_driver(&src, &[&src.join("driver.c")], &sys)?;
         let exe = out.join("ntcomm_c_client.exe");
-        check(
-            Command::new(MINGW_GCC)
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-                .arg(&src)
-                .arg("-o")
-                .arg(&exe)
-                .arg(src.join("client.c")),
-        )?;
+        build_c_program(&src, &src.join("client.c"), &[], &exe)?;
         Ok((sys, exe))
     }
 
@@ -1289,6 +1247,26 @@ impl Workspace {
         c.args(args).env("NTCOMM_WINE_NO_SETUP", "1");
         Ok(exit_code(status(&mut c)?))
     }
+}
+
+/// Builds a C WDM driver with mingw-w64 against its DDK headers (and
+/// `include`): `inputs` (sources, import libraries) linked with ntoskrnl.
+fn build_c_driver(include: &Path, inputs: &[&Path], out: &Path) -> Result {
+    check(
+        Command::new(MINGW_GCC)
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+            .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry", "-I/usr/share/mingw-w64/include/ddk", "-I"])
+            .arg(include)
+            .arg("-o")
+            .arg(out)
+            .args(inputs)
+            .arg("-lntoskrnl"),
+    )
+}
+
+/// Builds a C user-mode program with mingw-w64 (headers from `include`).
+fn build_c_program(include: &Path, source: &Path, libs: &[&str], out: &Path) -> Result {
+    check(Command::new(MINGW_GCC).args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"]).arg(include).arg("-o").arg(out).arg(source).args(libs))
 }
 
 /// What a driver image may import.
