@@ -838,6 +838,8 @@ impl Workspace {
     // ----- build -----------------------------------------------------------------------
 
     fn build(&self, profile: Profile) -> Result<PathBuf> {
+        // The rig's runner (xtask/wine-runner.sh runs it), for the host.
+        check(self.cargo().args(["build", "--quiet", "-p", "ntcomm-rig"]))?;
         let mut c = self.cargo();
         c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-demo", "-p", "ntcomm"]);
         for (pkg, ..) in self.flt_components() {

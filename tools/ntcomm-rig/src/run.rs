@@ -10,6 +10,9 @@ use crate::host_log::{self, Module};
 use crate::prefix::Prefix;
 use crate::session::{exit_code, Session};
 
+/// DbgPrint lines of one run copied to stderr, at most (the rest stay in the log).
+const DBGPRINT_LINES: usize = 200;
+
 /// The exit code of a run whose program succeeded while a driver host crashed.
 pub const HOST_CRASHED: i32 = 101;
 
@@ -29,8 +32,11 @@ pub fn run(prefix: &Prefix, program: &OsString, args: &[OsString]) -> Result<i32
     let mark = session.log_mark();
     let code = exit_code(prefix.command("wine").arg(program).args(args))?;
     let events = host_log::parse(&session.log_since(mark));
-    for line in &events.dbgprint {
+    for line in events.dbgprint.iter().take(DBGPRINT_LINES) {
         eprintln!("[DbgPrint] {line}");
+    }
+    if events.dbgprint.len() > DBGPRINT_LINES {
+        eprintln!("[DbgPrint] ... {} more lines in {}", events.dbgprint.len() - DBGPRINT_LINES, session.log_path().display());
     }
     if events.crashes.is_empty() {
         return Ok(code);
