@@ -39,7 +39,7 @@ const FLT_COMPONENTS: [(&str, &str, &str, &str); 2] = [
 
 /// Packages linted for x86_64-pc-windows-gnu (all but xtask and the minimal driver,
 /// which `xtask test` lints in a cargo run of its own).
-const WIN_PACKAGES: [&str; 11] = [
+const WIN_PACKAGES: [&str; 12] = [
     "ntcomm-proto",
     "ntcomm-km",
     "ntcomm-um",
@@ -47,11 +47,15 @@ const WIN_PACKAGES: [&str; 11] = [
     "ntcomm-demo-proto",
     "ntcomm-minimal-proto",
     "ntcomm-example-proto",
+    "ntcomm-examples-proto",
     "ntcomm",
     "wine-fltport",
     "wine-fltmgr",
     "wine-fltlib",
 ];
+/// The small example drivers (drivers/examples), one channel each.
+const SMALL_EXAMPLES: [&str; 2] = ["example-inverted-call", "example-read-queue"];
+
 /// Packages linted on the host: xtask and the ones with host code or tests.
 const HOST_PACKAGES: [&str; 9] = [
     "xtask",
@@ -856,7 +860,22 @@ impl Workspace {
         check_driver_image(&minimal, Imports::Minimal)?;
         let example = self.build_example(profile)?;
         check_driver_image(&example, Imports::Kernel)?;
+        self.build_small_examples(profile)?;
         Ok(sys)
+    }
+
+    /// Builds the small example drivers (drivers/examples), in a cargo run of
+    /// their own (ntcomm-km without features, as they use it).
+    fn build_small_examples(&self, profile: Profile) -> Result {
+        let mut c = self.cargo();
+        c.args(["build", "--target", WIN_TARGET]);
+        for pkg in SMALL_EXAMPLES {
+            c.args(["-p", pkg]);
+        }
+        if profile == Profile::Release {
+            c.arg("--release");
+        }
+        check(&mut c)
     }
 
     /// Builds drivers/ntcomm-example to ntcomm_example.sys, in a cargo run of its
@@ -1132,7 +1151,8 @@ impl Workspace {
                 .args(extra)
                 .env("NTCOMM_DRIVER", windows_path(&sys))
                 .env("NTCOMM_MINIMAL_DRIVER", windows_path(&minimal))
-                .env("NTCOMM_EXAMPLE_DRIVER", windows_path(&example));
+                .env("NTCOMM_EXAMPLE_DRIVER", windows_path(&example))
+                .env("NTCOMM_EXAMPLES_DIR", windows_path(&self.win_out(profile)));
             match self.fltlib_c_client() {
                 Ok(exe) => {
                     c.env("NTCOMM_FLT_C_CLIENT", windows_path(&exe));
@@ -1202,10 +1222,11 @@ impl Workspace {
         // minimal and example drivers each in a run of its own (their own ntcomm-km
         // features, see `build_minimal`), the host packages on the host. The no_std crates and
         // wine-fltlib (a DLL with host tests) go through both.
-        let runs: [(&str, Option<&str>, &[&str]); 4] = [
+        let runs: [(&str, Option<&str>, &[&str]); 5] = [
             ("Windows", Some(WIN_TARGET), &WIN_PACKAGES),
             ("minimal driver", Some(WIN_TARGET), &["ntcomm-minimal"]),
             ("example driver", Some(WIN_TARGET), &["ntcomm-example"]),
+            ("small example drivers", Some(WIN_TARGET), &SMALL_EXAMPLES),
             ("host", None, &HOST_PACKAGES),
         ];
         for (what, target, packages) in runs {
