@@ -54,7 +54,7 @@ const WIN_PACKAGES: [&str; 12] = [
     "wine-fltlib",
 ];
 /// The small example drivers (drivers/examples), one channel each.
-const SMALL_EXAMPLES: [&str; 2] = ["example-inverted-call", "example-read-queue"];
+const SMALL_EXAMPLES: [&str; 3] = ["example-inverted-call", "example-read-queue", "example-lpc-call"];
 
 /// Packages linted on the host: xtask and the ones with host code or tests.
 const HOST_PACKAGES: [&str; 9] = [

@@ -1,7 +1,7 @@
 //! The small example drivers (drivers/examples), each loaded as its own
 //! service through the rig: the inverted call and the read queue, with
 //! their cancellation paths (`CancelIoEx`, the driver stopped with requests
-//! pended).
+//! pended), and the LPC call to a user-mode server run by the test.
 //!
 //! Needs `NTCOMM_EXAMPLES_DIR` (the directory of the built example_*.sys;
 //! `cargo xtask test` sets it).
@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ntcomm::rig::DriverService;
-use ntcomm_examples_proto::{inverted_call, read_queue};
+use ntcomm_examples_proto::{inverted_call, lpc_call, read_queue};
+use ntcomm_um::lpc::{LpcEvent, LpcServer};
 use ntcomm_um::service::{self, ServiceState};
 use ntcomm_um::{Device, ErrorKind};
 
@@ -122,5 +123,59 @@ fn read_queue_pends_reads_until_a_write() {
         assert_eq!(writer.write(b"after").unwrap_err().kind(), ErrorKind::NotFoundItem, "the cancelled read left the queue");
     });
     drop((reader, writer));
+    stop_and_remove(SERVICE);
+}
+
+/// Serves `requests` INCREMENT requests on the example's port (accepting
+/// every connection), the last reply sent without waiting.
+fn serve_increments(mut server: LpcServer, requests: usize) -> usize {
+    let (mut answered, mut reply) = (0, None);
+    // An accepted connection lives as long as its value (dropping it closes
+    // the server's end).
+    let mut connections = Vec::new();
+    while answered < requests {
+        match server.receive(reply.take()).unwrap() {
+            LpcEvent::ConnectionRequest(req) => {
+                connections.push(server.accept(req, &[], connections.len() + 1).unwrap());
+            }
+            LpcEvent::Request(req) => {
+                let value = req.request_as(&lpc_call::INCREMENT).unwrap();
+                let answer = req.answer(&lpc_call::INCREMENT, &lpc_call::Value { v: value.v + 1 }).unwrap();
+                answered += 1;
+                if answered == requests {
+                    server.reply(answer).unwrap();
+                } else {
+                    reply = Some(answer);
+                }
+            }
+            _ => {}
+        }
+    }
+    answered
+}
+
+#[test]
+fn lpc_call_reaches_a_user_mode_server() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const SERVICE: &str = "NtCommExampleLpc";
+    start(SERVICE, "example_lpc_call.sys");
+    let dev = Device::open(lpc_call::USER_PATH).unwrap();
+    let ask = |v| {
+        let mut out = lpc_call::Value::default();
+        dev.ioctl(&lpc_call::ASK, &lpc_call::Value { v }, &mut out).map(|_| out.v)
+    };
+
+    // No server yet: the ask fails with the connect's status.
+    let err = ask(1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+    let server = LpcServer::create(lpc_call::PORT_NAME, 0, 0x100).unwrap();
+    // Not scoped: a failed ask must fail the test, not wait for a server
+    // that waits for a request.
+    let served = std::thread::spawn(move || serve_increments(server, 2));
+    assert_eq!(ask(41).unwrap(), 42);
+    assert_eq!(ask(u64::MAX - 1).unwrap(), u64::MAX);
+    assert_eq!(served.join().unwrap(), 2);
+    drop(dev);
     stop_and_remove(SERVICE);
 }

@@ -6,7 +6,10 @@
 //!   value. Cancelling a wait or closing its handle completes it cancelled.
 //! - [`read_queue`]: read/write with a cancel-safe queue: a read pends until
 //!   a write arrives and takes its bytes.
+//! - [`lpc_call`]: the driver calls a user-mode LPC server on a client's
+//!   behalf.
 #![no_std]
 
 pub mod inverted_call;
+pub mod lpc_call;
 pub mod read_queue;
