@@ -5,6 +5,25 @@
 //! (checked with zerocopy's traits where it is used), `()` for none, or `[u8]`
 //! for a variable-length byte payload. The size rules ([`Len`]) are what the
 //! driver enforces before any handler runs.
+//!
+//! ```
+//! use ntcomm_proto::{Access, DeviceType, FromBytes, Immutable, IntoBytes, Ioctl, KnownLayout, Method};
+//!
+//! #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+//! #[zerocopy(crate = "ntcomm_proto::zerocopy")]
+//! #[repr(C)]
+//! struct Add { value: u64 }
+//!
+//! const ADD: Ioctl<Add, Add> = Ioctl::fixed("ADD", DeviceType(0x8e7d), 0, Method::Buffered, Access::ANY);
+//!
+//! // CTL_CODE(0x8e7d, 0x800, METHOD_BUFFERED, FILE_ANY_ACCESS): customer function numbers start at 0x800.
+//! assert_eq!(ADD.code.0, (0x8e7d << 16) | (0x800 << 2));
+//! assert_eq!((ADD.code.device(), ADD.code.function(), ADD.code.method()), (DeviceType(0x8e7d), 0x800, Method::Buffered));
+//! // The size rules follow from the types: exactly 8 bytes in, a buffer of at least 8 out.
+//! assert!(ADD.input.check(8).is_ok() && ADD.input.check(7).is_err() && ADD.input.check(9).is_err());
+//! assert!(ADD.output.check(8).is_ok() && ADD.output.check(4).is_err());
+//! assert!(ADD.carries_types());
+//! ```
 
 use core::marker::PhantomData;
 
