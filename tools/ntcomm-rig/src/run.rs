@@ -44,7 +44,7 @@ pub fn run(prefix: &Prefix, program: &OsString, args: &[OsString]) -> Result<i32
     let modules = host_log::parse(&session.log()).modules;
     for crash in &events.crashes {
         let place = match host_log::module_at(&modules, crash.address, |m| image_size(prefix, m)) {
-            Some(m) => format!("{}+{:#x} ({})", m.name(), crash.address - m.base, m.path),
+            Some(m) => format!("{}+{:#x} (address {:#x}, {})", m.name(), crash.address - m.base, crash.address, m.path),
             None => format!("{:#x}, in no module the session loaded", crash.address),
         };
         eprintln!("ntcomm-rig: a driver host crashed: {} at {place}", crash.what);
