@@ -93,6 +93,21 @@ pub const fn port_io_error(e: u32) -> u32 {
     }
 }
 
+/// `STATUS_PIPE_BROKEN`: how Wine completes a read of a pipe whose other end closed.
+pub const STATUS_PIPE_BROKEN: i32 = 0xC000_014Bu32 as i32;
+
+/// The final status of an overlapped `FilterGetMessage` (a read of the message
+/// pipe): the pipe breaking is the port disconnecting, which Windows reports
+/// as `STATUS_PORT_DISCONNECTED` (-> `ERROR_INVALID_HANDLE`); every other
+/// status is the read's own.
+pub const fn port_status(status: i32) -> i32 {
+    if status == STATUS_PIPE_BROKEN {
+        wine_fltport::STATUS_PORT_DISCONNECTED
+    } else {
+        status
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +146,15 @@ mod tests {
             assert_eq!(from_win32(port_io_error(e)) as u32, 0x8007_0006);
         }
         assert_eq!(port_io_error(err::ERROR_MORE_DATA), err::ERROR_MORE_DATA);
+    }
+
+    #[test]
+    fn only_broken_pipes_become_disconnected_ports() {
+        assert_eq!(port_status(STATUS_PIPE_BROKEN), wine_fltport::STATUS_PORT_DISCONNECTED);
+        assert_eq!(from_nt(port_status(STATUS_PIPE_BROKEN), none) as u32, 0x8007_0006);
+        assert_eq!(port_status(0), 0);
+        assert_eq!(port_status(0x8000_0005u32 as i32), 0x8000_0005u32 as i32); // STATUS_BUFFER_OVERFLOW
+        assert_eq!(port_status(0xC000_0120u32 as i32), 0xC000_0120u32 as i32); // STATUS_CANCELLED
+        assert_eq!(port_status(0xC000_00B0u32 as i32), 0xC000_00B0u32 as i32); // STATUS_PIPE_DISCONNECTED
     }
 }

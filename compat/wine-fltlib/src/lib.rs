@@ -10,7 +10,7 @@
 //! | export | what it does here |
 //! |---|---|
 //! | `FilterConnectCommunicationPort` | creates the message, control and reply pipes, hands their names to `fltmgr.sys` in an `IOCTL_CONNECT`; the port handle is the message pipe's server end |
-//! | `FilterGetMessage` | a `ReadFile` of one pipe message on the port handle (overlapped: the caller's `OVERLAPPED`, so events and completion ports work) |
+//! | `FilterGetMessage` | a read of one pipe message on the port handle (overlapped: the caller's `OVERLAPPED`, so events and completion ports work; a read the disconnect breaks completes with `STATUS_PORT_DISCONNECTED`, see `completion.rs`) |
 //! | `FilterReplyMessage` | a `REPLY` request on the reply pipe |
 //! | `FilterSendMessage` | a `SEND` request on the control pipe |
 //! | `FilterLoad`/`FilterUnload` | start/stop the driver service of that name |
@@ -28,8 +28,11 @@
 //!
 //! Known differences from Windows:
 //! - an overlapped `FilterGetMessage` pending when the port disconnects
-//!   completes with the pipe's `ERROR_BROKEN_PIPE` (the completion never
-//!   passes through this DLL); synchronous calls report `ERROR_INVALID_HANDLE`;
+//!   completes with `ERROR_INVALID_HANDLE` through its event or completion
+//!   port (the latter through hooks of `NtRemoveIoCompletion(Ex)`), but a
+//!   read without an event shows the pipe's `ERROR_BROKEN_PIPE` in its
+//!   `OVERLAPPED` until its packet is dequeued, or for good with no
+//!   completion port (README);
 //! - the rest of a message larger than an overlapped `FilterGetMessage`'s
 //!   buffer stays in the pipe (see [`FilterGetMessage`]);
 //! - `FilterSendMessage` calls on one port are serialized (one control

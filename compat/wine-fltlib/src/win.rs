@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use windows_sys::core::BOOL;
 
+use windows_sys::Wdk::Storage::FileSystem::NtReadFile;
 use windows_sys::Wdk::System::IO::NtDeviceIoControlFile;
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, RtlNtStatusToDosError, ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE,
@@ -33,6 +34,9 @@ use windows_sys::Win32::System::Services::{
 use windows_sys::Win32::System::Threading::{CreateEventW, GetCurrentProcessId, WaitForSingleObject, INFINITE};
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, IO_STATUS_BLOCK, OVERLAPPED};
 use wine_fltport::{MessageHeader, ReplyHeader, IOCTL_CONNECT, MAX_BODY, USER_DEVICE};
+
+#[path = "completion.rs"]
+mod completion;
 
 use crate::frame;
 use crate::hresult::{self, err, E_INVALIDARG, E_NOTIMPL, S_OK};
@@ -322,6 +326,8 @@ pub fn connect_with(
     inherit: bool,
     handshake: impl FnOnce(&[u8]) -> Result<i32, u32>,
 ) -> Result<HANDLE, i32> {
+    // Before the first port exists: no packet of a port read is dequeued unhooked.
+    completion::install();
     // SAFETY: no preconditions.
     let pid = unsafe { GetCurrentProcessId() };
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -459,14 +465,7 @@ pub unsafe extern "system" fn FilterGetMessage(
     let buf = lp_message_buffer.cast::<u8>();
     if !lp_overlapped.is_null() {
         // SAFETY: caller contract: buffer and OVERLAPPED stay valid until completion.
-        let ok = unsafe { ReadFile(h_port, buf, dw_message_buffer_size, null_mut(), lp_overlapped) };
-        if ok != 0 {
-            return hresult::from_win32(err::ERROR_IO_PENDING);
-        }
-        return match last_error() {
-            ERROR_IO_PENDING | ERROR_MORE_DATA => hresult::from_win32(err::ERROR_IO_PENDING),
-            e => hresult::from_win32(hresult::port_io_error(e)),
-        };
+        return unsafe { get_message_overlapped(h_port, buf, dw_message_buffer_size, lp_overlapped) };
     }
     match read_blocking(h_port, buf, dw_message_buffer_size) {
         Ok((_, 0)) => S_OK,
@@ -476,6 +475,40 @@ pub unsafe extern "system" fn FilterGetMessage(
         }
         Err(e) => hresult::from_win32(hresult::port_io_error(e)),
     }
+}
+
+/// An overlapped `FilterGetMessage`: the read `ReadFile` would issue (the
+/// caller's `OVERLAPPED` as status block, its address as the completion
+/// packet's value unless the event's low bit is set), recorded so that it
+/// completes with `STATUS_PORT_DISCONNECTED` where the pipe breaks; with a
+/// caller's event the read gets a private event and status block, and the
+/// `OVERLAPPED` and event are set once the status is final ([`completion`]).
+///
+/// # Safety
+/// `buf` holds `len` bytes and `ov` is valid until the read completes.
+unsafe fn get_message_overlapped(port: HANDLE, buf: *mut u8, len: u32, ov: *mut OVERLAPPED) -> i32 {
+    // SAFETY: caller contract.
+    let (event, offset) =
+        unsafe { ((*ov).hEvent, (i64::from((*ov).Anonymous.Anonymous.OffsetHigh) << 32) | i64::from((*ov).Anonymous.Anonymous.Offset)) };
+    let packet = event as usize & 1 == 0;
+    let issue = match completion::record(ov, event) {
+        Ok(i) => i,
+        Err(e) => return hresult::from_win32(e),
+    };
+    let cvalue: *const c_void = if packet { ov.cast_const().cast() } else { null() };
+    // SAFETY: caller contract: ov, buf and len stay valid until completion; the
+    // status block is the OVERLAPPED's first two fields, as ReadFile passes
+    // it, or the read's private one, alive until the read is delivered.
+    let st = unsafe {
+        (*ov).Internal = STATUS_PENDING as usize;
+        NtReadFile(port, issue.event(), None, cvalue, issue.block(), buf.cast(), len, &offset, null())
+    };
+    if (st as u32) >= 0xC000_0000 {
+        issue.failed();
+        return hresult::from_win32(hresult::port_io_error(nt_to_win32(st)));
+    }
+    issue.issued();
+    hresult::from_win32(err::ERROR_IO_PENDING)
 }
 
 /// `FilterReplyMessage`: `dw_reply_buffer_size` covers the

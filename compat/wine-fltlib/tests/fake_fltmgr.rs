@@ -392,15 +392,61 @@ fn driver_disconnect_is_invalid_handle() {
     assert_eq!(blocked.join().unwrap(), E_HANDLE6);
     let mut n = 0;
     assert_eq!(unsafe { GetOverlappedResult(port, &ov, &mut n, 1) }, 0);
-    // The pending overlapped read reports the pipe's own error (a port
-    // would report ERROR_INVALID_HANDLE; see the crate docs).
-    assert_eq!(unsafe { GetLastError() }, ERROR_BROKEN_PIPE);
+    // The pending overlapped read completes as a disconnected port's does, not
+    // with the pipe's ERROR_BROKEN_PIPE.
+    assert_eq!(unsafe { GetLastError() }, ERROR_INVALID_HANDLE);
+    assert_eq!(ov.Internal, wine_fltport::STATUS_PORT_DISCONNECTED as u32 as usize);
     assert_eq!(get_sync(port, 80).0, E_HANDLE6);
     assert_eq!(unsafe { FilterGetMessage(port, &mut m.hdr, 80, &mut ov) }, E_HANDLE6);
     assert_eq!(send(port, b"x", 8).0, E_HANDLE6);
     assert_eq!(reply(port, 1, 0, b""), E_HANDLE6);
     unsafe { CloseHandle(port) };
     unsafe { CloseHandle(ev) };
+}
+
+#[test]
+fn driver_disconnect_through_completion_port_is_invalid_handle() {
+    let (port, fake) = connect(0, b"");
+    let iocp = unsafe { CreateIoCompletionPort(port, null_mut(), 0x66, 0) };
+    assert!(!iocp.is_null());
+    let mut a: Box<(OVERLAPPED, Msg)> = Box::new((unsafe { std::mem::zeroed() }, Msg { hdr: MessageHeader::default(), body: [0; 64] }));
+    let mut b: Box<(OVERLAPPED, Msg)> = Box::new((unsafe { std::mem::zeroed() }, Msg { hdr: MessageHeader::default(), body: [0; 64] }));
+    for x in [&mut a, &mut b] {
+        let (ov, m) = &mut **x;
+        assert_eq!(unsafe { FilterGetMessage(port, &mut m.hdr, size_of::<Msg>() as u32, ov) }, IO_PENDING);
+    }
+    // A packet nobody asked fltlib for keeps its status.
+    let mut other: OVERLAPPED = unsafe { std::mem::zeroed() };
+    assert_ne!(unsafe { PostQueuedCompletionStatus(iocp, 3, 0x77, &mut other) }, 0);
+    let (mut n, mut key, mut pov) = (0u32, 0usize, null_mut::<OVERLAPPED>());
+    assert_ne!(unsafe { GetQueuedCompletionStatus(iocp, &mut n, &mut key, &mut pov, 5000) }, 0);
+    assert_eq!((n, key, pov), (3, 0x77, &mut other as *mut OVERLAPPED));
+    unsafe {
+        CloseHandle(fake.msg.0);
+        CloseHandle(fake.ctl.0);
+        CloseHandle(fake.rpl.0);
+    }
+    // GetQueuedCompletionStatus, as Microsoft's scanner sample waits.
+    let (mut n, mut key, mut pov) = (0u32, 0usize, null_mut::<OVERLAPPED>());
+    assert_eq!(unsafe { GetQueuedCompletionStatus(iocp, &mut n, &mut key, &mut pov, 5000) }, 0);
+    assert_eq!(unsafe { GetLastError() }, ERROR_INVALID_HANDLE);
+    assert_eq!(key, 0x66);
+    assert!(std::ptr::eq(pov, &a.0) || std::ptr::eq(pov, &b.0));
+    // GetQueuedCompletionStatusEx: the entry carries the I/O's NTSTATUS.
+    let mut e: OVERLAPPED_ENTRY = unsafe { std::mem::zeroed() };
+    let mut count = 0u32;
+    assert_ne!(unsafe { GetQueuedCompletionStatusEx(iocp, &mut e, 1, &mut count, 5000, 0) }, 0);
+    assert_eq!((count, e.lpCompletionKey), (1, 0x66));
+    assert_eq!(e.Internal, wine_fltport::STATUS_PORT_DISCONNECTED as u32 as usize);
+    assert!(!std::ptr::eq(e.lpOverlapped, pov) && (std::ptr::eq(e.lpOverlapped, &a.0) || std::ptr::eq(e.lpOverlapped, &b.0)));
+    // Both OVERLAPPEDs hold the final status too.
+    for x in [&a, &b] {
+        let mut n = 0;
+        assert_eq!(unsafe { GetOverlappedResult(port, &x.0, &mut n, 0) }, 0);
+        assert_eq!(unsafe { GetLastError() }, ERROR_INVALID_HANDLE);
+    }
+    unsafe { CloseHandle(port) };
+    unsafe { CloseHandle(iocp) };
 }
 
 #[test]

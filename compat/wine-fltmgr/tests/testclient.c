@@ -133,6 +133,79 @@ static LONG want_disconnects;
 static int disconnected(void) { struct stats s = stats(); return s.disconnects >= want_disconnects && !s.connected; }
 static int connected(void) { return stats().connected; }
 
+enum shape { SHAPE_IOCP, SHAPE_IOCP_EX, SHAPE_EVENT };
+
+/* Connects, pends an overlapped FilterGetMessage, has the driver FltCloseClientPort, and
+   checks that the read completes with ERROR_INVALID_HANDLE through `shape`. */
+static void overlapped_disconnect(enum shape shape)
+{
+    static const char *names[] = { "completion port", "GetQueuedCompletionStatusEx", "event" };
+    struct { FILTER_MESSAGE_HEADER h; char body[64]; } m;
+    OVERLAPPED ov, *got = NULL;
+    ULONG_PTR key = 0;
+    HANDLE iocp = NULL, p;
+    HRESULT hr = E_FAIL;
+    DWORD n = 0;
+    BOOL ok;
+    char what[160];
+
+    for (int i = 0; i < 100 && FAILED(hr); i++) {
+        hr = FilterConnectCommunicationPort(PORT, 0, NULL, 0, NULL, &p);
+        if (FAILED(hr)) Sleep(20); /* the closed connection's slot comes back shortly */
+    }
+    snprintf(what, sizeof(what), "%s: connect for the overlapped FilterGetMessage", names[shape]);
+    check(hr == S_OK, what, hr, 0);
+    memset(&ov, 0, sizeof(ov));
+    if (shape == SHAPE_EVENT) {
+        ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    } else {
+        iocp = CreateIoCompletionPort(p, NULL, 7, 1);
+        snprintf(what, sizeof(what), "%s: on the port handle", names[shape]);
+        check(iocp != NULL, what, GetLastError(), 0);
+    }
+    hr = FilterGetMessage(p, &m.h, sizeof(m), &ov);
+    snprintf(what, sizeof(what), "%s: overlapped FilterGetMessage pends", names[shape]);
+    check(hr == HRESULT_FROM_WIN32(ERROR_IO_PENDING), what, hr, 0);
+    Sleep(200);
+    snprintf(what, sizeof(what), "%s: read still pending before FltCloseClientPort", names[shape]);
+    check(!HasOverlappedIoCompleted(&ov), what, ov.Internal, 0);
+    check(DeviceIoControl(dev, IOCTL_TESTFLT_CLOSE_CLIENT, NULL, 0, NULL, 0, &n, NULL), "FltCloseClientPort", GetLastError(), 0);
+    if (shape == SHAPE_IOCP) {
+        ok = GetQueuedCompletionStatus(iocp, &n, &key, &got, 3000);
+        hr = ok ? S_OK : HRESULT_FROM_WIN32(GetLastError());
+        snprintf(what, sizeof(what), "%s: the pending FilterGetMessage completes", names[shape]);
+        check(!ok && got == &ov && key == 7, what, hr, (long long)key);
+    } else if (shape == SHAPE_IOCP_EX) {
+        OVERLAPPED_ENTRY e;
+        ULONG count = 0;
+        memset(&e, 0, sizeof(e));
+        ok = GetQueuedCompletionStatusEx(iocp, &e, 1, &count, 3000, FALSE);
+        snprintf(what, sizeof(what), "%s: the pending FilterGetMessage completes", names[shape]);
+        check(ok && count == 1 && e.lpOverlapped == &ov && e.lpCompletionKey == 7, what, ok ? (long long)count : GetLastError(), 0);
+        /* The entry's Internal is the I/O's NTSTATUS: STATUS_PORT_DISCONNECTED, which
+           RtlNtStatusToDosError turns into ERROR_INVALID_HANDLE. */
+        snprintf(what, sizeof(what), "%s: the entry's status is STATUS_PORT_DISCONNECTED", names[shape]);
+        check(e.Internal == 0xC0000037, what, (long long)e.Internal, 0);
+    } else {
+        snprintf(what, sizeof(what), "%s: the pending FilterGetMessage sets the event", names[shape]);
+        check(WaitForSingleObject(ov.hEvent, 3000) == WAIT_OBJECT_0, what, 0, 0);
+    }
+    if (shape == SHAPE_IOCP) {
+        snprintf(what, sizeof(what), "%s: ... with HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)", names[shape]);
+        check(hr == HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE), what, hr, 0);
+    }
+    /* GetOverlappedResult and HasOverlappedIoCompleted read the OVERLAPPED itself. */
+    snprintf(what, sizeof(what), "%s: HasOverlappedIoCompleted", names[shape]);
+    check(HasOverlappedIoCompleted(&ov), what, ov.Internal, 0);
+    ok = GetOverlappedResult(p, &ov, &n, FALSE);
+    hr = ok ? S_OK : HRESULT_FROM_WIN32(GetLastError());
+    snprintf(what, sizeof(what), "%s: GetOverlappedResult: HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)", names[shape]);
+    check(!ok && hr == HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE) && n == 0, what, hr, n);
+    CloseHandle(p);
+    if (iocp) CloseHandle(iocp);
+    if (ov.hEvent) CloseHandle(ov.hEvent);
+}
+
 int main(int argc, char **argv)
 {
     SC_HANDLE scm, svc;
@@ -267,38 +340,15 @@ int main(int argc, char **argv)
     check(hr == HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE), "FilterSendMessage after FltCloseClientPort: ERROR_INVALID_HANDLE", hr, 0);
     CloseHandle(port);
 
-    /* The scanner sample's way: FilterGetMessage overlapped on a completion port; the
-       driver closes the client port; the completion reports ERROR_INVALID_HANDLE. */
-    {
-        struct { FILTER_MESSAGE_HEADER h; char body[64]; } m;
-        OVERLAPPED ov, *got = NULL;
-        ULONG_PTR key = 0;
-        HANDLE iocp;
-        BOOL ok;
-        hr = E_FAIL;
-        for (int i = 0; i < 100 && FAILED(hr); i++) {
-            hr = FilterConnectCommunicationPort(PORT, 0, NULL, 0, NULL, &port);
-            if (FAILED(hr)) Sleep(20); /* the closed connection's slot comes back shortly */
-        }
-        check(hr == S_OK, "connect for the overlapped FilterGetMessage", hr, 0);
-        iocp = CreateIoCompletionPort(port, NULL, 7, 1);
-        check(iocp != NULL, "completion port on the port handle", GetLastError(), 0);
-        memset(&ov, 0, sizeof(ov));
-        hr = FilterGetMessage(port, &m.h, sizeof(m), &ov);
-        check(hr == HRESULT_FROM_WIN32(ERROR_IO_PENDING), "overlapped FilterGetMessage pends", hr, 0);
-        Sleep(200);
-        check(DeviceIoControl(dev, IOCTL_TESTFLT_CLOSE_CLIENT, NULL, 0, NULL, 0, &n, NULL), "FltCloseClientPort", GetLastError(), 0);
-        ok = GetQueuedCompletionStatus(iocp, &n, &key, &got, 3000);
-        hr = ok ? S_OK : HRESULT_FROM_WIN32(GetLastError());
-        check(!ok && got == &ov && key == 7, "the pending FilterGetMessage completes", hr, (long long)key);
-        /* Windows: HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE). Under Wine the completion is the
-           message pipe's, ERROR_BROKEN_PIPE (compat/wine-fltlib README: not fixable there). */
-        check(FAILED(hr), "... with an error", hr, 0);
-        CloseHandle(port);
-        if (iocp) CloseHandle(iocp);
-        want_disconnects = 1;
-        Sleep(200);
-    }
+    /* A FilterGetMessage pending with an OVERLAPPED when the driver closes the client
+       port completes with HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE), what Microsoft's scanner
+       sample (completion port, GetQueuedCompletionStatus) checks for; also through
+       GetQueuedCompletionStatusEx and through an event with GetOverlappedResult. */
+    overlapped_disconnect(SHAPE_IOCP);
+    overlapped_disconnect(SHAPE_IOCP_EX);
+    overlapped_disconnect(SHAPE_EVENT);
+    want_disconnects = 1;
+    Sleep(200);
 
     {
         STARTUPINFOA si;

@@ -19,8 +19,9 @@
 //!   the port handle the application gets): driver to client only. Each
 //!   pipe message is exactly what `FilterGetMessage` returns: a
 //!   [`MessageHeader`] (`FILTER_MESSAGE_HEADER`) and the body. Overlapped
-//!   `FilterGetMessage` is a plain overlapped `ReadFile` on it, so
-//!   completion ports work natively. `fltmgr.sys` also keeps a read pending
+//!   `FilterGetMessage` is an overlapped read on it, so completion ports
+//!   work natively (`fltlib.dll` turns the broken pipe of a disconnect into
+//!   `STATUS_PORT_DISCONNECTED` in the completion). `fltmgr.sys` also keeps a read pending
 //!   on its end to learn when the client's handle closes.
 //! - **control pipe** (`\\.\pipe\<base>-ctl`, message mode, server end kept
 //!   by `fltlib.dll` keyed by the port handle): `FilterSendMessage`
@@ -52,7 +53,8 @@
 //! unload) by closing its ends of the pipes: pending and later
 //! `FilterGetMessage`/`FilterSendMessage`/`FilterReplyMessage` calls fail
 //! (`fltlib.dll` reports a broken pipe as Windows reports a disconnected
-//! port, `HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)`). The client ends a
+//! port, `STATUS_PORT_DISCONNECTED` -> `HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE)`,
+//! also in the completion of an overlapped `FilterGetMessage`). The client ends a
 //! connection by closing the port handle (the message pipe's server end),
 //! which `fltmgr.sys` sees through its pending read.
 #![no_std]
