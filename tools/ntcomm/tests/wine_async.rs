@@ -333,6 +333,68 @@ fn closing_cancels_what_is_in_flight_and_refuses_what_comes_after() {
     settled(&sync, pool);
 }
 
+/// The two shortcuts that skip the reactor thread, under one polling
+/// thread: an echo the driver completes at once is ready on its first poll
+/// (its block lives on until its packet is dequeued), and each issue while
+/// others are in flight dequeues the completions already queued (racing the
+/// reactor thread). Pending waits dropped beside them are cancelled, dropped
+/// futures lose nothing, every block is freed.
+#[test]
+fn requests_completed_at_once_or_by_the_polling_thread_keep_payloads_and_drops() {
+    let _s = serial();
+    let sync = rig::test_device();
+    let pool = stats(&sync).pool_allocations_outstanding;
+    let before = stats(&sync).irps_cancelled;
+    let (mut at_once, mut later) = (0u32, 0u32);
+    futures::executor::block_on(async {
+        let dev = open();
+        for round in 0..20u32 {
+            let payloads: Vec<Vec<u8>> = (0..64u32).map(|i| (0..=(i * 7 % 200)).map(|k| (k ^ i ^ round) as u8).collect()).collect();
+            // Inverted-call waits that stay pending, to be dropped below.
+            let mut waits: Vec<_> = (0..4).map(|_| dev.ioctl(&demo::WAIT_EVENT, &(), demo::MAX_EVENT)).collect();
+            for w in &mut waits {
+                assert!(poll_once(w).await.is_pending());
+            }
+            let mut pending = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                let mut f = dev.ioctl(&demo::ECHO_BUFFERED, &p[..], p.len());
+                match poll_once(&mut f).await {
+                    Poll::Ready(out) => {
+                        assert_eq!(&out.unwrap(), p, "round {round} echo {i}");
+                        at_once += 1;
+                    }
+                    Poll::Pending => pending.push((i, f)),
+                }
+            }
+            // A pending wait dropped while completed-at-once blocks still
+            // wait for their packets.
+            drop(waits);
+            // Drop every third pending echo unawaited; await the rest.
+            for (i, f) in pending {
+                later += 1;
+                if i % 3 == 0 {
+                    drop(f);
+                } else {
+                    assert_eq!(f.await.unwrap(), payloads[i], "round {round} echo {i}");
+                }
+            }
+        }
+        // Many in flight at once through join_all (each issue polls the port).
+        let all =
+            futures::future::join_all((0..512u32).map(|i| dev.call(&demo::DELAYED_COMPLETE, &Delay { millis: i % 3, token: i }))).await;
+        for (i, got) in all.into_iter().enumerate() {
+            assert_eq!(got.unwrap(), i as u32);
+        }
+    });
+    println!(
+        "{at_once} echoes ready on their first poll, {later} later; {} packets dequeued by polling threads",
+        aio::packets_dequeued_by_pollers()
+    );
+    assert!(at_once > 0, "Wine 8 completes a buffered echo at once: the shortcut was not taken");
+    settled(&sync, pool);
+    assert_eq!(stats(&sync).irps_cancelled, before + 80, "each dropped wait cancelled, nothing else");
+}
+
 #[test]
 fn works_under_futures_block_on() {
     let _s = serial();

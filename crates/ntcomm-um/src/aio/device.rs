@@ -49,7 +49,7 @@ impl AsyncDevice {
     }
 
     pub(crate) fn from_device(device: Device) -> Result<AsyncDevice> {
-        let handle = Arc::new(IoHandle::new(device)?);
+        let handle = Arc::new(IoHandle::new_skipping(device)?);
         Ok(AsyncDevice { _owner: Arc::new(CloseOnDrop(handle.clone())), handle })
     }
 

@@ -2,6 +2,7 @@
 //! poll, cancelled when dropped before it finished.
 #![cfg(windows)]
 
+use core::cell::Cell;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use super::handle::IoHandle;
 use super::op::{self, Call, OpBlock};
+use super::reactor::Reactor;
 use crate::device::ioctl_context;
 use crate::error::code::ERROR_INVALID_PARAMETER;
 use crate::error::{Error, Result};
@@ -30,8 +32,11 @@ enum Stage {
 
 /// An overlapped request on a device, port or pipe of [`crate::aio`].
 ///
-/// Nothing is sent before the first poll. Dropping the future before it
-/// completes cancels the request (`CancelIoEx` for this request only); the
+/// Nothing is sent before the first poll. A request the system completes at
+/// once (Wine 8 answers a quick driver's IOCTL so) is ready on that first
+/// poll, without any wake-up; one in 8 such in a row on a thread yields to
+/// the executor first, so a loop of them does not keep the thread. Dropping
+/// the future before it completes cancels the request (`CancelIoEx` for this request only); the
 /// buffers stay with the request until the kernel has finished with them,
 /// and are freed then by the reactor. A timeout around the future (e.g.
 /// `tokio::time::timeout`) is such a drop.
@@ -57,6 +62,30 @@ impl<T> IoFuture<T> {
     fn context(&self) -> String {
         describe(self.call, self.name, self.handle.path())
     }
+
+    /// The output of a finished block.
+    fn finish_block(&self, block: &OpBlock) -> Result<T> {
+        let truncate = self.call != Call::Write;
+        let what = || self.context();
+        outcome_of(block, truncate, &what).and_then(|(buf, n)| (self.finish)(buf, n, &what))
+    }
+}
+
+/// Requests completed at once in a row on one thread before one of them
+/// yields to the executor instead (as a request that pends would).
+const AT_ONCE_BEFORE_YIELD: u32 = 8;
+
+/// Whether this request, completed at once, yields first: every
+/// [`AT_ONCE_BEFORE_YIELD`]th on this thread.
+fn yield_due() -> bool {
+    thread_local! {
+        static AT_ONCE: Cell<u32> = const { Cell::new(0) };
+    }
+    AT_ONCE.with(|n| {
+        let next = n.get().wrapping_add(1);
+        n.set(next);
+        next.is_multiple_of(AT_ONCE_BEFORE_YIELD)
+    })
 }
 
 /// What a request is, for error contexts.
@@ -97,9 +126,27 @@ impl<T> Future for IoFuture<T> {
                 if let Err(e) = op::issue(&handle, &block, call, || describe(call, name, handle.path())) {
                     return Poll::Ready(Err(e));
                 }
+                if block.is_done() {
+                    if yield_due() {
+                        // Let the executor run its other tasks now and then:
+                        // a loop of requests that all complete at once would
+                        // otherwise never give the thread back.
+                        cx.waker().wake_by_ref();
+                        this.stage = Stage::InFlight(block);
+                        return Poll::Pending;
+                    }
+                    // Completed at once: no wake-up, no hop through another
+                    // thread (the block waits for its packet on its own).
+                    return Poll::Ready(this.finish_block(&block));
+                }
                 // The waker is registered already: a completion racing this
                 // poll wakes the task.
                 this.stage = Stage::InFlight(block);
+                // Other requests in flight may be over: complete them from
+                // this thread rather than through the reactor's.
+                if let Ok(reactor) = Reactor::global() {
+                    reactor.poll_ready(1);
+                }
                 Poll::Pending
             }
             Stage::Refused(e) => Poll::Ready(Err(e)),
@@ -108,9 +155,7 @@ impl<T> Future for IoFuture<T> {
                     this.stage = Stage::InFlight(block);
                     return Poll::Pending;
                 }
-                let truncate = this.call != Call::Write;
-                let what = || this.context();
-                Poll::Ready(outcome_of(&block, truncate, &what).and_then(|(buf, n)| (this.finish)(buf, n, &what)))
+                Poll::Ready(this.finish_block(&block))
             }
             Stage::Done => Poll::Ready(Err(Error::new(format!("{}: polled after it completed", this.context()), ERROR_INVALID_PARAMETER))),
         }

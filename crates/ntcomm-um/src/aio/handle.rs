@@ -12,7 +12,8 @@
 use core::ptr;
 use std::sync::{PoisonError, RwLock};
 
-use windows_sys::Win32::Foundation::HANDLE;
+use windows_sys::Win32::Foundation::{FALSE, HANDLE};
+use windows_sys::Win32::Storage::FileSystem::SetFileCompletionNotificationModes;
 use windows_sys::Win32::System::IO::{CancelIoEx, OVERLAPPED};
 
 use super::reactor::Reactor;
@@ -27,7 +28,13 @@ pub(crate) struct IoHandle {
     /// while closing: a request is either issued before the close (and
     /// cancelled by it) or sees the handle closed.
     closed: RwLock<bool>,
+    /// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` is set: a request that does
+    /// not pend queues no packet.
+    skips_on_success: bool,
 }
+
+/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`.
+const SKIP_COMPLETION_PORT_ON_SUCCESS: u8 = 1;
 
 impl IoHandle {
     /// Binds `device` (opened overlapped, not bound to any port) to the
@@ -42,7 +49,25 @@ impl IoHandle {
             return Err(Error::new(format!("{}: not opened overlapped", device.path), ERROR_INVALID_PARAMETER));
         }
         Reactor::global()?.register(&device)?;
-        Ok(IoHandle { device, closed: RwLock::new(false) })
+        Ok(IoHandle { device, closed: RwLock::new(false), skips_on_success: false })
+    }
+
+    /// As [`new`](Self::new), then asks the system to queue no packet for
+    /// requests that complete at once (a device's: the system and Wine 8
+    /// agree there; not for ports and pipes, whose Wine emulation reports
+    /// some such requests as pending). Without the mode, packets keep
+    /// coming for them.
+    pub(crate) fn new_skipping(device: Device) -> Result<IoHandle> {
+        let mut handle = IoHandle::new(device)?;
+        // SAFETY: the handle is open (owned by `handle.device`).
+        handle.skips_on_success =
+            unsafe { SetFileCompletionNotificationModes(handle.device.handle, SKIP_COMPLETION_PORT_ON_SUCCESS) } != FALSE;
+        Ok(handle)
+    }
+
+    /// Whether a request that does not pend queues no packet.
+    pub(crate) fn skips_on_success(&self) -> bool {
+        self.skips_on_success
     }
 
     /// The path (or port name) the handle was opened with.

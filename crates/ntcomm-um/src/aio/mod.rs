@@ -23,6 +23,7 @@
 //! AsyncLpcServer::new(LpcServer) .receive(Option<Reply>) -> Blocking<lpc::Result<LpcEvent>>
 //!     .accept(ConnectionRequest, Vec<u8>, context) .refuse(ConnectionRequest)
 //! blocks_alive() -> usize     request blocks not yet freed (0 once all is over: leak checks)
+//! packets_dequeued_by_pollers() -> u64   completions the polling threads dequeued themselves
 //! ```
 //!
 //! # How it runs: ntcomm's own completion-port thread
@@ -35,15 +36,27 @@
 //! and wakes the task. Executors only ever see wakers: nothing here depends
 //! on tokio, and no executor thread blocks.
 //!
+//! Two shortcuts skip the reactor thread. A request the system completes at
+//! once (`DeviceIoControl` returning `TRUE`: under Wine 8, every IOCTL a
+//! driver completes in its dispatch routine) is ready on its first poll;
+//! device handles are set to queue no packet for such requests
+//! (`FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`), other handles' packets only
+//! free the block. And when a future's request pends while others are in
+//! flight, the polling thread dequeues what is already queued, with a zero
+//! timeout, and completes those requests itself: their tasks are woken
+//! from an executor thread, without the hop through the reactor thread.
+//! The port's message stream does not (see [`MessageStream`]'s code).
+//!
 //! The alternative was a completion-based runtime crate such as compio,
 //! which drives IOCP itself. It was not chosen: it is a runtime of its own
 //! (its futures run on its executor, not inside tokio's), its buffer traits
-//! would leak into this API, and it reaches for `SetFileCompletionNotificationModes`
-//! and other calls whose Wine 8 behaviour differs (Wine queues no packet
-//! for a skipped completion that fltlib reports as pending; see
-//! `compat/wine-fltlib`). A plain IOCP thread uses only calls the
-//! synchronous API already relies on under Wine, and keeps the ownership
-//! rules in this crate, where they are documented and tested.
+//! would leak into this API, and it sets `SetFileCompletionNotificationModes`
+//! on every handle, whose Wine 8 behaviour differs for ports (Wine queues no
+//! packet for a skipped completion that fltlib reports as pending; see
+//! `compat/wine-fltlib`). A plain IOCP thread keeps the ownership rules in
+//! this crate, where they are documented and tested; it sets that mode on
+//! device handles only, where Windows and Wine agree (no packet exactly
+//! when the call did not pend).
 //!
 //! Calls that have no overlapped form (`FilterSendMessage`, the LPC
 //! receive loop) run on a small pool of ntcomm threads (at most 16) and
@@ -100,4 +113,5 @@ pub use lpc::AsyncLpcServer;
 pub use op::blocks_alive;
 pub use pipe::{AsyncPipeServer, MAX_PIPE_MESSAGE};
 pub use port::{AsyncPort, MessageStream, PortRequest};
+pub use reactor::packets_dequeued_by_pollers;
 pub use ring::{AsyncRingReceiver, AsyncRingSender, RingRecv, RingSend};

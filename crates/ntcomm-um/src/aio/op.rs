@@ -12,6 +12,15 @@
 //! for cancellation (`CancelIoEx` on this request) and drops its own
 //! reference; the buffers stay alive, untouched, until the packet arrives.
 //!
+//! A request whose call returns success at once has its outcome recorded by
+//! its issuer from the `OVERLAPPED` (the system wrote it, and the output,
+//! before returning): the future hands the output out on its first poll. The
+//! packet of that request is still queued, and frees the block, unless the
+//! handle has `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` (devices do): then no
+//! packet comes and [`issue`] takes the kernel's reference back at once. A
+//! warning status at once on such a handle is taken at once too, but its
+//! reference stays with the block (a packet, if one comes, frees it).
+//!
 //! Who frees the kernel's reference when the request fails at once follows
 //! the rule of [`crate::iocp`]: a packet is queued for every request issued
 //! except one that failed with an error status (`NT_ERROR`), and only then
@@ -33,6 +42,7 @@ use windows_sys::Win32::System::Pipes::ConnectNamedPipe;
 use windows_sys::Win32::System::IO::{DeviceIoControl, OVERLAPPED};
 
 use super::handle::IoHandle;
+use super::reactor::{packet_due, packet_not_due};
 use crate::error::code::{ERROR_INVALID_PARAMETER, ERROR_IO_PENDING, ERROR_PIPE_CONNECTED};
 use crate::error::{Error, Result};
 use crate::iocp::packet_queued_after_failure;
@@ -145,9 +155,13 @@ impl OpBlock {
         self.overlapped.get()
     }
 
-    /// Called by the reactor once the packet was dequeued: records the
-    /// outcome and tells the waiter. `packet_bytes` is the packet's count.
+    /// Called once the packet was dequeued: records the outcome and tells
+    /// the waiter, unless the request completed at once (its outcome is
+    /// recorded and handed out already). `packet_bytes` is the packet's count.
     pub(crate) fn complete(&self, packet_bytes: u32) {
+        if self.lock().outcome.is_some() {
+            return;
+        }
         // SAFETY: the packet was dequeued, so the kernel is done with the
         // OVERLAPPED; nobody writes it any more.
         let ov = unsafe { &*self.overlapped.get() };
@@ -158,10 +172,46 @@ impl OpBlock {
         self.complete_with(Outcome { status: NtStatus(internal as u32 as i32), bytes });
     }
 
-    /// Records `outcome` and tells the waiter (outside the lock).
+    /// The request's call returned without pending (success, or a warning
+    /// on a handle that skips the port): records the outcome from the
+    /// `OVERLAPPED` (the system wrote it, and the output, before returning,
+    /// and writes neither again), without waking a task (its issuer is
+    /// polling it right now); a queue is told as usual.
+    fn complete_at_once(&self) {
+        // SAFETY: the request is over (its call returned without pending);
+        // a queued packet, if any, only carries the OVERLAPPED's address.
+        let ov = unsafe { &*self.overlapped.get() };
+        let outcome = Outcome { status: NtStatus(ov.Internal as u32 as i32), bytes: ov.InternalHigh };
+        let queued = {
+            let mut st = self.lock();
+            if st.outcome.is_some() {
+                // Its packet was dequeued first (a handle that does not skip
+                // the port): recorded and told already.
+                return;
+            }
+            st.outcome = Some(outcome);
+            match &mut st.notify {
+                Notify::Task(w) => {
+                    *w = None;
+                    None
+                }
+                Notify::Queue(q, slot) => Some((q.clone(), *slot)),
+            }
+        };
+        if let Some((q, slot)) = queued {
+            q.push(slot);
+        }
+    }
+
+    /// Records `outcome` and tells the waiter (outside the lock), unless an
+    /// outcome is recorded already (the request completed at once and its
+    /// packet came too): each waiter is told once.
     fn complete_with(&self, outcome: Outcome) {
         let (waker, queued) = {
             let mut st = self.lock();
+            if st.outcome.is_some() {
+                return;
+            }
             st.outcome = Some(outcome);
             match &mut st.notify {
                 Notify::Task(w) => (w.take(), None),
@@ -269,6 +319,7 @@ pub(crate) fn issue(handle: &IoHandle, block: &Arc<OpBlock>, call: Call, what: i
         (out_p, out_len, in_p, in_len)
     };
     handle.with_open(&what, |h| {
+        packet_due();
         let raw = Arc::into_raw(block.clone());
         let ov = block.overlapped();
         // SAFETY: `ov` and the buffers live in the block, which the leaked
@@ -277,21 +328,49 @@ pub(crate) fn issue(handle: &IoHandle, block: &Arc<OpBlock>, call: Call, what: i
         // `with_open`) and bound to the reactor.
         let ok = unsafe { issue_call(h, call, ov, out_p, out_len, in_p, in_len) };
         if ok != FALSE {
+            // Completed at once (Wine 8 answers the IOCTLs a driver
+            // completes in its dispatch routine so): the outcome is the
+            // caller's now. Unless the handle skips the port, the packet is
+            // still queued and holds the kernel's reference: the block is
+            // freed when it is dequeued.
+            block.complete_at_once();
+            if handle.skips_on_success() {
+                packet_not_due();
+                // SAFETY: the request did not pend on a handle that skips
+                // the port then: no packet refers to the block; take the
+                // kernel's reference back.
+                drop(unsafe { Arc::from_raw(raw) });
+            }
             return Ok(());
         }
         let err = Error::last_with(&what);
         if call == Call::ConnectPipe && err.win32() == ERROR_PIPE_CONNECTED {
             // A client connected before the call: a success, and no packet
             // comes (STATUS_PIPE_CONNECTED is an error status).
+            packet_not_due();
             // SAFETY: no packet refers to the block: take the kernel's reference back.
             drop(unsafe { Arc::from_raw(raw) });
             block.complete_with(Outcome { status: NtStatus::STATUS_SUCCESS, bytes: 0 });
             return Ok(());
         }
-        if err.win32() == ERROR_IO_PENDING || packet_queued_after_failure(&err) {
-            // Pending, or a warning status: the outcome comes through the reactor.
+        if err.win32() == ERROR_IO_PENDING {
+            // The outcome comes through the port.
             return Ok(());
         }
+        if packet_queued_after_failure(&err) {
+            if handle.skips_on_success() {
+                // A warning at once on a handle that skips the port for
+                // requests that do not pend: Wine 8 queues no packet then,
+                // so the outcome is taken now. The kernel's reference stays
+                // with the block: should a packet come after all, it frees
+                // the block; if none comes, the block is lost, never freed
+                // under a packet.
+                block.complete_at_once();
+            }
+            // Otherwise the outcome comes through the port.
+            return Ok(());
+        }
+        packet_not_due();
         // SAFETY: an error status at once: the system queued no packet and
         // holds no reference to the block.
         drop(unsafe { Arc::from_raw(raw) });

@@ -237,6 +237,9 @@ impl Stream for MessageStream {
             if this.slots.iter().all(Option::is_none) {
                 return Poll::Ready(None);
             }
+            // No dequeue from this thread here (as `IoFuture` does): the
+            // port's path is bound by Wine's server, and one more call to it
+            // per empty poll cost more than the hop it saved.
             let Some(slot) = this.queue.pop(cx.waker()) else { return Poll::Pending };
             let Some(block) = this.slots.get_mut(slot).and_then(Option::take) else { continue };
             let what = || describe(Call::FilterGetMessage, "", this.handle.path());

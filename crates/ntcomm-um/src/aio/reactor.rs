@@ -7,9 +7,22 @@
 //! [`OP_KEY`] and an [`OpBlock`](super::op::OpBlock) reference that was
 //! handed to the kernel when the request was issued; the thread takes that
 //! reference back, so a block is freed only once its request is over.
+//!
+//! # Dequeuing on the polling thread
+//!
+//! A task whose request pends ([`IoFuture`](super::IoFuture)) while other
+//! requests are in flight dequeues what is already queued ([`Reactor::poll_ready`]:
+//! `GetQueuedCompletionStatusEx` with a zero timeout, never blocking) and
+//! completes those blocks itself. Their tasks are then woken from an
+//! executor thread (tokio queues them on that worker, with no hop through
+//! the reactor thread); the reactor thread stays for the packets nobody
+//! polls for. Each packet is dequeued by exactly one thread, whichever it
+//! is, so the kernel's reference is still taken back exactly once.
 #![cfg(windows)]
 
+use core::mem::MaybeUninit;
 use core::ptr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use windows_sys::Win32::Foundation::{FALSE, HANDLE, INVALID_HANDLE_VALUE};
@@ -26,6 +39,44 @@ pub(crate) const OP_KEY: usize = 0x4e54_494f; // "NTIO"
 /// Packets dequeued per `GetQueuedCompletionStatusEx`.
 const BATCH: usize = 128;
 
+/// Packets dequeued per zero-timeout dequeue on a polling thread.
+const POLL_BATCH: usize = 32;
+
+/// The port's concurrency value: far above the threads that ever dequeue
+/// (the reactor and the executor threads that poll), so a polling thread
+/// that stays associated with the port never holds a packet back from the
+/// reactor thread.
+const CONCURRENCY: u32 = 1024;
+
+/// Requests issued whose packet has not been dequeued yet (every one of
+/// them, whoever issued it).
+static PACKETS_DUE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a request whose packet is due (called before issuing it).
+pub(crate) fn packet_due() {
+    PACKETS_DUE.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Uncounts a request issued without a packet to come (it failed at once).
+pub(crate) fn packet_not_due() {
+    PACKETS_DUE.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Requests whose packet has not been dequeued yet.
+pub(crate) fn packets_due() -> usize {
+    PACKETS_DUE.load(Ordering::Acquire)
+}
+
+/// Packets dequeued by polling threads (not the reactor's) so far.
+static BY_POLLERS: AtomicU64 = AtomicU64::new(0);
+
+/// How many completion packets were dequeued by the threads polling the
+/// futures rather than by the reactor thread, since the process started (a
+/// diagnostic).
+pub fn packets_dequeued_by_pollers() -> u64 {
+    BY_POLLERS.load(Ordering::Relaxed)
+}
+
 /// The process's reactor.
 pub(crate) struct Reactor {
     port: usize,
@@ -41,9 +92,8 @@ impl Reactor {
     }
 
     fn start() -> Result<Reactor> {
-        // SAFETY: creating a new port: no file handle, no existing port; one
-        // concurrent thread, the reactor's.
-        let port = unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, ptr::null_mut(), 0, 1) };
+        // SAFETY: creating a new port: no file handle, no existing port.
+        let port = unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, ptr::null_mut(), 0, CONCURRENCY) };
         if port.is_null() {
             return Err(Error::last("CreateIoCompletionPort (ntcomm reactor)"));
         }
@@ -66,6 +116,48 @@ impl Reactor {
         }
         Ok(())
     }
+
+    /// Dequeues the packets already queued, without waiting, and completes
+    /// their blocks on this thread (waking their tasks from here). Does
+    /// nothing unless at least `more_than` requests are due, so a lone
+    /// request does not pay a system call that cannot find anything.
+    pub(crate) fn poll_ready(&self, more_than: usize) {
+        if packets_due() <= more_than {
+            return;
+        }
+        let mut entries = [MaybeUninit::<OVERLAPPED_ENTRY>::uninit(); POLL_BATCH];
+        let mut removed = 0u32;
+        // SAFETY: `entries` has room for POLL_BATCH entries; the call fills
+        // the first `removed`. Zero timeout: it never blocks.
+        let ok = unsafe {
+            GetQueuedCompletionStatusEx(self.port as HANDLE, entries.as_mut_ptr().cast(), POLL_BATCH as u32, &mut removed, 0, FALSE)
+        };
+        if ok == FALSE {
+            return; // WAIT_TIMEOUT: nothing queued
+        }
+        let n = (removed as usize).min(POLL_BATCH);
+        // SAFETY: the system initialised the first `n` entries.
+        let got = unsafe { core::slice::from_raw_parts(entries.as_ptr().cast::<OVERLAPPED_ENTRY>(), n) };
+        BY_POLLERS.fetch_add(n as u64, Ordering::Relaxed);
+        dispatch(got);
+    }
+}
+
+/// Completes the blocks of dequeued packets.
+fn dispatch(entries: &[OVERLAPPED_ENTRY]) {
+    for e in entries {
+        if e.lpCompletionKey != OP_KEY || e.lpOverlapped.is_null() {
+            continue;
+        }
+        PACKETS_DUE.fetch_sub(1, Ordering::AcqRel);
+        // SAFETY: every packet with OP_KEY carries the OVERLAPPED of an
+        // `OpBlock` whose reference `op::issue` leaked to the kernel
+        // (`Arc::into_raw`, the OVERLAPPED is the block's first field);
+        // the packet was dequeued (by this thread only), so the request is
+        // over and this takes that reference back exactly once.
+        let block = unsafe { Arc::from_raw(e.lpOverlapped.cast::<OpBlock>().cast_const()) };
+        block.complete(e.dwNumberOfBytesTransferred);
+    }
 }
 
 /// The reactor thread: dequeue, complete, repeat, for the life of the
@@ -86,17 +178,6 @@ fn run(port: HANDLE) {
         }
         // SAFETY: the system initialised the first `removed` entries.
         unsafe { entries.set_len((removed as usize).min(BATCH)) };
-        for e in &entries {
-            if e.lpCompletionKey != OP_KEY || e.lpOverlapped.is_null() {
-                continue;
-            }
-            // SAFETY: every packet with OP_KEY carries the OVERLAPPED of an
-            // `OpBlock` whose reference `op::issue` leaked to the kernel
-            // (`Arc::into_raw`, the OVERLAPPED is the block's first field);
-            // the packet was dequeued, so the request is over and this takes
-            // that reference back exactly once.
-            let block = unsafe { Arc::from_raw(e.lpOverlapped.cast::<OpBlock>().cast_const()) };
-            block.complete(e.dwNumberOfBytesTransferred);
-        }
+        dispatch(&entries);
     }
 }

@@ -4,10 +4,13 @@
 //! loops running in tokio tasks.
 //!
 //! - `async-ioctl`: one `ECHO_BUFFERED` of SIZE awaited at a time (compare
-//!   `ioctl-buffered`): the completion wakes the task through the reactor
-//!   thread;
+//!   `ioctl-buffered`): under Wine 8 the echo completes at once, so the
+//!   future is ready on its first poll (a request that pends is woken
+//!   through the reactor thread);
 //! - `async-overlapped`: DEPTH tasks each awaiting `ECHO_BUFFERED`s in
-//!   a loop (compare `overlapped-ioctl`); latency = issue -> the task resumed;
+//!   a loop (compare `overlapped-ioctl`); latency = issue -> the task resumed
+//!   (one in 8 requests completed at once in a row yields to the executor
+//!   first, so the tail holds the wait for the other tasks' turns);
 //! - `async-port-ask`: `PORT_ASK` as `port-ask`, answered by one task
 //!   reading the port's message stream with 128 receives in flight.
 
