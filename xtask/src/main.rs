@@ -1146,7 +1146,7 @@ impl Workspace {
             // after: a winedevice.exe crashed by an earlier run would fail every later test.
             self.kill_wineserver();
             let mut c = self.cargo();
-            c.args(["test", "--target", WIN_TARGET, "-p", "ntcomm-um", "-p", "ntcomm"])
+            c.args(["test", "--target", WIN_TARGET, "-p", "ntcomm-um", "-p", "ntcomm", "-p", "wine-fltlib"])
                 .args(release)
                 .args(extra)
                 .env("NTCOMM_DRIVER", windows_path(&sys))
@@ -1171,7 +1171,7 @@ impl Workspace {
                 }
                 Err(e) => step("build the IRQL test driver", Err(e)),
             }
-            step("Windows tests under Wine (ntcomm-um, ntcomm)", status(&mut c));
+            step("Windows tests under Wine (ntcomm-um, ntcomm, wine-fltlib)", status(&mut c));
             self.kill_wineserver();
 
             // (b'') the rig as a user has it: ntcomm-rig's commands on a C driver and
