@@ -481,9 +481,11 @@ fn handshake_failures_map_and_clean_up() {
     }
 }
 
+/// A port nobody creates, whether or not a Filter Manager (and the demo
+/// driver, whose port is `\NtCommPort`) runs in the prefix's session.
 #[test]
-fn exported_connect_without_fltmgr_is_no_such_port() {
-    let name: Vec<u16> = wide(r"\NtCommPort").into_iter().chain([0]).collect();
+fn exported_connect_to_a_missing_port_is_no_such_port() {
+    let name: Vec<u16> = wide(r"\NtCommNoSuchPort").into_iter().chain([0]).collect();
     let mut port: HANDLE = null_mut();
     let hr = unsafe { FilterConnectCommunicationPort(name.as_ptr(), 0, null(), 0, null(), &mut port) };
     assert_eq!(hr as u32, 0x8007_0002);
