@@ -668,17 +668,7 @@ impl Workspace {
             )?;
             fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
         }
-        let dest = self.prefix().join("drive_c/windows/system32/drivers/ntcomm_lpc.sys");
-        let built = fs::read(&out).context(|| format!("read {}", out.display()))?;
-        if fs::read(&dest).is_ok_and(|cur| cur == built) {
-            eprintln!("  found installed: {}", dest.display());
-            return Ok(());
-        }
-        eprintln!("$ cp {} {}", out.display(), dest.display());
-        let tmp = dest.with_extension("tmp");
-        fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
-        Ok(())
+        install_file(&out, &self.prefix().join("drive_c/windows/system32/drivers/ntcomm_lpc.sys"))
     }
 
     /// Builds ntcomm.exe and copies it into the prefix's system32, where
@@ -687,18 +677,7 @@ impl Workspace {
         let mut c = self.cargo();
         c.args(["build", "--quiet", "--target", WIN_TARGET, "-p", "ntcomm", "--bin", "ntcomm"]);
         check(&mut c)?;
-        let built_path = self.win_out(Profile::Debug).join("ntcomm.exe");
-        let built = fs::read(&built_path).context(|| format!("read {}", built_path.display()))?;
-        let dest = self.prefix().join("drive_c/windows/system32/ntcomm.exe");
-        if fs::read(&dest).is_ok_and(|cur| cur == built) {
-            eprintln!("  found installed: {}", dest.display());
-            return Ok(());
-        }
-        eprintln!("$ cp {} {}", built_path.display(), dest.display());
-        let tmp = dest.with_extension("tmp");
-        fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
-        Ok(())
+        install_file(&self.win_out(Profile::Debug).join("ntcomm.exe"), &self.prefix().join("drive_c/windows/system32/ntcomm.exe"))
     }
 
     fn ensure_prefix(&self) -> Result {
@@ -764,25 +743,13 @@ impl Workspace {
 
     fn ensure_shim_installed(&self) -> Result {
         let dest = self.prefix().join("drive_c/windows/system32/bcryptprimitives.dll");
-        let built = fs::read(self.shim_out()).context(|| format!("read {}", self.shim_out().display()))?;
-        match fs::read(&dest) {
-            Ok(cur) if cur == built => {
-                eprintln!("  found shim installed: {}", dest.display());
-                return Ok(());
-            }
-            Ok(cur) if contains(&cur, b"Wine builtin DLL") || contains(&cur, b"Wine placeholder DLL") => {
-                // wineboot put a placeholder there: this Wine has its own bcryptprimitives
-                // (Wine >= 9 ships ProcessPrng). Leave it alone.
-                eprintln!("  this Wine has its own bcryptprimitives.dll: shim not installed");
-                return Ok(());
-            }
-            _ => {}
+        if fs::read(&dest).is_ok_and(|cur| contains(&cur, b"Wine builtin DLL") || contains(&cur, b"Wine placeholder DLL")) {
+            // wineboot put a placeholder there: this Wine has its own bcryptprimitives
+            // (Wine >= 9 ships ProcessPrng). Leave it alone.
+            eprintln!("  this Wine has its own bcryptprimitives.dll: shim not installed");
+            return Ok(());
         }
-        eprintln!("$ cp {} {}", self.shim_out().display(), dest.display());
-        let tmp = dest.with_extension("dll.tmp");
-        fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
-        Ok(())
+        install_file(&self.shim_out(), &dest)
     }
 
     /// The Filter Manager replacements present in this checkout.
@@ -809,17 +776,7 @@ impl Workspace {
     fn install_flt(&self, profile: Profile) -> Result {
         let system32 = self.prefix().join("drive_c/windows/system32");
         for (_, _, file, dest) in self.flt_components() {
-            let src = self.win_out(profile).join(file);
-            let dest = system32.join(dest);
-            let built = fs::read(&src).context(|| format!("read {}", src.display()))?;
-            if fs::read(&dest).is_ok_and(|cur| cur == built) {
-                eprintln!("  found installed: {}", dest.display());
-                continue;
-            }
-            eprintln!("$ cp {} {}", src.display(), dest.display());
-            let tmp = dest.with_extension("tmp");
-            fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
-            fs::rename(&tmp, &dest).context(|| format!("rename to {}", dest.display()))?;
+            install_file(&self.win_out(profile).join(file), &system32.join(dest))?;
         }
         let user_reg = fs::read_to_string(self.prefix().join("user.reg")).unwrap_or_default();
         if !user_reg.contains(FLTMGR_OVERRIDE_REG) && self.flt_components().any(|(pkg, ..)| *pkg == "wine-fltmgr") {
@@ -860,16 +817,20 @@ impl Workspace {
         check_driver_image(&minimal, Imports::Minimal)?;
         let example = self.build_example(profile)?;
         check_driver_image(&example, Imports::Kernel)?;
-        self.build_small_examples(profile)?;
+        // The small example drivers (drivers/examples).
+        self.build_windows(profile, &SMALL_EXAMPLES)?;
         Ok(sys)
     }
 
-    /// Builds the small example drivers (drivers/examples), in a cargo run of
-    /// their own (ntcomm-km without features, as they use it).
-    fn build_small_examples(&self, profile: Profile) -> Result {
+    /// Builds `packages` for Windows in a cargo run of their own: Cargo unifies
+    /// the features of a package across one run, so the minimal and example
+    /// drivers built next to the demo would get the demo's ntcomm-km features
+    /// (and their imports). ntcomm_build::driver() (each driver's build.rs)
+    /// writes the .sys.
+    fn build_windows(&self, profile: Profile, packages: &[&str]) -> Result {
         let mut c = self.cargo();
         c.args(["build", "--target", WIN_TARGET]);
-        for pkg in SMALL_EXAMPLES {
+        for pkg in packages {
             c.args(["-p", pkg]);
         }
         if profile == Profile::Release {
@@ -878,33 +839,16 @@ impl Workspace {
         check(&mut c)
     }
 
-    /// Builds drivers/ntcomm-example to ntcomm_example.sys, in a cargo run of its
-    /// own like `build_minimal`: it gets only its own ntcomm-km features (flt, ring).
+    /// Builds drivers/ntcomm-example to ntcomm_example.sys (ntcomm-km features flt, ring).
     fn build_example(&self, profile: Profile) -> Result<PathBuf> {
-        let mut c = self.cargo();
-        c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-example"]);
-        if profile == Profile::Release {
-            c.arg("--release");
-        }
-        check(&mut c)?;
-        // ntcomm_build::driver() (the driver's build.rs) wrote the .sys.
-        let sys = self.win_out(profile).join("ntcomm_example.sys");
-        Ok(sys)
+        self.build_windows(profile, &["ntcomm-example"])?;
+        Ok(self.win_out(profile).join("ntcomm_example.sys"))
     }
 
-    /// Builds drivers/ntcomm-minimal to ntcomm_minimal.sys. A cargo run of its own:
-    /// Cargo unifies the features of a package across one run, so built next to the
-    /// demo it would get the demo's ntcomm-km features (and their imports).
+    /// Builds drivers/ntcomm-minimal to ntcomm_minimal.sys (no ntcomm-km feature).
     fn build_minimal(&self, profile: Profile) -> Result<PathBuf> {
-        let mut c = self.cargo();
-        c.args(["build", "--target", WIN_TARGET, "-p", "ntcomm-minimal"]);
-        if profile == Profile::Release {
-            c.arg("--release");
-        }
-        check(&mut c)?;
-        // ntcomm_build::driver() (the driver's build.rs) wrote the .sys.
-        let sys = self.win_out(profile).join("ntcomm_minimal.sys");
-        Ok(sys)
+        self.build_windows(profile, &["ntcomm-minimal"])?;
+        Ok(self.win_out(profile).join("ntcomm_minimal.sys"))
     }
 
     /// Builds the plain C port client (compat/wine-fltlib/tests/fltclient.c,
@@ -1270,6 +1214,20 @@ impl Workspace {
         c.args(args).env("NTCOMM_WINE_NO_SETUP", "1");
         Ok(exit_code(status(&mut c)?))
     }
+}
+
+/// Copies `src` to `dest` unless `dest` already holds the same bytes, through
+/// a temporary file beside `dest` so a reader never sees half a file.
+fn install_file(src: &Path, dest: &Path) -> Result {
+    let built = fs::read(src).context(|| format!("read {}", src.display()))?;
+    if fs::read(dest).is_ok_and(|cur| cur == built) {
+        eprintln!("  found installed: {}", dest.display());
+        return Ok(());
+    }
+    eprintln!("$ cp {} {}", src.display(), dest.display());
+    let tmp = dest.with_extension("tmp");
+    fs::write(&tmp, &built).context(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, dest).context(|| format!("rename to {}", dest.display()))
 }
 
 /// Builds a C WDM driver with mingw-w64 against its DDK headers (and

@@ -48,6 +48,18 @@ fn until_pended<T>(mut f: impl FnMut() -> ntcomm_um::Result<T>) -> T {
     }
 }
 
+/// Cancels `dev`'s requests (`CancelIoEx`) until the thread blocked in one
+/// of them returns (it may not have pended yet at the first cancel); its error.
+fn cancel_until_done(dev: &Device, blocked: std::thread::ScopedJoinHandle<'_, ntcomm_um::Error>) -> ntcomm_um::Error {
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    while !blocked.is_finished() && start.elapsed() < Duration::from_secs(30) {
+        dev.cancel_all().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    blocked.join().unwrap()
+}
+
 #[test]
 fn inverted_call_delivers_and_cancels() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,13 +82,7 @@ fn inverted_call_delivers_and_cancels() {
 
         // A pended wait cancelled from another thread ends cancelled, and is gone.
         let cancelled = s.spawn(|| waiter.ioctl_get(&inverted_call::WAIT).unwrap_err());
-        std::thread::sleep(Duration::from_millis(50));
-        let start = Instant::now();
-        while !cancelled.is_finished() && start.elapsed() < Duration::from_secs(30) {
-            waiter.cancel_all().unwrap();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(cancelled.join().unwrap().kind(), ErrorKind::Cancelled);
+        assert_eq!(cancel_until_done(&waiter, cancelled).kind(), ErrorKind::Cancelled);
         let err = signaller.ioctl(&inverted_call::SIGNAL, &inverted_call::Event { value: 2 }, &mut ()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFoundItem, "the cancelled wait left the queue: {err}");
 
@@ -113,13 +119,7 @@ fn read_queue_pends_reads_until_a_write() {
         assert_eq!(got.join().unwrap(), b"hello, queue");
 
         let cancelled = s.spawn(|| reader.read(&mut [0u8; 16]).unwrap_err());
-        std::thread::sleep(Duration::from_millis(50));
-        let start = Instant::now();
-        while !cancelled.is_finished() && start.elapsed() < Duration::from_secs(30) {
-            reader.cancel_all().unwrap();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(cancelled.join().unwrap().kind(), ErrorKind::Cancelled);
+        assert_eq!(cancel_until_done(&reader, cancelled).kind(), ErrorKind::Cancelled);
         assert_eq!(writer.write(b"after").unwrap_err().kind(), ErrorKind::NotFoundItem, "the cancelled read left the queue");
     });
     drop((reader, writer));
