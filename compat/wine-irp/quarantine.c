@@ -21,6 +21,7 @@
 #include <ddk/wdm.h>
 
 #include "quarantine.h"
+#include "../wine-verifier/verifier.h"
 
 #define QUARANTINE_SLOTS 4096
 
@@ -31,6 +32,7 @@ static volatile LONG next_slot;
 static void free_irp_now(PIRP irp)
 {
     PMDL mdl = irp->MdlAddress;
+    vf_irp_freed(irp);
     while (mdl) {
         PMDL next = mdl->Next;
         IoFreeMdl(mdl);

@@ -8,6 +8,7 @@
 #include <ddk/wdm.h>
 
 #include "irql.h"
+#include "../wine-verifier/verifier.h"
 
 #define RET __builtin_return_address(0)
 
@@ -60,6 +61,7 @@ ORIG(ExAllocatePool);
 ORIG(ExAllocatePoolWithTag);
 ORIG(ExAllocatePoolWithQuotaTag);
 ORIG(ExAllocatePoolWithTagPriority);
+ORIG(ExAllocatePool2);
 ORIG(ExFreePool);
 ORIG(ExFreePoolWithTag);
 ORIG(IofCompleteRequest);
@@ -316,11 +318,14 @@ static NTSTATUS NTAPI h_PsCreateSystemThread(PHANDLE h, ULONG access, POBJECT_AT
                                              PCLIENT_ID client, PKSTART_ROUTINE start, PVOID ctx)
 {
     KIRQL irql = irql_thread()->irql;
+    NTSTATUS s;
     if (irql != PASSIVE_LEVEL)
         finding(DRIVER_VERIFIER_DETECTED_VIOLATION, C4_PS_NOT_PASSIVE, irql, 0, 0, "ps-not-passive",
                 "PsCreateSystemThread", RET, "PsCreateSystemThread above PASSIVE_LEVEL");
-    return ((NTSTATUS (NTAPI *)(PHANDLE, ULONG, POBJECT_ATTRIBUTES, HANDLE, PCLIENT_ID, PKSTART_ROUTINE,
-                                PVOID))orig_PsCreateSystemThread)(h, access, oa, process, client, start, ctx);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ULONG, POBJECT_ATTRIBUTES, HANDLE, PCLIENT_ID, PKSTART_ROUTINE,
+                             PVOID))orig_PsCreateSystemThread)(h, access, oa, process, client, start, ctx);
+    if (NT_SUCCESS(s) && h) vf_thread_created(*h, (const void *)start, RET);
+    return s;
 }
 
 static LONG NTAPI h_KeSetEvent(PRKEVENT ev, KPRIORITY inc, BOOLEAN wait)
@@ -347,27 +352,49 @@ static void check_alloc(POOL_TYPE type, SIZE_T size, const char *routine, const 
 
 static PVOID NTAPI h_ExAllocatePool(POOL_TYPE type, SIZE_T size)
 {
+    PVOID p;
     check_alloc(type, size, "ExAllocatePool", RET);
-    return ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T))orig_ExAllocatePool)(type, size);
+    p = ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T))orig_ExAllocatePool)(type, size);
+    vf_pool_alloc(p, size, 0x656e6f4e /* 'None', as Windows tags untagged blocks */, type, RET);
+    return p;
 }
 
 static PVOID NTAPI h_ExAllocatePoolWithTag(POOL_TYPE type, SIZE_T size, ULONG tag)
 {
+    PVOID p;
     check_alloc(type, size, "ExAllocatePoolWithTag", RET);
-    return ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T, ULONG))orig_ExAllocatePoolWithTag)(type, size, tag);
+    p = ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T, ULONG))orig_ExAllocatePoolWithTag)(type, size, tag);
+    vf_pool_alloc(p, size, tag, type, RET);
+    return p;
 }
 
 static PVOID NTAPI h_ExAllocatePoolWithQuotaTag(POOL_TYPE type, SIZE_T size, ULONG tag)
 {
+    PVOID p;
     check_alloc(type, size, "ExAllocatePoolWithQuotaTag", RET);
-    return ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T, ULONG))orig_ExAllocatePoolWithQuotaTag)(type, size, tag);
+    p = ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T, ULONG))orig_ExAllocatePoolWithQuotaTag)(type, size, tag);
+    vf_pool_alloc(p, size, tag, type, RET);
+    return p;
 }
 
 static PVOID NTAPI h_ExAllocatePoolWithTagPriority(POOL_TYPE type, SIZE_T size, ULONG tag, EX_POOL_PRIORITY prio)
 {
+    PVOID p;
     check_alloc(type, size, "ExAllocatePoolWithTagPriority", RET);
-    return ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T, ULONG, EX_POOL_PRIORITY))orig_ExAllocatePoolWithTagPriority)(type, size,
-                                                                                                           tag, prio);
+    p = ((PVOID (NTAPI *)(POOL_TYPE, SIZE_T, ULONG, EX_POOL_PRIORITY))orig_ExAllocatePoolWithTagPriority)(type, size, tag,
+                                                                                                        prio);
+    vf_pool_alloc(p, size, tag, type, RET);
+    return p;
+}
+
+/* ExAllocatePool2 (compat/wine-kapi supplies it to Wine 8): flags, not a type. */
+static PVOID NTAPI h_ExAllocatePool2(ULONG64 flags, SIZE_T size, ULONG tag)
+{
+    PVOID p;
+    check_alloc((flags & 0x100) ? PagedPool : NonPagedPool, size, "ExAllocatePool2", RET);
+    p = ((PVOID (NTAPI *)(ULONG64, SIZE_T, ULONG))orig_ExAllocatePool2)(flags, size, tag);
+    vf_pool_alloc(p, size, tag, (flags & 0x100) ? PagedPool : NonPagedPool, RET);
+    return p;
 }
 
 static void check_free(PVOID p, const char *routine, const void *ret)
@@ -381,13 +408,13 @@ static void check_free(PVOID p, const char *routine, const void *ret)
 static VOID NTAPI h_ExFreePool(PVOID p)
 {
     check_free(p, "ExFreePool", RET);
-    ((VOID (NTAPI *)(PVOID))orig_ExFreePool)(p);
+    if (vf_pool_free(p, 0, 0, "ExFreePool", RET)) ((VOID (NTAPI *)(PVOID))orig_ExFreePool)(p);
 }
 
 static VOID NTAPI h_ExFreePoolWithTag(PVOID p, ULONG tag)
 {
     check_free(p, "ExFreePoolWithTag", RET);
-    ((VOID (NTAPI *)(PVOID, ULONG))orig_ExFreePoolWithTag)(p, tag);
+    if (vf_pool_free(p, tag, 1, "ExFreePoolWithTag", RET)) ((VOID (NTAPI *)(PVOID, ULONG))orig_ExFreePoolWithTag)(p, tag);
 }
 
 static VOID FASTCALL h_IofCompleteRequest(PIRP irp, CCHAR boost)
@@ -396,7 +423,7 @@ static VOID FASTCALL h_IofCompleteRequest(PIRP irp, CCHAR boost)
     if (irql > DISPATCH_LEVEL)
         finding(IRQL_NOT_LESS_OR_EQUAL, (ULONG_PTR)irp, irql, 0, (ULONG_PTR)RET, "complete-above-dispatch",
                 "IofCompleteRequest", RET, "IoCompleteRequest above DISPATCH_LEVEL");
-    ((VOID (FASTCALL *)(PIRP, CCHAR))orig_IofCompleteRequest)(irp, boost);
+    if (vf_complete(irp, RET)) ((VOID (FASTCALL *)(PIRP, CCHAR))orig_IofCompleteRequest)(irp, boost);
 }
 
 /* ----- work items ------------------------------------------------------------------- */
@@ -484,13 +511,28 @@ long __attribute__((ms_abi)) irql_IoCallDriver(void *device_, void *irp_)
     KIRQL entry;
     NTSTATUS status;
 
-    if (irql_in_kernel(RET)) t->irql = PASSIVE_LEVEL; /* an I/O request from user mode */
+    int from_io_manager = irql_in_kernel(RET);
+
+    if (from_io_manager) t->irql = PASSIVE_LEVEL; /* an I/O request from user mode */
     entry = t->irql;
     --irp->CurrentLocation;
     sp = --irp->Tail.Overlay.CurrentStackLocation;
     sp->DeviceObject = device;
+    if (!vf_device_enter(device)) {
+        /* Deleted by its driver after Wine fetched the request: the device (and
+         * maybe the image) is gone, as the I/O manager would have it on Windows. */
+        irp->IoStatus.Status = STATUS_NO_SUCH_DEVICE;
+        irp->IoStatus.Information = 0;
+        IoCompleteRequest(irp, IO_NO_INCREMENT); /* Wine's own: the helper's imports are not patched */
+        return STATUS_NO_SUCH_DEVICE;
+    }
     dispatch = device->DriverObject->MajorFunction[sp->MajorFunction];
-    if (!irql_tracked((const void *)dispatch)) return dispatch(device, irp);
+    if (!irql_tracked((const void *)dispatch)) {
+        status = dispatch(device, irp);
+        vf_device_leave(device);
+        return status;
+    }
+    vf_irp_begin(irp, from_io_manager);
     saved = t->routine;
     t->routine = (const void *)dispatch;
     t->depth++;
@@ -499,6 +541,7 @@ long __attribute__((ms_abi)) irql_IoCallDriver(void *device_, void *irp_)
     check_return(t, nlocks, entry, DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_IRQL_CHANGED, (ULONG_PTR)device,
                  "IoCallDriver", (const void *)dispatch, "dispatch-irql");
     t->routine = saved;
+    vf_dispatch_leave(device, irp, sp, status, (const void *)dispatch, from_io_manager);
     return status;
 }
 
@@ -516,6 +559,7 @@ unsigned char __attribute__((ms_abi)) irql_IoCancelIrp(void *irp_)
     PDRIVER_CANCEL routine;
     const void *saved;
 
+    vf_cancel(irp);
     if (!irql_tracked(irp->CancelRoutine)) {
         /* Not a tracked driver's (or none): exactly Wine 8.0's IoCancelIrp. */
         KIRQL irql;
@@ -584,6 +628,7 @@ const struct irql_hook irql_hooks[] = {
     HOOK(ExAllocatePoolWithTag),
     HOOK(ExAllocatePoolWithQuotaTag),
     HOOK(ExAllocatePoolWithTagPriority),
+    HOOK(ExAllocatePool2),
     HOOK(ExFreePool),
     HOOK(ExFreePoolWithTag),
     HOOK(IofCompleteRequest),

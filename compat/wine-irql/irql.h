@@ -58,6 +58,8 @@ int ntcomm_irql_install(void);
 /* hooks.c: the table of import replacements, and the two entry-point replacements. */
 struct irql_hook { const char *name; void *replacement; void **original; };
 extern const struct irql_hook irql_hooks[];
+/* compat/wine-verifier's (unload.c): searched after irql_hooks. */
+extern const struct irql_hook vf_hooks[];
 void __attribute__((ms_abi)) irql_zw_check(const char *name, const void *ret);
 extern void *irql_orig_IoAcquireCancelSpinLock, *irql_orig_IoReleaseCancelSpinLock;
 long __attribute__((ms_abi)) irql_IoCallDriver(void *device, void *irp);

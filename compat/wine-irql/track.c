@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "irql.h"
+#include "../wine-verifier/verifier.h"
 #include "../wine-lpc/lpc.h"
 
 extern IMAGE_DOS_HEADER __ImageBase;
@@ -370,6 +371,8 @@ static const struct irql_hook *find_hook(const char *name)
     const struct irql_hook *h;
     for (h = irql_hooks; h->name; h++)
         if (!strcmp(h->name, name)) return h;
+    for (h = vf_hooks; h->name; h++)
+        if (!strcmp(h->name, name)) return h;
     return NULL;
 }
 
@@ -460,6 +463,10 @@ static void CALLBACK on_dll(ULONG reason, const struct dll_notification *data, v
     WCHAR name[64];
     unsigned n;
     (void)ctx;
+    if (reason == 2 /* LDR_DLL_NOTIFICATION_REASON_UNLOADED: still mapped */ && data && irql_tracked(data->base)) {
+        vf_module_unloading(data->base, (const unsigned char *)data->base + data->size);
+        return;
+    }
     if (reason != 1 /* LDR_DLL_NOTIFICATION_REASON_LOADED */ || !data || !data->base_name) return;
     n = data->base_name->Length / sizeof(WCHAR);
     if (n >= 64) return;
@@ -537,6 +544,7 @@ int ntcomm_irql_install(void)
     wcscpy(findings_path, dir);
     wcscat(findings_path, L"\\temp\\ntcomm-findings.jsonl");
     if ((tls = TlsAlloc()) == TLS_OUT_OF_INDEXES) return 0;
+    vf_read_switch();
 
     irql_orig_IoAcquireCancelSpinLock = (void *)GetProcAddress((HMODULE)krnl_lo, "IoAcquireCancelSpinLock");
     irql_orig_IoReleaseCancelSpinLock = (void *)GetProcAddress((HMODULE)krnl_lo, "IoReleaseCancelSpinLock");

@@ -13,6 +13,7 @@
 #include "kapi.h"
 #include "../wine-lpc/lpc.h"
 #include "../wine-irql/irql.h"
+#include "../wine-verifier/verifier.h"
 
 /* kernel32 and ntdll, declared here: windows.h cannot be mixed with the DDK headers. */
 __declspec(dllimport) void *__stdcall GetModuleHandleW(const WCHAR *name);
@@ -94,12 +95,14 @@ static ULONG __stdcall run_work_item(void *p)
     t->irql = PASSIVE_LEVEL;
     t->nlocks = 0;
     t->routine = saved;
+    vf_work_done((const void *)routine);
     return 0;
 }
 
 static VOID NTAPI kapi_ExQueueWorkItem(PWORK_QUEUE_ITEM item, WORK_QUEUE_TYPE type)
 {
     (void)type; /* Wine's thread pool serves every queue */
+    vf_work_queued((const void *)item->WorkerRoutine);
     if (!QueueUserWorkItem(run_work_item, item, 0 /* WT_EXECUTEDEFAULT */))
         KeBugCheckEx(WORKER_THREAD_RETURNED_AT_BAD_IRQL, 0, 0, 0, 0); /* cannot happen short of memory */
 }

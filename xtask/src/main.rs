@@ -643,18 +643,28 @@ impl Workspace {
         let irp = self.root.join("compat/wine-irp");
         let irql = self.root.join("compat/wine-irql");
         let kapi = self.root.join("compat/wine-kapi");
-        let inputs = [
+        let verifier = self.root.join("compat/wine-verifier");
+        let sources = [
             src.join("helper.c"),
             src.join("lpc.c"),
             irp.join("quarantine.c"),
             irql.join("track.c"),
             irql.join("hooks.c"),
             kapi.join("kapi.c"),
+            verifier.join("host.c"),
+            verifier.join("irp.c"),
+            verifier.join("pool.c"),
+            verifier.join("unload.c"),
+        ];
+        let headers = [
             src.join("lpc.h"),
             irp.join("quarantine.h"),
             irql.join("irql.h"),
             kapi.join("kapi.h"),
+            verifier.join("verifier.h"),
+            verifier.join("codes.h"),
         ];
+        let inputs: Vec<PathBuf> = sources.iter().chain(&headers).cloned().collect();
         let out = self.wine_dir().join("ntcomm_lpc.sys");
         if newer_than(&inputs, &out) {
             let tmp = out.with_extension("sys.tmp");
@@ -663,8 +673,8 @@ impl Workspace {
                     .args(["-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-nostdlib", "-s"])
                     .args(["-Wl,--subsystem,native", "-Wl,--entry,LpcHelperEntry", "-o"])
                     .arg(&tmp)
-                    .args(&inputs[..6]) // the .c files; the headers are inputs for newer_than only
-                    .args(["-lntoskrnl", "-lkernel32"]),
+                    .args(&sources) // the headers are inputs for newer_than only
+                    .args(["-lntoskrnl", "-lkernel32", "-ladvapi32", "-lntdll"]),
             )?;
             fs::rename(&tmp, &out).context(|| format!("rename to {}", out.display()))?;
         }
@@ -974,6 +984,17 @@ impl Workspace {
         Ok(sys)
     }
 
+    /// Builds compat/wine-verifier's test driver (one IOCTL per verifier rule, each
+    /// broken once, and correct twins); tools/ntcomm/tests/wine_verifier.rs runs it.
+    fn verifier_test_driver(&self) -> Result<PathBuf> {
+        let tests = self.root.join("compat/wine-verifier/tests");
+        let out = self.wine_dir().join("verifier-test");
+        fs::create_dir_all(&out).context(|| format!("create {}", out.display()))?;
+        let sys = out.join("vftest.sys");
+        build_c_driver(&tests, &[&tests.join("vftest.c")], &sys)?;
+        Ok(sys)
+    }
+
     /// The IRQL tracker's findings file (compat/wine-irql/README.md) in the prefix.
     fn findings_file(&self) -> PathBuf {
         self.prefix().join("drive_c/windows/temp").join(FINDINGS_FILE)
@@ -1114,6 +1135,12 @@ impl Workspace {
                     c.env("NTCOMM_IRQL_TEST_DRIVER", windows_path(&sys));
                 }
                 Err(e) => step("build the IRQL test driver", Err(e)),
+            }
+            match self.verifier_test_driver() {
+                Ok(sys) => {
+                    c.env("NTCOMM_VERIFIER_TEST_DRIVER", windows_path(&sys));
+                }
+                Err(e) => step("build the verifier test driver", Err(e)),
             }
             step("Windows tests under Wine (ntcomm-um, ntcomm, wine-fltlib)", status(&mut c));
             self.kill_wineserver();

@@ -9,6 +9,8 @@
 
 #define TAG 0x74717269 /* 'irqt' */
 
+NTSTATUS NTAPI ZwCreateEvent(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, EVENT_TYPE, BOOLEAN);
+
 static KSPIN_LOCK lock, leaked_lock;
 static KEVENT signaled;
 static UNICODE_STRING device_name, link_name;
@@ -121,6 +123,8 @@ static NTSTATUS run(PDEVICE_OBJECT dev, ULONG n, unsigned char *out, ULONG *len)
         KeReleaseSpinLock(&lock, old);
         return STATUS_SUCCESS;
     case IRQLTEST_ZW_AT_DISPATCH:
+        /* a valid handle: closing an invalid one is a finding of its own (0x93) */
+        if (!NT_SUCCESS(ZwCreateEvent(&none, EVENT_ALL_ACCESS, NULL, NotificationEvent, FALSE))) return STATUS_UNSUCCESSFUL;
         KeRaiseIrql(DISPATCH_LEVEL, &old);
         ZwClose(none);
         KeLowerIrql(old);

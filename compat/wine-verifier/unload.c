@@ -1,0 +1,400 @@
+/*
+ * Unload rules (Wine only): what a tracked driver creates that must be gone when
+ * its image is unloaded (devices, symbolic links, system threads, timers, executive
+ * work items), IoDeleteDevice twice, and ZwClose of an invalid handle (README.md,
+ * rules unload-*, device-*, handle-*). Also the device registry behind the
+ * dispatch gate of irp.c.
+ */
+#include <ddk/wdm.h>
+
+#include "../wine-irql/irql.h"
+#include "verifier.h"
+#include "codes.h"
+
+enum kind { DEVICE = 1, LINK, THREAD, TIMER, WORK };
+
+struct thing {
+    enum kind kind;
+    const void *key;         /* device, timer, thread handle (ours), work item */
+    const void *caller;      /* code in the driver that made it */
+    const void *routine;     /* thread start, timer DPC routine, work routine */
+    long inflight;           /* devices: dispatch calls in progress */
+    unsigned char deleted;   /* devices: IoDeleteDevice called, waiting for dispatches */
+    unsigned long long due;  /* timers: when a one-shot timer fires (ms); 0 periodic */
+    WCHAR name[96];          /* links */
+    struct thing *next;
+};
+
+static struct thing *things;
+/* Devices deleted lately: an IRP Wine already fetched for one is refused, and a
+ * second IoDeleteDevice is caught. */
+#define DELETED_RING 256
+static const void *deleted[DELETED_RING];
+static unsigned long deleted_next;
+
+static struct thing *find(enum kind kind, const void *key)
+{
+    struct thing *t;
+    for (t = things; t; t = t->next)
+        if (t->kind == kind && t->key == key) return t;
+    return NULL;
+}
+
+static struct thing *add(enum kind kind, const void *key, const void *caller, const void *routine)
+{
+    struct thing *t = ExAllocatePoolWithTag(NonPagedPool, sizeof(*t), VF_POOL_TAG);
+    if (!t) return NULL;
+    RtlZeroMemory(t, sizeof(*t));
+    t->kind = kind;
+    t->key = key;
+    t->caller = caller;
+    t->routine = routine;
+    t->next = things;
+    things = t;
+    return t;
+}
+
+static void unlink_thing(struct thing *gone)
+{
+    struct thing **p;
+    for (p = &things; *p; p = &(*p)->next)
+        if (*p == gone) {
+            *p = gone->next;
+            return;
+        }
+}
+
+static int was_deleted(const void *device)
+{
+    unsigned long i;
+    for (i = 0; i < DELETED_RING; i++)
+        if (deleted[i] == device) return 1;
+    return 0;
+}
+
+static void forget_deleted(const void *device)
+{
+    unsigned long i;
+    for (i = 0; i < DELETED_RING; i++)
+        if (deleted[i] == device) deleted[i] = NULL;
+}
+
+/* ----- the dispatch gate ----------------------------------------------------------- */
+
+int vf_device_enter(void *device)
+{
+    struct thing *d;
+    int live;
+    vf_lock();
+    d = find(DEVICE, device);
+    if (d && !d->deleted) d->inflight++;
+    live = d ? !d->deleted : was_deleted(device) ? 0 : -1;
+    vf_unlock();
+    return live;
+}
+
+void vf_device_leave(void *device)
+{
+    struct thing *d;
+    vf_lock();
+    if ((d = find(DEVICE, device)) && d->inflight > 0) d->inflight--;
+    vf_unlock();
+}
+
+/* Waits (bounded) until no dispatch but the caller's own runs on the device. */
+static void drain(struct thing *d, long own)
+{
+    unsigned i;
+    LARGE_INTEGER ms = { .QuadPart = -10000 };
+    for (i = 0; i < 10000; i++) {
+        long n;
+        vf_lock();
+        n = d->inflight;
+        vf_unlock();
+        if (n <= own) return;
+        KeDelayExecutionThread(KernelMode, FALSE, &ms);
+    }
+}
+
+/* ----- devices ---------------------------------------------------------------------- */
+
+static void *orig_IoCreateDevice, *orig_IoDeleteDevice;
+
+static NTSTATUS NTAPI h_IoCreateDevice(PDRIVER_OBJECT driver, ULONG ext, PUNICODE_STRING name, DEVICE_TYPE type,
+                                       ULONG chars, BOOLEAN exclusive, PDEVICE_OBJECT *out)
+{
+    NTSTATUS s = ((NTSTATUS (NTAPI *)(PDRIVER_OBJECT, ULONG, PUNICODE_STRING, DEVICE_TYPE, ULONG, BOOLEAN,
+                                      PDEVICE_OBJECT *))orig_IoCreateDevice)(driver, ext, name, type, chars, exclusive, out);
+    if (NT_SUCCESS(s) && out && *out) {
+        vf_lock();
+        forget_deleted(*out);
+        add(DEVICE, *out, __builtin_return_address(0), NULL);
+        vf_unlock();
+    }
+    return s;
+}
+
+static VOID NTAPI h_IoDeleteDevice(PDEVICE_OBJECT device)
+{
+    const void *caller = __builtin_return_address(0);
+    struct thing *d;
+    vf_lock();
+    d = find(DEVICE, device);
+    if (!d && was_deleted(device)) {
+        vf_unlock();
+        irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DELETE_DEVICE_TWICE, (ULONG_PTR)caller, 0, 0,
+                     "device-deleted-twice", "IoDeleteDevice", caller,
+                     "IoDeleteDevice on a device object already deleted (the second delete is not done)");
+        return;
+    }
+    if (d) d->deleted = 1; /* no new dispatch from here on */
+    vf_unlock();
+    if (d) {
+        /* A dispatch Wine started before the delete finishes before the device goes
+         * (on Windows the I/O manager's reference keeps it). A driver deleting the
+         * device from its own dispatch routine waits for none but itself. */
+        drain(d, irql_thread()->depth > 0 ? 1 : 0);
+        vf_lock();
+        unlink_thing(d);
+        deleted[deleted_next++ % DELETED_RING] = device;
+        vf_unlock();
+        ExFreePool(d);
+    }
+    ((VOID (NTAPI *)(PDEVICE_OBJECT))orig_IoDeleteDevice)(device);
+}
+
+/* ----- symbolic links ---------------------------------------------------------------- */
+
+static void *orig_IoCreateSymbolicLink, *orig_IoCreateUnprotectedSymbolicLink, *orig_IoDeleteSymbolicLink;
+
+static int same_name(const WCHAR *a, const UNICODE_STRING *b)
+{
+    USHORT i, n = b->Length / sizeof(WCHAR);
+    for (i = 0; i < n; i++) {
+        WCHAR x = a[i], y = b->Buffer[i];
+        if (!x) return 0;
+        if (x >= 'a' && x <= 'z') x -= 32;
+        if (y >= 'a' && y <= 'z') y -= 32;
+        if (x != y) return 0;
+    }
+    return a[n] == 0;
+}
+
+static void link_created(PUNICODE_STRING link, const void *caller)
+{
+    struct thing *t;
+    USHORT n;
+    if (!link || !link->Buffer) return;
+    n = link->Length / sizeof(WCHAR);
+    if (n >= 96) n = 95;
+    vf_lock();
+    if ((t = add(LINK, NULL, caller, NULL))) {
+        RtlCopyMemory(t->name, link->Buffer, n * sizeof(WCHAR));
+        t->name[n] = 0;
+    }
+    vf_unlock();
+}
+
+static NTSTATUS NTAPI h_IoCreateSymbolicLink(PUNICODE_STRING link, PUNICODE_STRING target)
+{
+    NTSTATUS s = ((NTSTATUS (NTAPI *)(PUNICODE_STRING, PUNICODE_STRING))orig_IoCreateSymbolicLink)(link, target);
+    if (NT_SUCCESS(s)) link_created(link, __builtin_return_address(0));
+    return s;
+}
+
+static NTSTATUS NTAPI h_IoCreateUnprotectedSymbolicLink(PUNICODE_STRING link, PUNICODE_STRING target)
+{
+    NTSTATUS s = ((NTSTATUS (NTAPI *)(PUNICODE_STRING, PUNICODE_STRING))orig_IoCreateUnprotectedSymbolicLink)(link, target);
+    if (NT_SUCCESS(s)) link_created(link, __builtin_return_address(0));
+    return s;
+}
+
+static NTSTATUS NTAPI h_IoDeleteSymbolicLink(PUNICODE_STRING link)
+{
+    NTSTATUS s = ((NTSTATUS (NTAPI *)(PUNICODE_STRING))orig_IoDeleteSymbolicLink)(link);
+    struct thing *t;
+    if (NT_SUCCESS(s) && link && link->Buffer) {
+        vf_lock();
+        for (t = things; t; t = t->next)
+            if (t->kind == LINK && same_name(t->name, link)) break;
+        if (t) unlink_thing(t);
+        vf_unlock();
+        if (t) ExFreePool(t);
+    }
+    return s;
+}
+
+/* ----- threads, work items, timers -------------------------------------------------- */
+
+void vf_thread_created(void *handle, const void *start, const void *caller)
+{
+    void *own;
+    if (!vf_on || !(own = vf_dup_handle(handle))) return;
+    vf_lock();
+    if (!add(THREAD, own, caller, start)) {
+        vf_unlock();
+        vf_close_handle(own);
+        return;
+    }
+    vf_unlock();
+}
+
+/* Executive work items (ExQueueWorkItem, compat/wine-kapi) hold no reference on the
+ * driver: one still queued or running at unload runs in an unloaded image. */
+void vf_work_queued(const void *routine)
+{
+    if (!vf_on) return;
+    vf_lock();
+    add(WORK, routine, routine, routine);
+    vf_unlock();
+}
+
+void vf_work_done(const void *routine)
+{
+    struct thing *t;
+    if (!vf_on) return;
+    vf_lock();
+    if ((t = find(WORK, routine))) unlink_thing(t);
+    vf_unlock();
+    if (t) ExFreePool(t);
+}
+
+static void *orig_KeSetTimer, *orig_KeSetTimerEx, *orig_KeCancelTimer;
+
+static void timer_set(PKTIMER timer, LARGE_INTEGER due, LONG period, PKDPC dpc, const void *caller)
+{
+    struct thing *t;
+    unsigned long long now = vf_now_ms(), at;
+    if (!vf_on) return;
+    /* negative: relative, in 100 ns; positive: absolute system time (taken as now:
+     * the check only needs "fired already or not") */
+    at = due.QuadPart < 0 ? now + (unsigned long long)(-due.QuadPart) / 10000 : now;
+    vf_lock();
+    if (!(t = find(TIMER, timer))) t = add(TIMER, timer, caller, dpc ? (const void *)dpc->DeferredRoutine : NULL);
+    if (t) {
+        t->caller = caller;
+        t->routine = dpc ? (const void *)dpc->DeferredRoutine : NULL;
+        t->due = period ? 0 : at + 1;
+    }
+    vf_unlock();
+}
+
+static BOOLEAN NTAPI h_KeSetTimer(PKTIMER timer, LARGE_INTEGER due, PKDPC dpc)
+{
+    timer_set(timer, due, 0, dpc, __builtin_return_address(0));
+    return ((BOOLEAN (NTAPI *)(PKTIMER, LARGE_INTEGER, PKDPC))orig_KeSetTimer)(timer, due, dpc);
+}
+
+static BOOLEAN NTAPI h_KeSetTimerEx(PKTIMER timer, LARGE_INTEGER due, LONG period, PKDPC dpc)
+{
+    timer_set(timer, due, period, dpc, __builtin_return_address(0));
+    return ((BOOLEAN (NTAPI *)(PKTIMER, LARGE_INTEGER, LONG, PKDPC))orig_KeSetTimerEx)(timer, due, period, dpc);
+}
+
+static BOOLEAN NTAPI h_KeCancelTimer(PKTIMER timer)
+{
+    struct thing *t;
+    if (vf_on) {
+        vf_lock();
+        if ((t = find(TIMER, timer))) unlink_thing(t);
+        vf_unlock();
+        if (t) ExFreePool(t);
+    }
+    return ((BOOLEAN (NTAPI *)(PKTIMER))orig_KeCancelTimer)(timer);
+}
+
+/* ----- handles ---------------------------------------------------------------------- */
+
+static void *orig_ZwClose;
+
+static NTSTATUS NTAPI h_ZwClose(HANDLE h)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwClose", __builtin_return_address(0));
+    s = ((NTSTATUS (NTAPI *)(HANDLE))orig_ZwClose)(h);
+    if (vf_on && s == STATUS_INVALID_HANDLE)
+        irql_finding(INVALID_KERNEL_HANDLE, (ULONG_PTR)h, 1, 0, 0, "handle-close-invalid", "ZwClose",
+                     __builtin_return_address(0), "ZwClose of a handle that is not open");
+    return s;
+}
+
+/* ----- at unload --------------------------------------------------------------------- */
+
+static int in(const void *p, const unsigned char *lo, const unsigned char *hi)
+{
+    return (const unsigned char *)p >= lo && (const unsigned char *)p < hi;
+}
+
+void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
+{
+    struct thing *t, *next, *mine = NULL;
+    unsigned long long now = vf_now_ms();
+
+    vf_lock();
+    for (t = things; t; t = next) {
+        next = t->next;
+        if (in(t->caller, lo, hi) || (t->routine && in(t->routine, lo, hi))) {
+            unlink_thing(t);
+            t->next = mine;
+            mine = t;
+        }
+    }
+    vf_unlock();
+
+    for (t = mine; t; t = next) {
+        next = t->next;
+        if (!vf_on) {
+        } else if (t->kind == DEVICE) {
+            irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0,
+                         (ULONG_PTR)t->key, "device-left-at-unload", "DriverUnload", t->caller,
+                         "driver unloaded without IoDeleteDevice on a device it created");
+        } else if (t->kind == LINK) {
+            char detail[160];
+            int i;
+            for (i = 0; t->name[i] && i < 95; i++) detail[60 + i] = (char)(t->name[i] < 128 ? t->name[i] : '?');
+            detail[60 + i] = 0;
+            _snprintf(detail, sizeof(detail), "driver unloaded without IoDeleteSymbolicLink: %s", detail + 60);
+            irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0, 0,
+                         "symlink-left-at-unload", "DriverUnload", t->caller, detail);
+        } else if (t->kind == THREAD) {
+            if (!vf_handle_signaled((void *)t->key))
+                irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0,
+                             (ULONG_PTR)t->caller, 0, "thread-alive-at-unload", "DriverUnload", t->routine,
+                             "system thread still running when the driver's image is unloaded");
+            vf_close_handle((void *)t->key);
+        } else if (t->kind == TIMER) {
+            if (t->due == 0 || t->due > now)
+                irql_finding(TIMER_OR_DPC_INVALID, C7_TIMER, (ULONG_PTR)t->key, (ULONG_PTR)lo, (ULONG_PTR)hi,
+                             "timer-set-at-unload", "DriverUnload", t->caller,
+                             t->due ? "timer still set (not yet expired, not cancelled) when the image is unloaded"
+                                    : "periodic timer not cancelled when the image is unloaded");
+        } else if (t->kind == WORK) {
+            irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0, 0, 0,
+                         "work-item-queued-at-unload", "DriverUnload", t->routine,
+                         "executive work item still queued or running when the image is unloaded");
+        }
+        if (t->kind == DEVICE && t->inflight > 0) drain(t, 0);
+        ExFreePool(t);
+    }
+    vf_pool_unloading(lo, hi);
+}
+
+/* ----- the table --------------------------------------------------------------------- */
+
+extern void *vf_orig_IoFreeIrp;
+VOID NTAPI vf_h_IoFreeIrp(PIRP irp);
+
+#define HOOK(name) { #name, (void *)h_##name, &orig_##name }
+const struct irql_hook vf_hooks[] = {
+    HOOK(IoCreateDevice),
+    HOOK(IoDeleteDevice),
+    HOOK(IoCreateSymbolicLink),
+    HOOK(IoCreateUnprotectedSymbolicLink),
+    HOOK(IoDeleteSymbolicLink),
+    HOOK(KeSetTimer),
+    HOOK(KeSetTimerEx),
+    HOOK(KeCancelTimer),
+    HOOK(ZwClose),
+    { "IoFreeIrp", (void *)vf_h_IoFreeIrp, &vf_orig_IoFreeIrp },
+    { 0, 0, 0 },
+};
