@@ -399,10 +399,14 @@ static void patch_imports(const unsigned char *base, const WCHAR *name)
     const IMAGE_IMPORT_DESCRIPTOR *imp;
     unsigned patched = 0, skipped = 0;
 
+    /* ntcomm's fltmgr.sys is not checked, but its devices are registered for the
+     * dispatch gate (compat/wine-verifier/unload.c): only those two imports. */
+    int devices_only = !_wcsicmp(name, L"fltmgr.sys");
+
     if (nt->OptionalHeader.Subsystem != IMAGE_SUBSYSTEM_NATIVE || is_builtin(base)) return;
-    if (base == (const unsigned char *)&__ImageBase || !_wcsicmp(name, L"fltmgr.sys")) return;
+    if (base == (const unsigned char *)&__ImageBase) return;
     if (!dir->VirtualAddress) return;
-    add_tracked(base, nt);
+    if (!devices_only) add_tracked(base, nt);
     for (imp = (const IMAGE_IMPORT_DESCRIPTOR *)(base + dir->VirtualAddress); imp->Name; imp++) {
         HMODULE from = GetModuleHandleA((const char *)(base + imp->Name));
         const IMAGE_THUNK_DATA *names = (const IMAGE_THUNK_DATA *)(base + (imp->OriginalFirstThunk ? imp->OriginalFirstThunk : imp->FirstThunk));
@@ -414,6 +418,7 @@ static void patch_imports(const unsigned char *base, const WCHAR *name)
             void *orig, *repl;
             if (IMAGE_SNAP_BY_ORDINAL(names->u1.Ordinal)) continue;
             fn = (const char *)((const IMAGE_IMPORT_BY_NAME *)(base + names->u1.AddressOfData))->Name;
+            if (devices_only && strcmp(fn, "IoCreateDevice") != 0 && strcmp(fn, "IoDeleteDevice") != 0) continue;
             h = find_hook(fn);
             if (!h && strncmp(fn, "Zw", 2) != 0) continue;
             orig = (void *)GetProcAddress(from, fn);

@@ -27,9 +27,11 @@ struct thing {
 
 static struct thing *things;
 /* Devices deleted lately: an IRP Wine already fetched for one is refused, and a
- * second IoDeleteDevice is caught. */
+ * second IoDeleteDevice is caught. An entry counts for DELETED_MS only: the
+ * address may then belong to a device some other module made. */
 #define DELETED_RING 256
-static const void *deleted[DELETED_RING];
+#define DELETED_MS 5000
+static struct { const void *device; unsigned long long at; } deleted[DELETED_RING];
 static unsigned long deleted_next;
 
 static struct thing *find(enum kind kind, const void *key)
@@ -66,9 +68,10 @@ static void unlink_thing(struct thing *gone)
 
 static int was_deleted(const void *device)
 {
+    unsigned long long now = vf_now_ms();
     unsigned long i;
     for (i = 0; i < DELETED_RING; i++)
-        if (deleted[i] == device) return 1;
+        if (deleted[i].device == device && now - deleted[i].at < DELETED_MS) return 1;
     return 0;
 }
 
@@ -76,7 +79,7 @@ static void forget_deleted(const void *device)
 {
     unsigned long i;
     for (i = 0; i < DELETED_RING; i++)
-        if (deleted[i] == device) deleted[i] = NULL;
+        if (deleted[i].device == device) deleted[i].device = NULL;
 }
 
 /* ----- the dispatch gate ----------------------------------------------------------- */
@@ -156,7 +159,8 @@ static VOID NTAPI h_IoDeleteDevice(PDEVICE_OBJECT device)
         drain(d, irql_thread()->depth > 0 ? 1 : 0);
         vf_lock();
         unlink_thing(d);
-        deleted[deleted_next++ % DELETED_RING] = device;
+        deleted[deleted_next % DELETED_RING].device = device;
+        deleted[deleted_next++ % DELETED_RING].at = vf_now_ms();
         vf_unlock();
         ExFreePool(d);
     }

@@ -1000,11 +1000,14 @@ impl Workspace {
         self.prefix().join("drive_c/windows/temp").join(FINDINGS_FILE)
     }
 
-    /// The findings of the run, but those of the deliberately broken test driver
-    /// (`irqltest.sys`, checked by its own test).
-    fn irql_findings(&self) -> Vec<String> {
-        let text = fs::read_to_string(self.findings_file()).unwrap_or_default();
-        text.lines().filter(|l| !l.trim().is_empty() && !l.contains("\"driver\":\"irqltest.sys\"")).map(str::to_owned).collect()
+    /// Prints the run's verifier findings (`ntcomm-rig findings` with this
+    /// repository's allow list, which allows only the two test corpora) and
+    /// returns its exit code: 1 if one is not allowed.
+    fn check_findings(&self) -> Result<i32> {
+        let mut c = self.cargo();
+        c.args(["run", "--quiet", "-p", "ntcomm-rig", "--", "--prefix"]).arg(self.prefix());
+        c.args(["findings", "--allow"]).arg(self.root.join("ntcomm-rig-allow.txt"));
+        status(&mut c)
     }
 
     /// Builds the C baseline (baseline/c) with mingw at -O2 whatever the
@@ -1025,10 +1028,24 @@ impl Workspace {
     /// Builds the C baseline and runs its client's self-test under Wine:
     /// installs and starts the driver (service NtCommC), checks the echo in
     /// all four methods and the read/write queue, stops the driver.
+    /// The driver is installed and started through the rig first (`ntcomm driver`,
+    /// group NtComm), so that it shares the helper's driver host and runs in
+    /// verifier mode; the client finds its service running.
     fn c_baseline_test(&self) -> Result<i32> {
         let (sys, exe) = self.c_baseline()?;
         check_driver_image(&sys, Imports::Kernel)?;
-        status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg("--driver").arg(windows_path(&sys)).arg("test"))
+        let ntcomm = |args: &[&str]| self.wine_cmd("wine", &self.prefix()).arg("ntcomm").arg("driver").args(args).status();
+        let _ = ntcomm(&["uninstall", "NtCommC"]); // another checkout's, or none
+        let image = windows_path(&sys);
+        let code = status(self.wine_cmd("wine", &self.prefix()).args(["ntcomm", "driver", "install", "NtCommC"]).arg(&image))?;
+        if code != 0 {
+            return Ok(code);
+        }
+        let code = status(self.wine_cmd("wine", &self.prefix()).args(["ntcomm", "driver", "start", "NtCommC"]))?;
+        if code != 0 {
+            return Ok(code);
+        }
+        status(self.wine_cmd("wine", &self.prefix()).arg(&exe).arg("--driver").arg(image).arg("test"))
     }
 
     // ----- test ------------------------------------------------------------------------
@@ -1179,13 +1196,12 @@ impl Workspace {
             step("C baseline: driver + client test (baseline/c)", self.c_baseline_test());
             self.kill_wineserver();
 
-            // (b-5) every driver above ran with IRQL tracking (compat/wine-irql): any
-            // finding fails the run, unless NTCOMM_IRQL_FINDINGS=report says only to print.
-            let findings = self.irql_findings();
+            // (b-5) every driver above ran in verifier mode (docs/VERIFIER.md): a finding
+            // not in ntcomm-rig-allow.txt fails the run, unless NTCOMM_IRQL_FINDINGS=report
+            // says only to print them.
             let fatal = env::var("NTCOMM_IRQL_FINDINGS").map_or(true, |v| v != "report");
-            print_findings(&findings);
-            let name = format!("IRQL findings ({}: {})", self.findings_file().display(), findings.len());
-            step(&name, Ok(if findings.is_empty() || !fatal { 0 } else { 1 }));
+            let name = format!("verifier findings ({})", self.findings_file().display());
+            step(&name, self.check_findings().map(|code| if fatal { code } else { 0 }));
         }
 
         // (c) lints ([workspace.lints]) of every package, for the target it runs on:
@@ -1344,29 +1360,6 @@ fn parse_imports(objdump: &str) -> Vec<(String, Vec<String>)> {
         }
     }
     imports
-}
-
-/// Prints IRQL findings grouped by (code, parameter 1, rule, driver, place), with
-/// how many lines each group has and its first line in full.
-fn print_findings(findings: &[String]) {
-    fn field<'a>(line: &'a str, name: &str) -> &'a str {
-        let key = format!("\"{name}\":\"");
-        line.find(&key).map_or("?", |i| {
-            let rest = &line[i + key.len()..];
-            &rest[..rest.find('"').unwrap_or(rest.len())]
-        })
-    }
-    let mut groups: Vec<(String, usize, &String)> = Vec::new();
-    for f in findings {
-        let key = ["code", "p1", "rule", "driver", "routine", "at"].map(|k| field(f, k)).join(" ");
-        match groups.iter_mut().find(|g| g.0 == key) {
-            Some(g) => g.1 += 1,
-            None => groups.push((key, 1, f)),
-        }
-    }
-    for (key, n, first) in &groups {
-        eprintln!("xtask test: IRQL finding x{n}: {key}\n    {first}");
-    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -12,8 +12,11 @@
 //! - [`new`]: a project to start from (protocol, driver, client, tests).
 //! - [`test`]: a project's tests under Wine in one command.
 //! - [`host_log`]: reading that log.
+//! - [`findings`]: the verifier's findings (docs/VERIFIER.md in ntcomm's
+//!   sources): read, matched against an allow list, printed; a run with one fails.
 
 pub mod driver;
+pub mod findings;
 pub mod host_log;
 pub mod new;
 pub mod prefix;

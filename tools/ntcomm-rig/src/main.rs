@@ -6,6 +6,8 @@
 //! ntcomm-rig [--prefix DIR] driver install NAME PATH [--group G] [--minifilter ALTITUDE]
 //! ntcomm-rig [--prefix DIR] driver start | stop | restart | uninstall | status NAME
 //! ntcomm-rig [--prefix DIR] run PROGRAM [ARGS...]
+//! ntcomm-rig [--prefix DIR] findings [--allow FILE] [--clear]
+//! ntcomm-rig [--prefix DIR] verifier on | off
 //! ntcomm-rig new DIR [--name NAME]
 //! ntcomm-rig [--prefix DIR] test [CARGO TEST ARGS...]
 //! ```
@@ -64,13 +66,37 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<OsString>,
     },
+    /// Print the verifier's findings of the prefix (docs/VERIFIER.md); fails if
+    /// one is not allowed.
+    Findings {
+        /// The allow list (default: $NTCOMM_RIG_ALLOW, else ntcomm-rig-allow.txt here or in a parent).
+        #[arg(long)]
+        allow: Option<PathBuf>,
+        /// Then empty the findings file.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Turn verifier mode on or off for driver hosts started from now on.
+    Verifier {
+        #[command(subcommand)]
+        switch: VerifierSwitch,
+    },
     /// Run a Windows program in the session (the cargo target runner); its
-    /// drivers' DbgPrint lines go to stderr, and a driver-host crash fails the run.
+    /// drivers' DbgPrint lines go to stderr, and a driver-host crash or a
+    /// verifier finding not allowed fails the run.
     Run {
         /// The program (.exe), then its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<OsString>,
     },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum VerifierSwitch {
+    /// The IRP, pool and unload rules are checked (the default).
+    On,
+    /// Not checked (IRQL tracking stays): to measure what verifier mode costs.
+    Off,
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +149,27 @@ fn run(cli: Cli) -> Result<i32, String> {
         }
         Command::Test { cargo_args } => ntcomm_rig::test::test(&prefix, &cargo_args),
         Command::Driver { args } => ntcomm_rig::driver::driver(&prefix, &args),
+        Command::Findings { allow, clear } => {
+            let allow = ntcomm_rig::findings::Allow::find(allow.as_deref())?;
+            let (all, _) = ntcomm_rig::findings::read_since(&prefix, 0)?;
+            let failing = ntcomm_rig::findings::report(&all, &allow);
+            println!("{} finding(s), {failing} not allowed ({})", all.len(), ntcomm_rig::findings::path(&prefix).display());
+            if clear {
+                let file = ntcomm_rig::findings::path(&prefix);
+                if file.exists() {
+                    std::fs::write(&file, b"").map_err(|e| format!("clearing {}: {e}", file.display()))?;
+                }
+            }
+            Ok(i32::from(failing > 0))
+        }
+        Command::Verifier { switch } => {
+            ntcomm_rig::setup::set_verifier(&prefix, matches!(switch, VerifierSwitch::On))?;
+            println!(
+                "verifier mode {} for driver hosts started from now on",
+                if matches!(switch, VerifierSwitch::On) { "on" } else { "off" }
+            );
+            Ok(0)
+        }
         Command::Run { command } => {
             let (program, args) = command.split_first().ok_or("run: no program")?;
             ntcomm_rig::run::run(&prefix, program, args)

@@ -1,11 +1,13 @@
 //! Running a Windows program in the session: the cargo target runner.
 //! Afterwards the driver hosts' `DbgPrint` lines of the run are copied to
-//! stderr, and a crash of a driver host fails the run, naming the module
-//! and offset of the faulting instruction.
+//! stderr, a crash of a driver host fails the run, naming the module and
+//! offset of the faulting instruction, and so does a verifier finding the
+//! allow list does not allow ([`crate::findings`]).
 
 use std::ffi::OsString;
 use std::fs;
 
+use crate::findings::{self, Allow};
 use crate::host_log::{self, Module};
 use crate::prefix::Prefix;
 use crate::session::{exit_code, Session};
@@ -16,12 +18,18 @@ const DBGPRINT_LINES: usize = 200;
 /// The exit code of a run whose program succeeded while a driver host crashed.
 pub const HOST_CRASHED: i32 = 101;
 
+/// The exit code of a run whose program succeeded while a driver broke a rule
+/// the verifier checks (and the allow list does not allow it).
+pub const FINDINGS: i32 = 102;
+
 /// Runs `program` with `args` under Wine in `prefix`'s session (started if
 /// none runs); returns the exit code to exit with.
 ///
 /// # Errors
-/// When the prefix is not ready or Wine cannot be run.
+/// When the prefix is not ready, Wine cannot be run, or the allow list
+/// ([`Allow::find`]) cannot be read.
 pub fn run(prefix: &Prefix, program: &OsString, args: &[OsString]) -> Result<i32, String> {
+    let allow = Allow::find(None)?;
     let session = Session::new(prefix);
     if session.ensure()? {
         eprintln!(
@@ -30,6 +38,7 @@ pub fn run(prefix: &Prefix, program: &OsString, args: &[OsString]) -> Result<i32
         );
     }
     let mark = session.log_mark();
+    let findings_mark = findings::mark(prefix);
     let code = exit_code(prefix.command("wine").arg(program).args(args))?;
     let events = host_log::parse(&session.log_since(mark));
     for line in events.dbgprint.iter().take(DBGPRINT_LINES) {
@@ -38,6 +47,17 @@ pub fn run(prefix: &Prefix, program: &OsString, args: &[OsString]) -> Result<i32
     if events.dbgprint.len() > DBGPRINT_LINES {
         eprintln!("[DbgPrint] ... {} more lines in {}", events.dbgprint.len() - DBGPRINT_LINES, session.log_path().display());
     }
+    let (new, _) = findings::read_since(prefix, findings_mark)?;
+    let failing = findings::report(&new, &allow);
+    let code = if failing > 0 && code == 0 {
+        eprintln!(
+            "ntcomm-rig: {failing} verifier finding(s) in this run (docs/VERIFIER.md; allow deliberate ones in {})",
+            findings::ALLOW_FILE
+        );
+        FINDINGS
+    } else {
+        code
+    };
     if events.crashes.is_empty() {
         return Ok(code);
     }

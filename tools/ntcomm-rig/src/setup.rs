@@ -39,3 +39,20 @@ pub fn setup(prefix: &Prefix) -> Result<(), String> {
         code => Err(format!("the setup of {} failed (exit code {code})", root.display())),
     }
 }
+
+/// Turns verifier mode on or off (docs/VERIFIER.md): the registry value
+/// `HKLM\\Software\\ntcomm\\rig\\Verifier`, which a driver host reads when ntcomm's
+/// helper loads into it.
+///
+/// # Errors
+/// When the prefix is not ready or `reg add` fails.
+pub fn set_verifier(prefix: &Prefix, on: bool) -> Result<(), String> {
+    prefix.check_ready()?;
+    let value = if on { "1" } else { "0" };
+    let mut c = prefix.command("wine");
+    c.args(["reg", "add", r"HKLM\Software\ntcomm\rig", "/v", "Verifier", "/t", "REG_DWORD", "/d", value, "/f"]);
+    match exit_code(&mut c)? {
+        0 => Ok(()),
+        code => Err(format!("`wine reg add` of the verifier switch failed (exit code {code})")),
+    }
+}
