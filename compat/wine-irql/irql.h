@@ -44,6 +44,10 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
                   unsigned long long p4, const char *rule, const char *routine, const void *where,
                   const char *detail);
 
+/* Writes " module+0xoffset" for each of `n` code addresses (the helper's own and
+ * unknown ones left out) to `out`, NUL-terminated. */
+void irql_describe_stack(void *const *frames, unsigned n, char *out, unsigned size);
+
 /* Whether `addr` lies in ntoskrnl.exe (Wine calling, not a driver). */
 int irql_in_kernel(const void *addr);
 

@@ -198,6 +198,26 @@ static void put_stack(struct line *l)
     }
 }
 
+void irql_describe_stack(void *const *frames, unsigned n, char *out, unsigned size)
+{
+    struct line l;
+    unsigned i;
+    l.len = 0;
+    for (i = 0; i < n && frames[i]; i++) {
+        char module[64];
+        ULONG_PTR offset;
+        if (is_own(frames[i])) continue;
+        module_of(frames[i], module, sizeof(module), &offset);
+        if (!strcmp(module, "?")) continue;
+        put(&l, " ");
+        put(&l, module);
+        put(&l, "+");
+        put_hex(&l, offset);
+    }
+    l.buf[l.len] = 0;
+    lstrcpynA(out, l.buf, (int)size);
+}
+
 static void (CDECL *dbg_output)(const char *);
 static CRITICAL_SECTION findings_cs;
 static WCHAR findings_path[MAX_PATH];
@@ -406,7 +426,10 @@ static void patch_imports(const unsigned char *base, const WCHAR *name)
     if (nt->OptionalHeader.Subsystem != IMAGE_SUBSYSTEM_NATIVE || is_builtin(base)) return;
     if (base == (const unsigned char *)&__ImageBase) return;
     if (!dir->VirtualAddress) return;
-    if (!devices_only) add_tracked(base, nt);
+    if (!devices_only) {
+        add_tracked(base, nt);
+        vf_read_switch(); /* per driver load: `ntcomm-rig verifier off`, then a restart, applies */
+    }
     for (imp = (const IMAGE_IMPORT_DESCRIPTOR *)(base + dir->VirtualAddress); imp->Name; imp++) {
         HMODULE from = GetModuleHandleA((const char *)(base + imp->Name));
         const IMAGE_THUNK_DATA *names = (const IMAGE_THUNK_DATA *)(base + (imp->OriginalFirstThunk ? imp->OriginalFirstThunk : imp->FirstThunk));

@@ -10,17 +10,22 @@
 #include "verifier.h"
 #include "codes.h"
 
+#define STACK_FRAMES 16
+
 struct block {
     void *p;             /* NULL: empty slot */
     const void *caller;  /* return address into the driver */
+    void *stack[STACK_FRAMES]; /* the allocation's callers (a leak says where it came from) */
     unsigned long long size;
     unsigned long tag;
+    unsigned char freed; /* freed lately: kept to tell a double free (see `freed` below) */
 };
 
 /* Open addressing with linear probing, grown at half full; deletion shifts back. */
 static struct block *table;
 static unsigned long capacity, used;
-/* Blocks freed lately, to tell a double free from a free of foreign memory. */
+/* Blocks freed lately stay in the table, marked, to tell a double free from a free
+ * of foreign memory; this ring says which to forget once FREED_RING more are freed. */
 #define FREED_RING 4096
 static void *freed[FREED_RING];
 static unsigned long freed_next;
@@ -79,26 +84,25 @@ static void remove_at(unsigned long hole)
     used--;
 }
 
-static int was_freed(const void *p)
+/* Marks `b` freed and forgets the block freed FREED_RING frees ago, if it was not
+ * allocated again since. */
+static void mark_freed(struct block *b)
 {
-    unsigned long i;
-    for (i = 0; i < FREED_RING; i++)
-        if (freed[i] == p) return 1;
-    return 0;
-}
-
-static void forget_freed(const void *p)
-{
-    unsigned long i;
-    for (i = 0; i < FREED_RING; i++)
-        if (freed[i] == p) freed[i] = NULL;
+    void *old;
+    struct block *o;
+    b->freed = 1;
+    old = freed[freed_next % FREED_RING];
+    freed[freed_next++ % FREED_RING] = b->p;
+    if (old && old != b->p && (o = find(old)) && o->freed) remove_at((unsigned long)(o - table));
 }
 
 void vf_pool_alloc(void *p, unsigned long long size, unsigned long tag, int type, const void *caller)
 {
+    void *stack[STACK_FRAMES] = { 0 };
     unsigned long s;
     (void)type;
     if (!vf_on || !p) return;
+    RtlCaptureStackBackTrace(1, STACK_FRAMES, stack, NULL);
     vf_lock();
     if ((used + 1) * 2 > capacity && !grow()) {
         vf_unlock();
@@ -110,7 +114,8 @@ void vf_pool_alloc(void *p, unsigned long long size, unsigned long tag, int type
     table[s].caller = caller;
     table[s].size = size;
     table[s].tag = tag;
-    forget_freed(p);
+    table[s].freed = 0;
+    RtlCopyMemory(table[s].stack, stack, sizeof(stack));
     vf_unlock();
 }
 
@@ -130,8 +135,8 @@ int vf_pool_free(void *p, unsigned long tag, int with_tag, const char *routine, 
     if (!vf_on || !p) return 1;
     vf_lock();
     b = find(p);
-    if (!b) {
-        int twice = was_freed(p);
+    if (!b || b->freed) {
+        int twice = b != NULL;
         vf_unlock();
         if (twice) {
             irql_finding(BAD_POOL_CALLER, C2_DOUBLE_FREE, 0, 0, (ULONG_PTR)p, "pool-double-free", routine, caller,
@@ -151,13 +156,12 @@ int vf_pool_free(void *p, unsigned long tag, int with_tag, const char *routine, 
                      detail);
         vf_lock();
         b = find(p);
-        if (!b) {
+        if (!b || b->freed) {
             vf_unlock();
             return 1;
         }
     }
-    remove_at((unsigned long)(b - table));
-    freed[freed_next++ % FREED_RING] = p;
+    mark_freed(b);
     vf_unlock();
     return 1;
 }
@@ -170,7 +174,8 @@ void vf_pool_unloading(const unsigned char *lo, const unsigned char *hi)
     unsigned long i, count = 0, listed = 0;
     unsigned long long bytes = 0;
     const void *first = NULL;
-    char detail[640];
+    void *first_stack[STACK_FRAMES] = { 0 };
+    char detail[1100];
     int n;
 
     if (!vf_on) return;
@@ -179,13 +184,16 @@ void vf_pool_unloading(const unsigned char *lo, const unsigned char *hi)
     vf_lock();
     for (i = 0; i < capacity;) {
         const unsigned char *c = table[i].caller;
-        if (!table[i].p || c < lo || c >= hi) {
+        if (!table[i].p || table[i].freed || c < lo || c >= hi) {
             i++;
             continue;
         }
         count++;
         bytes += table[i].size;
-        if (!first) first = table[i].caller;
+        if (!first) {
+            first = table[i].caller;
+            RtlCopyMemory(first_stack, table[i].stack, sizeof(first_stack));
+        }
         if (listed < 8 && n >= 0 && n < (int)sizeof(detail) - 64) {
             char tag[5];
             put_tag(tag, table[i].tag);
@@ -206,7 +214,11 @@ void vf_pool_unloading(const unsigned char *lo, const unsigned char *hi)
         }
     }
     if (count > listed && n >= 0 && n < (int)sizeof(detail) - 32)
-        _snprintf(detail + n, sizeof(detail) - n, " and %lu more", count - listed);
+        n += _snprintf(detail + n, sizeof(detail) - n, " and %lu more", count - listed);
+    if (n >= 0 && n < (int)sizeof(detail) - 40) {
+        n += _snprintf(detail + n, sizeof(detail) - n, " first allocated from:");
+        if (n > 0 && n < (int)sizeof(detail)) irql_describe_stack(first_stack, STACK_FRAMES, detail + n, sizeof(detail) - n);
+    }
     irql_finding(DRIVER_VERIFIER_DETECTED_VIOLATION, C4_POOL_LEAK_AT_UNLOAD, (ULONG_PTR)lo, 0, count, "pool-leak-at-unload",
                  "DriverUnload", first, detail);
 }

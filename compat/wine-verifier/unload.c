@@ -11,7 +11,7 @@
 #include "verifier.h"
 #include "codes.h"
 
-enum kind { DEVICE = 1, LINK, THREAD, TIMER, WORK };
+enum kind { DEVICE = 1, LINK, THREAD, TIMER, LOOKASIDE, WORK };
 
 struct thing {
     enum kind kind;
@@ -25,7 +25,10 @@ struct thing {
     struct thing *next;
 };
 
-static struct thing *things;
+/* One list per kind: the dispatch gate walks only the devices. */
+static struct thing *lists[WORK + 1];
+/* Threads created since the last sweep of ended ones. */
+static unsigned threads_since_sweep;
 /* Devices deleted lately: an IRP Wine already fetched for one is refused, and a
  * second IoDeleteDevice is caught. An entry counts for DELETED_MS only: the
  * address may then belong to a device some other module made. */
@@ -37,8 +40,8 @@ static unsigned long deleted_next;
 static struct thing *find(enum kind kind, const void *key)
 {
     struct thing *t;
-    for (t = things; t; t = t->next)
-        if (t->kind == kind && t->key == key) return t;
+    for (t = lists[kind]; t; t = t->next)
+        if (t->key == key) return t;
     return NULL;
 }
 
@@ -51,15 +54,15 @@ static struct thing *add(enum kind kind, const void *key, const void *caller, co
     t->key = key;
     t->caller = caller;
     t->routine = routine;
-    t->next = things;
-    things = t;
+    t->next = lists[kind];
+    lists[kind] = t;
     return t;
 }
 
 static void unlink_thing(struct thing *gone)
 {
     struct thing **p;
-    for (p = &things; *p; p = &(*p)->next)
+    for (p = &lists[gone->kind]; *p; p = &(*p)->next)
         if (*p == gone) {
             *p = gone->next;
             return;
@@ -219,8 +222,8 @@ static NTSTATUS NTAPI h_IoDeleteSymbolicLink(PUNICODE_STRING link)
     struct thing *t;
     if (NT_SUCCESS(s) && link && link->Buffer) {
         vf_lock();
-        for (t = things; t; t = t->next)
-            if (t->kind == LINK && same_name(t->name, link)) break;
+        for (t = lists[LINK]; t; t = t->next)
+            if (same_name(t->name, link)) break;
         if (t) unlink_thing(t);
         vf_unlock();
         if (t) ExFreePool(t);
@@ -230,17 +233,44 @@ static NTSTATUS NTAPI h_IoDeleteSymbolicLink(PUNICODE_STRING link)
 
 /* ----- threads, work items, timers -------------------------------------------------- */
 
+/* Forgets threads that have ended (under the lock): a driver that starts a
+ * thread per request would otherwise grow the list without bound. */
+static void sweep_threads(struct thing **ended)
+{
+    struct thing **p = &lists[THREAD];
+    while (*p) {
+        struct thing *t = *p;
+        if (vf_handle_signaled((void *)t->key)) {
+            *p = t->next;
+            t->next = *ended;
+            *ended = t;
+        } else {
+            p = &t->next;
+        }
+    }
+}
+
 void vf_thread_created(void *handle, const void *start, const void *caller)
 {
+    struct thing *ended = NULL, *next;
     void *own;
     if (!vf_on || !(own = vf_dup_handle(handle))) return;
     vf_lock();
+    if (++threads_since_sweep >= 32) {
+        threads_since_sweep = 0;
+        sweep_threads(&ended);
+    }
     if (!add(THREAD, own, caller, start)) {
         vf_unlock();
         vf_close_handle(own);
-        return;
+    } else {
+        vf_unlock();
     }
-    vf_unlock();
+    for (; ended; ended = next) {
+        next = ended->next;
+        vf_close_handle((void *)ended->key);
+        ExFreePool(ended);
+    }
 }
 
 /* Executive work items (ExQueueWorkItem, compat/wine-kapi) hold no reference on the
@@ -307,6 +337,57 @@ static BOOLEAN NTAPI h_KeCancelTimer(PKTIMER timer)
     return ((BOOLEAN (NTAPI *)(PKTIMER))orig_KeCancelTimer)(timer);
 }
 
+/* ----- lookaside lists --------------------------------------------------------------- */
+
+static void *orig_ExInitializeNPagedLookasideList, *orig_ExInitializePagedLookasideList;
+static void *orig_ExDeleteNPagedLookasideList, *orig_ExDeletePagedLookasideList;
+
+static void lookaside_made(const void *list, const void *caller)
+{
+    if (!vf_on) return;
+    vf_lock();
+    if (!find(LOOKASIDE, list)) add(LOOKASIDE, list, caller, NULL);
+    vf_unlock();
+}
+
+static void lookaside_deleted(const void *list)
+{
+    struct thing *t;
+    if (!vf_on) return;
+    vf_lock();
+    if ((t = find(LOOKASIDE, list))) unlink_thing(t);
+    vf_unlock();
+    if (t) ExFreePool(t);
+}
+
+static VOID NTAPI h_ExInitializeNPagedLookasideList(PNPAGED_LOOKASIDE_LIST l, PALLOCATE_FUNCTION a, PFREE_FUNCTION f,
+                                                    ULONG flags, SIZE_T size, ULONG tag, USHORT depth)
+{
+    ((VOID (NTAPI *)(PNPAGED_LOOKASIDE_LIST, PALLOCATE_FUNCTION, PFREE_FUNCTION, ULONG, SIZE_T, ULONG,
+                     USHORT))orig_ExInitializeNPagedLookasideList)(l, a, f, flags, size, tag, depth);
+    lookaside_made(l, __builtin_return_address(0));
+}
+
+static VOID NTAPI h_ExInitializePagedLookasideList(PPAGED_LOOKASIDE_LIST l, PALLOCATE_FUNCTION a, PFREE_FUNCTION f,
+                                                   ULONG flags, SIZE_T size, ULONG tag, USHORT depth)
+{
+    ((VOID (NTAPI *)(PPAGED_LOOKASIDE_LIST, PALLOCATE_FUNCTION, PFREE_FUNCTION, ULONG, SIZE_T, ULONG,
+                     USHORT))orig_ExInitializePagedLookasideList)(l, a, f, flags, size, tag, depth);
+    lookaside_made(l, __builtin_return_address(0));
+}
+
+static VOID NTAPI h_ExDeleteNPagedLookasideList(PNPAGED_LOOKASIDE_LIST l)
+{
+    lookaside_deleted(l);
+    ((VOID (NTAPI *)(PNPAGED_LOOKASIDE_LIST))orig_ExDeleteNPagedLookasideList)(l);
+}
+
+static VOID NTAPI h_ExDeletePagedLookasideList(PPAGED_LOOKASIDE_LIST l)
+{
+    lookaside_deleted(l);
+    ((VOID (NTAPI *)(PPAGED_LOOKASIDE_LIST))orig_ExDeletePagedLookasideList)(l);
+}
+
 /* ----- handles ---------------------------------------------------------------------- */
 
 static void *orig_ZwClose;
@@ -334,15 +415,18 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
     struct thing *t, *next, *mine = NULL;
     unsigned long long now = vf_now_ms();
 
+    int kind;
+
     vf_lock();
-    for (t = things; t; t = next) {
-        next = t->next;
-        if (in(t->caller, lo, hi) || (t->routine && in(t->routine, lo, hi))) {
-            unlink_thing(t);
-            t->next = mine;
-            mine = t;
+    for (kind = DEVICE; kind <= WORK; kind++)
+        for (t = lists[kind]; t; t = next) {
+            next = t->next;
+            if (in(t->caller, lo, hi) || (t->routine && in(t->routine, lo, hi))) {
+                unlink_thing(t);
+                t->next = mine;
+                mine = t;
+            }
         }
-    }
     vf_unlock();
 
     for (t = mine; t; t = next) {
@@ -372,6 +456,10 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
                              "timer-set-at-unload", "DriverUnload", t->caller,
                              t->due ? "timer still set (not yet expired, not cancelled) when the image is unloaded"
                                     : "periodic timer not cancelled when the image is unloaded");
+        } else if (t->kind == LOOKASIDE) {
+            irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0,
+                         "lookaside-left-at-unload", "DriverUnload", t->caller,
+                         "lookaside list not deleted when the driver's image is unloaded");
         } else if (t->kind == WORK) {
             irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0, 0, 0,
                          "work-item-queued-at-unload", "DriverUnload", t->routine,
@@ -398,6 +486,10 @@ const struct irql_hook vf_hooks[] = {
     HOOK(KeSetTimer),
     HOOK(KeSetTimerEx),
     HOOK(KeCancelTimer),
+    HOOK(ExInitializeNPagedLookasideList),
+    HOOK(ExInitializePagedLookasideList),
+    HOOK(ExDeleteNPagedLookasideList),
+    HOOK(ExDeletePagedLookasideList),
     HOOK(ZwClose),
     { "IoFreeIrp", (void *)vf_h_IoFreeIrp, &vf_orig_IoFreeIrp },
     { 0, 0, 0 },

@@ -11,8 +11,11 @@
 #define VF_POOL_TAG 0x21665676 /* 'vVf!' */
 
 int __cdecl _snprintf(char *buf, __SIZE_TYPE__ size, const char *format, ...);
+__declspec(dllimport) unsigned short __stdcall RtlCaptureStackBackTrace(unsigned long skip, unsigned long count, void **frames,
+                                                                        unsigned long *hash);
 
-/* Whether the checks are on (registry switch, read once at install: README.md). */
+/* Whether the checks are on: the registry switch (docs/VERIFIER.md), read each
+ * time a tracked driver's image loads. */
 extern int vf_on;
 void vf_read_switch(void);
 

@@ -11,6 +11,8 @@
 #include <fltuser.h>
 #include <stdio.h>
 
+#include "../../wine-lpc/helper_service.h"
+
 #include "surface.h"
 
 #define SERVICE L"ntcomm_surfaceflt"
@@ -46,8 +48,13 @@ int main(int argc, char **argv)
         DeleteService(svc);
         CloseServiceHandle(svc);
     }
+    /* In the helper's driver host: verifier mode (docs/VERIFIER.md). */
+    {
+        DWORD e = ntcomm_start_helper(scm);
+        check(e == 0, "the helper NtCommWineLpc runs", e, 0);
+    }
     svc = CreateServiceW(scm, SERVICE, SERVICE, SERVICE_ALL_ACCESS, SERVICE_KERNEL_DRIVER, SERVICE_DEMAND_START,
-                         SERVICE_ERROR_NORMAL, image, NULL, NULL, NULL, NULL, NULL);
+                         SERVICE_ERROR_NORMAL, image, NTCOMM_HELPER_GROUP, NULL, NULL, NULL, NULL);
     check(svc != NULL, "CreateService", GetLastError(), 0);
     if (!svc) return 1;
     check(StartServiceW(svc, 0, NULL), "StartService: the minifilter and its fltmgr.sys imports load", GetLastError(), 0);

@@ -14,6 +14,8 @@
 #include <windows.h>
 #include <fltuser.h>
 #include <stdio.h>
+
+#include "../../wine-lpc/helper_service.h"
 #include <string.h>
 
 #define PORT L"\\NtCommUnloadPort"
@@ -65,8 +67,13 @@ int main(int argc, char **argv)
         DeleteService(svc);
         CloseServiceHandle(svc);
     }
+    /* In the helper's driver host: verifier mode (docs/VERIFIER.md). */
+    {
+        DWORD e = ntcomm_start_helper(scm);
+        check(e == 0, "the helper NtCommWineLpc runs", e, 0);
+    }
     svc = CreateServiceW(scm, SERVICE, SERVICE, SERVICE_ALL_ACCESS, SERVICE_KERNEL_DRIVER, SERVICE_DEMAND_START,
-                         SERVICE_ERROR_NORMAL, image, NULL, NULL, NULL, NULL, NULL);
+                         SERVICE_ERROR_NORMAL, image, NTCOMM_HELPER_GROUP, NULL, NULL, NULL, NULL);
     check(svc != NULL, "CreateService", GetLastError(), 0);
     if (!svc) goto out;
 

@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include "kapitest.h"
+#include "../../wine-lpc/helper_service.h"
 
 #define SERVICE L"NtCommKapiTest"
-#define HELPER L"NtCommWineLpc"
-#define GROUP L"NtComm"
+#define GROUP NTCOMM_HELPER_GROUP
 
 static int failures;
 
@@ -37,19 +37,8 @@ static DWORD state_of(SC_HANDLE svc)
 /* Under Wine: the helper in group NtComm, running (started before the test driver). */
 static void start_helper(SC_HANDLE scm)
 {
-    WCHAR image[MAX_PATH];
-    SC_HANDLE h;
-    if (!GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "wine_get_version")) return; /* Windows */
-    GetSystemDirectoryW(image, MAX_PATH);
-    wcscat(image, L"\\drivers\\ntcomm_lpc.sys");
-    h = OpenServiceW(scm, HELPER, SERVICE_ALL_ACCESS);
-    if (!h)
-        h = CreateServiceW(scm, HELPER, L"ntcomm LPC for Wine", SERVICE_ALL_ACCESS, SERVICE_KERNEL_DRIVER, SERVICE_DEMAND_START,
-                           SERVICE_ERROR_NORMAL, image, GROUP, NULL, NULL, NULL, NULL);
-    check(h != NULL, "helper service NtCommWineLpc", GetLastError(), 0);
-    if (!h) return;
-    if (state_of(h) != SERVICE_RUNNING) check(StartServiceW(h, 0, NULL), "start the helper", GetLastError(), 0);
-    CloseServiceHandle(h);
+    DWORD e = ntcomm_start_helper(scm);
+    check(e == 0, "the helper NtCommWineLpc runs", e, 0);
 }
 
 static BOOL ioctl(HANDLE dev, DWORD code, void *out, DWORD out_len, DWORD *got)

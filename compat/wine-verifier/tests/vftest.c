@@ -22,6 +22,7 @@ static KEVENT never;            /* never signaled: blocks the leaked thread and 
 static KEVENT stop_event;       /* signaled at unload: ends the clean-unload thread */
 static WORK_QUEUE_ITEM leaked_item, clean_item;
 static KEVENT clean_item_done;
+static NPAGED_LOOKASIDE_LIST lookaside, clean_lookaside;
 static KTIMER timer;
 static KDPC dpc;
 static HANDLE clean_thread;
@@ -143,6 +144,7 @@ static void arm_clean_unload(PDEVICE_OBJECT dev)
     if (NT_SUCCESS(IoCreateDevice(dev->DriverObject, 0, &clean_device_name, FILE_DEVICE_UNKNOWN, 0, FALSE, &clean_device)))
         IoCreateSymbolicLink(&clean_link_name, &clean_device_name);
     KeSetTimerEx(&timer, due, 0, &dpc);
+    ExInitializeNPagedLookasideList(&clean_lookaside, NULL, NULL, 0, 64, TAG, 0);
     KeClearEvent(&stop_event);
     if (!NT_SUCCESS(PsCreateSystemThread(&clean_thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, exiting_thread, NULL)))
         clean_thread = NULL;
@@ -249,6 +251,9 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
         ExInitializeWorkItem(&leaked_item, blocked_item, NULL);
         ExQueueWorkItem(&leaked_item, DelayedWorkQueue);
         return complete(irp, STATUS_SUCCESS, 0);
+    case VFTEST_LEAVE_LOOKASIDE:
+        ExInitializeNPagedLookasideList(&lookaside, NULL, NULL, 0, 64, TAG, 0);
+        return complete(irp, STATUS_SUCCESS, 0);
     case VFTEST_CLEAN_UNLOAD:
         arm_clean_unload(dev);
         return complete(irp, STATUS_SUCCESS, 0);
@@ -281,6 +286,7 @@ static VOID NTAPI unload(PDRIVER_OBJECT driver)
         IoDeleteSymbolicLink(&clean_link_name);
         if (clean_device) IoDeleteDevice(clean_device);
         if (clean_block) ExFreePoolWithTag(clean_block, TAG);
+        ExDeleteNPagedLookasideList(&clean_lookaside);
     }
     IoDeleteSymbolicLink(&link_name);
     (void)driver;

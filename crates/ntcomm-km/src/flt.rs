@@ -407,6 +407,9 @@ struct PortState<H: PortHandler> {
     clients: SpinLock<Vec<Arc<Client<H>>>>,
     /// Callbacks in progress, so teardown can wait for them.
     active: AtomicUsize,
+    /// Set by teardown before it closes the port: a connect callback that sees
+    /// it refuses (one already past the check is waited for, then closed).
+    closing: AtomicBool,
     /// Message callbacks holding buffers, at most `H::MAX_MESSAGES_IN_FLIGHT`.
     messages: AtomicUsize,
 }
@@ -466,6 +469,9 @@ unsafe extern "system" fn on_connect<H: PortHandler>(
     // SAFETY: the server cookie is our PortState, alive while the port is.
     let state = unsafe { &*(server_cookie as *const PortState<H>) };
     let _active = enter(&state.active);
+    if state.closing.load(Ordering::Acquire) {
+        return NtStatus::STATUS_PORT_DISCONNECTED.0;
+    }
     if context_size as usize > H::MAX_CONTEXT {
         return NtStatus::STATUS_INVALID_PARAMETER.0;
     }
@@ -584,6 +590,7 @@ impl<H: PortHandler> Port<H> {
             filter: filter.raw,
             clients: SpinLock::new(Vec::new()),
             active: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
             messages: AtomicUsize::new(0),
         });
         let mut sd = core::ptr::null_mut();
@@ -635,13 +642,22 @@ impl<H: PortHandler> Port<H> {
 
 impl<H: PortHandler> Drop for Port<H> {
     fn drop(&mut self) {
+        self.state.closing.store(true, Ordering::Release);
         // SAFETY: our server port, closed once: no new connections.
         unsafe { ffi::FltCloseCommunicationPort(self.raw) };
-        for c in self.clients() {
-            self.state.close_client(&c);
-        }
-        while self.state.active.load(Ordering::Acquire) != 0 {
-            crate::sync::sleep(Duration::from_millis(1));
+        // A connect callback that began before `closing` was set may add its
+        // client after a sweep: sweep until no callback runs and none is left
+        // (the fault suite's verifier mode found such a client's leak).
+        loop {
+            for c in self.clients() {
+                self.state.close_client(&c);
+            }
+            while self.state.active.load(Ordering::Acquire) != 0 {
+                crate::sync::sleep(Duration::from_millis(1));
+            }
+            if self.state.clients.lock().is_empty() {
+                break;
+            }
         }
     }
 }

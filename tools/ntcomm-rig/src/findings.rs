@@ -116,11 +116,17 @@ impl Allow {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let mut words = line.splitn(3, char::is_whitespace);
-            let (Some(driver), Some(rule), Some(reason)) = (words.next(), words.next(), words.next()) else {
+            // Columns may be aligned with any run of blanks.
+            let mut rest = line;
+            let mut word = || {
+                let w = rest.split_whitespace().next()?;
+                rest = rest.trim_start().get(w.len()..)?.trim_start();
+                Some(w)
+            };
+            let (Some(driver), Some(rule)) = (word(), word()) else {
                 return Err(format!("{}:{}: expected `driver rule reason`, got `{line}`", file.display(), n + 1));
             };
-            let reason = reason.trim();
+            let reason = rest.trim();
             if reason.is_empty() {
                 return Err(format!("{}:{}: `{driver} {rule}` gives no reason", file.display(), n + 1));
             }
@@ -199,7 +205,7 @@ mod tests {
         assert!(f.readable().starts_with("0xC4/0x62 pool-leak-at-unload in VfTest.sys"));
         let none = Allow::default();
         assert_eq!(none.reason(&f), None);
-        let by_rule = allow("# comment\nvftest.sys pool-leak-at-unload  kept on purpose\n").unwrap();
+        let by_rule = allow("# comment\nvftest.sys   pool-leak-at-unload \t kept on purpose\n").unwrap();
         assert_eq!(by_rule.reason(&f), Some("kept on purpose"));
         let other_rule = allow("vftest.sys pool-double-free corpus\n").unwrap();
         assert_eq!(other_rule.reason(&f), None);
@@ -214,6 +220,8 @@ mod tests {
     #[test]
     fn an_entry_without_a_reason_is_refused() {
         let e = allow("vftest.sys pool-leak-at-unload\n").unwrap_err();
+        assert!(e.contains("gives no reason"), "{e}");
+        let e = allow("vftest.sys\n").unwrap_err();
         assert!(e.contains("expected `driver rule reason`"), "{e}");
         assert!(Finding::parse("not json").is_err());
     }

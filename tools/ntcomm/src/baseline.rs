@@ -266,7 +266,8 @@ pub(crate) fn compare(opts: &Options, client: &Path, shared: &[BenchCase], progr
     (comparison, outcomes)
 }
 
-fn ops(n: u64, elapsed: Duration) -> f64 {
+/// Round trips per second.
+pub(crate) fn ops(n: u64, elapsed: Duration) -> f64 {
     let s = elapsed.as_secs_f64();
     if s > 0.0 {
         n as f64 / s
@@ -312,7 +313,8 @@ fn run_c(client: &Path, driver: &Path, name: &str, o: &Options) -> Result<(u64, 
     Ok((ch.iterations, ch.ops_per_s, latency))
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+/// The median (None when empty).
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -321,7 +323,8 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
-fn medians(rounds: &[Round]) -> Option<Medians> {
+/// Medians over rounds of each figure.
+pub(crate) fn medians(rounds: &[Round]) -> Option<Medians> {
     let of = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
     Some(Medians {
         p50: of(|r| r.latency_us.p50)?,

@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::channel::Channel;
 use crate::machine::{describe, machine, Machine};
 use crate::rig;
-use crate::{baseline, chart};
+use crate::{baseline, chart, verifier_cost};
 
 /// The async rows (`ntcomm_um::aio` under tokio), cases of the IOCTL and port channels.
 pub(crate) mod aio;
@@ -164,6 +164,9 @@ pub struct Options {
     pub c_driver: Option<std::path::PathBuf>,
     /// Rounds of the comparison; `iterations` is split over them.
     pub c_rounds: u32,
+    /// Instead of the usual table: the cost of the rig's verifier mode on the
+    /// IOCTL and read/write rows, in this many rounds ([`crate::verifier_cost`]).
+    pub verifier_rounds: u32,
 }
 
 impl Options {
@@ -311,6 +314,23 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     }
     let progress = !opts.json && std::io::stderr().is_terminal();
     let selected = |case: &BenchCase| opts.channels.is_empty() || opts.channels.contains(case);
+    if opts.verifier_rounds > 0 {
+        let cases: Vec<BenchCase> = BenchCase::all().iter().copied().filter(|c| c.in_c_baseline && selected(c)).collect();
+        let cost = verifier_cost::compare(opts, &cases, opts.verifier_rounds, progress);
+        let ok = cost.ok;
+        if opts.json {
+            match serde_json::to_string_pretty(&serde_json::json!({ "command": command, "machine": machine, "verifier_cost": cost })) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("ntcomm bench: JSON: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            print!("{}", verifier_cost::render(&cost));
+        }
+        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     // The shared cases first, interleaved with the C baseline; their
     // ntcomm rounds, merged, are the cases' rows of the usual table.
     let (comparison, mut compared) = match &opts.c_baseline {

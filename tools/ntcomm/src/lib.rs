@@ -41,3 +41,5 @@ pub mod payload;
 pub mod peer;
 #[cfg(windows)]
 pub mod rng;
+#[cfg(windows)]
+pub mod verifier_cost;

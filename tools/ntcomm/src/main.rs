@@ -7,7 +7,7 @@
 //! ntcomm demo  [--driver PATH]
 //! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N]
 //!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] [--port-questions N]
-//!              [--c-baseline ntcomm_c_client.exe [--c-driver SYS] [--c-rounds N]] ...
+//!              [--c-baseline ntcomm_c_client.exe [--c-driver SYS] [--c-rounds N]] [--verifier-cost ROUNDS] ...
 //! ```
 //!
 //! Windows only (it runs under Wine: `cargo xtask demo`, `cargo xtask bench`).
@@ -216,6 +216,11 @@ mod cli {
         /// Rounds of the C comparison; --iterations is split over them.
         #[arg(long, default_value_t = 10)]
         c_rounds: u32,
+        /// Only measure what the rig's verifier mode costs (docs/VERIFIER.md): the
+        /// IOCTL and read/write rows with it on and off, in this many interleaved
+        /// rounds (the driver is reloaded for each side; under Wine only).
+        #[arg(long, default_value_t = 0, value_name = "ROUNDS")]
+        verifier_cost: u32,
         /// Every channel at 64 B, 4 KiB and 64 KiB (the rings too), in one run;
         /// with --chart, the chart of it.
         #[arg(long)]
@@ -276,6 +281,7 @@ mod cli {
                     c_baseline: b.c_baseline,
                     c_driver: b.c_driver,
                     c_rounds: b.c_rounds,
+                    verifier_rounds: b.verifier_cost,
                 };
                 with_driver(b.driver.as_deref(), |image| bench::run(image, &opts))
             }

@@ -40,6 +40,7 @@ fn c_baseline_comparison_runs_every_shared_channel() {
         c_baseline: Some(client),
         c_driver: None,
         c_rounds: 2,
+        verifier_rounds: 0,
     };
     let code = bench::run(&image, &opts);
     assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS), "bench --c-baseline failed (its JSON is on stdout)");
@@ -71,6 +72,7 @@ fn all_channels_at_every_size_with_a_chart() {
         c_baseline: None,
         c_driver: None,
         c_rounds: 1,
+        verifier_rounds: 0,
     };
     let code = bench::run(&image, &opts);
     assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS), "bench --all failed (its JSON is on stdout)");

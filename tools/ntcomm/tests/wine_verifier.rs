@@ -43,7 +43,8 @@ const LEAVE_LINK: u32 = 18;
 const LEAVE_THREAD: u32 = 19;
 const LEAVE_TIMER: u32 = 20;
 const LEAVE_WORK_ITEM: u32 = 21;
-const CLEAN_UNLOAD: u32 = 22;
+const LEAVE_LOOKASIDE: u32 = 22;
+const CLEAN_UNLOAD: u32 = 23;
 
 fn ioctl(n: u32) -> u32 {
     0x8000 << 16 | (0x800 + n) << 2
@@ -267,4 +268,10 @@ fn timer_set_at_unload() {
 fn work_item_running_at_unload() {
     let new = unload_after(LEAVE_WORK_ITEM);
     check_one(&new, "work item at unload", "work-item-queued-at-unload", "0xCE", "");
+}
+
+#[test]
+fn lookaside_list_left_at_unload() {
+    let new = unload_after(LEAVE_LOOKASIDE);
+    check_one(&new, "lookaside list at unload", "lookaside-left-at-unload", "0xCE", "");
 }
