@@ -423,7 +423,10 @@ static VOID FASTCALL h_IofCompleteRequest(PIRP irp, CCHAR boost)
     if (irql > DISPATCH_LEVEL)
         finding(IRQL_NOT_LESS_OR_EQUAL, (ULONG_PTR)irp, irql, 0, (ULONG_PTR)RET, "complete-above-dispatch",
                 "IofCompleteRequest", RET, "IoCompleteRequest above DISPATCH_LEVEL");
-    if (vf_complete(irp, RET)) ((VOID (FASTCALL *)(PIRP, CCHAR))orig_IofCompleteRequest)(irp, boost);
+    if (vf_complete(irp, RET)) {
+        ((VOID (FASTCALL *)(PIRP, CCHAR))orig_IofCompleteRequest)(irp, boost);
+        vf_completed(irp); /* the quarantine keeps the IRP's memory valid if it was freed */
+    }
 }
 
 /* ----- work items ------------------------------------------------------------------- */

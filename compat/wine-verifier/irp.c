@@ -23,6 +23,8 @@ struct irp_entry {
     LONG status;              /* IoStatus.Status when completed */
     const void *completer;    /* who completed it */
     const void *dispatch;     /* the dispatch routine it was last sent to */
+    unsigned long long sum;   /* of its contents when parked (freed), 0: not parked */
+    unsigned size;            /* bytes summed */
     unsigned long serial;
 };
 
@@ -248,13 +250,59 @@ void vf_cancel(void *irp_)
     if (l && !vf_after(2000, cancel_recheck, l)) ExFreePool(l);
 }
 
+/* FNV-1a over the IRP and its stack locations, leaving out what Wine may still
+ * write after the completion: Cancel and CancelIrql (a late cancel), CancelRoutine
+ * (the quarantine clears it when the IRP is freed). */
+static unsigned long long contents_sum(const IRP *irp, unsigned size)
+{
+    const unsigned char *b = (const unsigned char *)irp;
+    const unsigned routine = FIELD_OFFSET(IRP, CancelRoutine);
+    unsigned long long h = 0xcbf29ce484222325ull;
+    unsigned i;
+    for (i = 0; i < size; i++) {
+        unsigned char c = b[i];
+        if (i == FIELD_OFFSET(IRP, Cancel) || i == FIELD_OFFSET(IRP, CancelIrql) ||
+            (i >= routine && i < routine + sizeof(irp->CancelRoutine)))
+            c = 0;
+        h = (h ^ c) * 0x100000001b3ull;
+    }
+    return h | 1;
+}
+
+/* After the completion of an IRP from the I/O manager (no driver may touch it any
+ * more: unlike its own IRPs, which a completion routine may take back, these are
+ * only freed), its contents are summed; the free checks them again. */
+void vf_completed(void *irp_)
+{
+    IRP *irp = irp_;
+    struct irp_entry *e;
+    if (!vf_on || !irps) return;
+    vf_lock();
+    if ((e = lookup(irp)) && e->state == COMPLETED && e->io_manager && !e->sum) {
+        e->size = IoSizeOfIrp(irp->StackCount);
+        e->sum = contents_sum(irp, e->size);
+    }
+    vf_unlock();
+}
+
 void vf_irp_freed(void *irp)
 {
     struct irp_entry *e;
+    const void *who = NULL;
+    int written = 0;
     if (!irps) return;
     vf_lock();
-    if ((e = lookup(irp))) erase(e);
+    if ((e = lookup(irp))) {
+        written = e->sum && contents_sum(irp, e->size) != e->sum;
+        who = e->completer ? e->completer : e->dispatch;
+        erase(e);
+    }
     vf_unlock();
+    if (written)
+        irql_finding(DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, (ULONG_PTR)irp, 1, 0, 0, "irp-written-after-completion",
+                     "IoFreeIrp", who,
+                     "IRP changed after its completion (seen when it was freed; the writer is not known, `at` is who "
+                     "completed it)");
 }
 
 /* ----- the driver's own calls ------------------------------------------------------- */

@@ -50,7 +50,9 @@ void vf_dispatch_leave(void *device, void *irp, void *stack, long status, const 
 int vf_complete(void *irp, const void *caller);
 /* At IoCancelIrp of a tracked driver's IRP. */
 void vf_cancel(void *irp);
-/* The IRP quarantine frees an IRP for good. */
+/* After IoCompleteRequest returned (its contents must not change any more), and
+ * when the IRP quarantine frees an IRP for good. */
+void vf_completed(void *irp);
 void vf_irp_freed(void *irp);
 
 /* ----- unload.c ----- */

@@ -208,6 +208,10 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
         if (k) complete(k, STATUS_CANCELLED, 0);
         return complete(irp, STATUS_SUCCESS, 0);
     }
+    case VFTEST_WRITE_AFTER_COMPLETE:
+        complete(irp, STATUS_SUCCESS, 0);
+        irp->IoStatus.Information = 0x5a5a;
+        return STATUS_SUCCESS;
     case VFTEST_DOUBLE_FREE:
         if ((p = ExAllocatePoolWithTag(NonPagedPool, 32, TAG))) {
             ExFreePoolWithTag(p, TAG);

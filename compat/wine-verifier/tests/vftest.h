@@ -19,6 +19,7 @@ enum vftest_case {
     VFTEST_FREE_IRP,             /* IoFreeIrp on the IRP it was sent, then completes it */
     VFTEST_PEND_NO_CANCEL,       /* marked and pended with no cancel routine (VFTEST_RELEASE completes it) */
     VFTEST_RELEASE,              /* completes the IRP VFTEST_PEND_NO_CANCEL kept */
+    VFTEST_WRITE_AFTER_COMPLETE, /* completes, then writes IoStatus.Information */
     VFTEST_DOUBLE_FREE,          /* ExFreePoolWithTag twice */
     VFTEST_WRONG_TAG,            /* freed with another tag */
     VFTEST_DELETE_TWICE,         /* IoDeleteDevice twice on a device of its own */

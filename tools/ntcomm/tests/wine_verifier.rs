@@ -33,18 +33,19 @@ const INFORMATION_OVERRUN: u32 = 8;
 const FREE_IRP: u32 = 9;
 const PEND_NO_CANCEL: u32 = 10;
 const RELEASE: u32 = 11;
-const DOUBLE_FREE: u32 = 12;
-const WRONG_TAG: u32 = 13;
-const DELETE_TWICE: u32 = 14;
-const CLOSE_INVALID: u32 = 15;
-const LEAK_POOL: u32 = 16;
-const LEAVE_DEVICE: u32 = 17;
-const LEAVE_LINK: u32 = 18;
-const LEAVE_THREAD: u32 = 19;
-const LEAVE_TIMER: u32 = 20;
-const LEAVE_WORK_ITEM: u32 = 21;
-const LEAVE_LOOKASIDE: u32 = 22;
-const CLEAN_UNLOAD: u32 = 23;
+const WRITE_AFTER_COMPLETE: u32 = 12;
+const DOUBLE_FREE: u32 = 13;
+const WRONG_TAG: u32 = 14;
+const DELETE_TWICE: u32 = 15;
+const CLOSE_INVALID: u32 = 16;
+const LEAK_POOL: u32 = 17;
+const LEAVE_DEVICE: u32 = 18;
+const LEAVE_LINK: u32 = 19;
+const LEAVE_THREAD: u32 = 20;
+const LEAVE_TIMER: u32 = 21;
+const LEAVE_WORK_ITEM: u32 = 22;
+const LEAVE_LOOKASIDE: u32 = 23;
+const CLEAN_UNLOAD: u32 = 24;
 
 fn ioctl(n: u32) -> u32 {
     0x8000 << 16 | (0x800 + n) << 2
@@ -209,6 +210,24 @@ fn pended_irp_without_cancel_routine_is_cancelled() {
     });
     let new = findings().split_off(before);
     check_one(&new, "pended, cancelled, no cancel routine", "irp-pended-not-cancellable", "0xC4", "0x135");
+}
+
+#[test]
+fn irp_written_after_its_completion() {
+    let (_turn, dev) = device();
+    let before = findings().len();
+    let _ = dev.ioctl_raw(ioctl(WRITE_AFTER_COMPLETE), &[], &mut []);
+    // Seen when the IRP quarantine (4,096 IRPs) lets it go: push it through
+    // with cheap requests the driver refuses.
+    for _ in 0..4200 {
+        let _ = dev.ioctl_raw(ioctl(999), &[], &mut []);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while findings().len() == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let new = findings().split_off(before);
+    check_one(&new, "IRP written after completion", "irp-written-after-completion", "0xD5", "");
 }
 
 #[test]
