@@ -324,7 +324,10 @@ static NTSTATUS NTAPI h_PsCreateSystemThread(PHANDLE h, ULONG access, POBJECT_AT
                 "PsCreateSystemThread", RET, "PsCreateSystemThread above PASSIVE_LEVEL");
     s = ((NTSTATUS (NTAPI *)(PHANDLE, ULONG, POBJECT_ATTRIBUTES, HANDLE, PCLIENT_ID, PKSTART_ROUTINE,
                              PVOID))orig_PsCreateSystemThread)(h, access, oa, process, client, start, ctx);
-    if (NT_SUCCESS(s) && h) vf_thread_created(*h, (const void *)start, RET);
+    if (NT_SUCCESS(s) && h) {
+        vf_thread_created(*h, (const void *)start, RET);
+        vf_handle_from_thread(*h, RET);
+    }
     return s;
 }
 

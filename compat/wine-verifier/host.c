@@ -58,3 +58,9 @@ void *vf_dup_handle(void *handle)
 int vf_handle_signaled(void *handle) { return WaitForSingleObject(handle, 0) == WAIT_OBJECT_0; }
 
 void vf_close_handle(void *handle) { CloseHandle(handle); }
+
+int vf_handle_open(void *handle)
+{
+    DWORD flags;
+    return GetHandleInformation(handle, &flags) != 0;
+}

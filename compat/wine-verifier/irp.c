@@ -23,8 +23,8 @@ struct irp_entry {
     LONG status;              /* IoStatus.Status when completed */
     const void *completer;    /* who completed it */
     const void *dispatch;     /* the dispatch routine it was last sent to */
-    unsigned long long sum;   /* of its contents when parked (freed), 0: not parked */
-    unsigned size;            /* bytes summed */
+    unsigned char *copy;      /* its contents when its completion returned (pool), or NULL */
+    unsigned size;            /* bytes copied */
     unsigned long serial;
 };
 
@@ -60,6 +60,7 @@ static struct irp_entry *insert(IRP *irp)
     if (irp_count * 4 > IRP_SLOTS * 3) return NULL; /* full: not tracked */
     for (s = home(irp); irps[s].irp && irps[s].irp != irp; s = (s + 1) & (IRP_SLOTS - 1)) {}
     if (!irps[s].irp) irp_count++;
+    else if (irps[s].copy) ExFreePool(irps[s].copy); /* the same address sent again */
     RtlZeroMemory(&irps[s], sizeof(irps[s]));
     irps[s].irp = irp;
     irps[s].serial = ++serials;
@@ -250,59 +251,96 @@ void vf_cancel(void *irp_)
     if (l && !vf_after(2000, cancel_recheck, l)) ExFreePool(l);
 }
 
-/* FNV-1a over the IRP and its stack locations, leaving out what Wine may still
- * write after the completion: Cancel and CancelIrql (a late cancel), CancelRoutine
- * (the quarantine clears it when the IRP is freed). */
-static unsigned long long contents_sum(const IRP *irp, unsigned size)
+/* Whether byte `i` of an IRP is one Wine may still write after the completion:
+ * Cancel and CancelIrql (a late cancel), CancelRoutine (the quarantine clears it),
+ * UserBuffer (winedevice frees the output buffer of a request completed after it
+ * was pended, and clears the field, when the wineserver has taken the result). */
+static int may_change(unsigned i)
 {
-    const unsigned char *b = (const unsigned char *)irp;
-    const unsigned routine = FIELD_OFFSET(IRP, CancelRoutine);
-    unsigned long long h = 0xcbf29ce484222325ull;
-    unsigned i;
-    for (i = 0; i < size; i++) {
-        unsigned char c = b[i];
-        if (i == FIELD_OFFSET(IRP, Cancel) || i == FIELD_OFFSET(IRP, CancelIrql) ||
-            (i >= routine && i < routine + sizeof(irp->CancelRoutine)))
-            c = 0;
-        h = (h ^ c) * 0x100000001b3ull;
-    }
-    return h | 1;
+    const unsigned routine = FIELD_OFFSET(IRP, CancelRoutine), user = FIELD_OFFSET(IRP, UserBuffer);
+    return i == FIELD_OFFSET(IRP, Cancel) || i == FIELD_OFFSET(IRP, CancelIrql) ||
+           (i >= routine && i < routine + sizeof(void *)) || (i >= user && i < user + sizeof(void *));
+}
+
+/* The IRP field at byte `i`, for the finding. */
+static const char *field_at(unsigned i)
+{
+    static const struct { unsigned at, size; const char *name; } fields[] = {
+        { FIELD_OFFSET(IRP, MdlAddress), 8, "MdlAddress" },
+        { FIELD_OFFSET(IRP, Flags), 4, "Flags" },
+        { FIELD_OFFSET(IRP, AssociatedIrp), 8, "AssociatedIrp" },
+        { FIELD_OFFSET(IRP, ThreadListEntry), 16, "ThreadListEntry" },
+        { FIELD_OFFSET(IRP, IoStatus), 16, "IoStatus" },
+        { FIELD_OFFSET(IRP, PendingReturned), 1, "PendingReturned" },
+        { FIELD_OFFSET(IRP, UserIosb), 8, "UserIosb" },
+        { FIELD_OFFSET(IRP, UserEvent), 8, "UserEvent" },
+        { FIELD_OFFSET(IRP, Overlay), 16, "Overlay" },
+        { FIELD_OFFSET(IRP, UserBuffer), 8, "UserBuffer" },
+        { FIELD_OFFSET(IRP, Tail.Overlay.DriverContext), 32, "Tail.Overlay.DriverContext" },
+        { FIELD_OFFSET(IRP, Tail.Overlay.Thread), 8, "Tail.Overlay.Thread" },
+        { FIELD_OFFSET(IRP, Tail.Overlay.AuxiliaryBuffer), 8, "Tail.Overlay.AuxiliaryBuffer" },
+        { FIELD_OFFSET(IRP, Tail.Overlay.ListEntry), 16, "Tail.Overlay.ListEntry" },
+        { FIELD_OFFSET(IRP, Tail.Overlay.CurrentStackLocation), 8, "Tail.Overlay.CurrentStackLocation" },
+        { FIELD_OFFSET(IRP, Tail.Overlay.OriginalFileObject), 8, "Tail.Overlay.OriginalFileObject" },
+    };
+    unsigned k;
+    if (i >= sizeof(IRP)) return "a stack location";
+    for (k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+        if (i >= fields[k].at && i < fields[k].at + fields[k].size) return fields[k].name;
+    return "the IRP header";
 }
 
 /* After the completion of an IRP from the I/O manager (no driver may touch it any
  * more: unlike its own IRPs, which a completion routine may take back, these are
- * only freed), its contents are summed; the free checks them again. */
+ * only freed), its contents are copied; the free compares them. */
 void vf_completed(void *irp_)
 {
     IRP *irp = irp_;
     struct irp_entry *e;
+    unsigned size;
+    unsigned char *copy;
     if (!vf_on || !irps) return;
+    size = IoSizeOfIrp(irp->StackCount);
+    if (!(copy = ExAllocatePoolWithTag(NonPagedPool, size, VF_POOL_TAG))) return;
+    RtlCopyMemory(copy, irp, size);
     vf_lock();
-    if ((e = lookup(irp)) && e->state == COMPLETED && e->io_manager && !e->sum) {
-        e->size = IoSizeOfIrp(irp->StackCount);
-        e->sum = contents_sum(irp, e->size);
+    if ((e = lookup(irp)) && e->state == COMPLETED && e->io_manager && !e->copy) {
+        e->copy = copy;
+        e->size = size;
+        copy = NULL;
     }
     vf_unlock();
+    if (copy) ExFreePool(copy);
 }
 
 void vf_irp_freed(void *irp)
 {
     struct irp_entry *e;
     const void *who = NULL;
-    int written = 0;
+    unsigned char *copy = NULL;
+    unsigned size = 0, i;
     if (!irps) return;
     vf_lock();
     if ((e = lookup(irp))) {
-        written = e->sum && contents_sum(irp, e->size) != e->sum;
+        copy = e->copy;
+        size = e->size;
         who = e->completer ? e->completer : e->dispatch;
         erase(e);
     }
     vf_unlock();
-    if (written)
-        irql_finding(DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, (ULONG_PTR)irp, 1, 0, 0, "irp-written-after-completion",
-                     "IoFreeIrp", who,
-                     "IRP changed after its completion (seen when it was freed; the writer is not known, `at` is who "
-                     "completed it)");
+    if (!copy) return;
+    for (i = 0; i < size; i++)
+        if (!may_change(i) && copy[i] != ((const unsigned char *)irp)[i]) break;
+    if (i < size) {
+        char detail[200];
+        _snprintf(detail, sizeof(detail),
+                  "IRP changed after its completion: byte 0x%x (%s) was 0x%02x, is 0x%02x (seen when it was freed; "
+                  "`at` is who completed it)",
+                  i, field_at(i), copy[i], ((const unsigned char *)irp)[i]);
+        irql_finding(DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, (ULONG_PTR)irp + i, 1, 0, 0, "irp-written-after-completion",
+                     "IoFreeIrp", who, detail);
+    }
+    ExFreePool(copy);
 }
 
 /* ----- the driver's own calls ------------------------------------------------------- */

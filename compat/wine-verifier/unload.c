@@ -11,7 +11,7 @@
 #include "verifier.h"
 #include "codes.h"
 
-enum kind { DEVICE = 1, LINK, THREAD, TIMER, LOOKASIDE, WORK };
+enum kind { DEVICE = 1, LINK, THREAD, TIMER, LOOKASIDE, HANDLE_, WORK };
 
 struct thing {
     enum kind kind;
@@ -390,17 +390,163 @@ static VOID NTAPI h_ExDeletePagedLookasideList(PPAGED_LOOKASIDE_LIST l)
 
 /* ----- handles ---------------------------------------------------------------------- */
 
-static void *orig_ZwClose;
+/* Handles the driver opened through the routines below, until ZwClose: one still
+ * open when the image is unloaded is a finding. Routines not listed (and handles
+ * closed another way than ZwClose/ObCloseHandle) are not followed. */
+static void handle_opened(NTSTATUS s, const HANDLE *h, const char *routine, const void *caller)
+{
+    if (!vf_on || !NT_SUCCESS(s) || !h || !*h) return;
+    vf_lock();
+    if (!find(HANDLE_, *h)) {
+        struct thing *t = add(HANDLE_, *h, caller, NULL);
+        if (t) {
+            int i;
+            for (i = 0; routine[i] && i < 95; i++) t->name[i] = (WCHAR)routine[i];
+            t->name[i] = 0;
+        }
+    }
+    vf_unlock();
+}
+
+static void handle_closed(HANDLE h)
+{
+    struct thing *t;
+    if (!vf_on) return;
+    vf_lock();
+    if ((t = find(HANDLE_, h))) unlink_thing(t);
+    vf_unlock();
+    if (t) ExFreePool(t);
+}
+
+static void *orig_ZwClose, *orig_ObCloseHandle, *orig_ZwCreateFile, *orig_ZwOpenFile, *orig_ZwCreateKey, *orig_ZwOpenKey;
+static void *orig_ZwCreateEvent, *orig_ZwCreateSection, *orig_ZwOpenSection, *orig_ZwOpenProcess;
+static void *orig_ZwOpenProcessTokenEx, *orig_ObOpenObjectByPointer;
+
+#define RET_ __builtin_return_address(0)
 
 static NTSTATUS NTAPI h_ZwClose(HANDLE h)
 {
     NTSTATUS s;
-    irql_zw_check("ZwClose", __builtin_return_address(0));
+    irql_zw_check("ZwClose", RET_);
     s = ((NTSTATUS (NTAPI *)(HANDLE))orig_ZwClose)(h);
+    if (NT_SUCCESS(s)) handle_closed(h);
     if (vf_on && s == STATUS_INVALID_HANDLE)
-        irql_finding(INVALID_KERNEL_HANDLE, (ULONG_PTR)h, 1, 0, 0, "handle-close-invalid", "ZwClose",
-                     __builtin_return_address(0), "ZwClose of a handle that is not open");
+        irql_finding(INVALID_KERNEL_HANDLE, (ULONG_PTR)h, 1, 0, 0, "handle-close-invalid", "ZwClose", RET_,
+                     "ZwClose of a handle that is not open");
     return s;
+}
+
+static NTSTATUS NTAPI h_ObCloseHandle(HANDLE h, KPROCESSOR_MODE mode)
+{
+    NTSTATUS s = ((NTSTATUS (NTAPI *)(HANDLE, KPROCESSOR_MODE))orig_ObCloseHandle)(h, mode);
+    if (NT_SUCCESS(s)) handle_closed(h);
+    if (vf_on && s == STATUS_INVALID_HANDLE && mode == KernelMode)
+        irql_finding(INVALID_KERNEL_HANDLE, (ULONG_PTR)h, 1, 0, 0, "handle-close-invalid", "ObCloseHandle", RET_,
+                     "ObCloseHandle of a handle that is not open");
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwCreateFile(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io, PLARGE_INTEGER size,
+                                     ULONG attrs, ULONG share, ULONG disp, ULONG opts, PVOID ea, ULONG ea_len)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwCreateFile", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK, PLARGE_INTEGER, ULONG, ULONG, ULONG,
+                             ULONG, PVOID, ULONG))orig_ZwCreateFile)(h, a, oa, io, size, attrs, share, disp, opts, ea, ea_len);
+    handle_opened(s, h, "ZwCreateFile", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwOpenFile(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK io, ULONG share, ULONG opts)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwOpenFile", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK, ULONG, ULONG))orig_ZwOpenFile)(
+        h, a, oa, io, share, opts);
+    handle_opened(s, h, "ZwOpenFile", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwCreateKey(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa, ULONG index, PUNICODE_STRING cls,
+                                    ULONG opts, PULONG disp)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwCreateKey", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, ULONG, PUNICODE_STRING, ULONG, PULONG))orig_ZwCreateKey)(
+        h, a, oa, index, cls, opts, disp);
+    handle_opened(s, h, "ZwCreateKey", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwOpenKey(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwOpenKey", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES))orig_ZwOpenKey)(h, a, oa);
+    handle_opened(s, h, "ZwOpenKey", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwCreateEvent(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa, EVENT_TYPE type, BOOLEAN state)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwCreateEvent", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, EVENT_TYPE, BOOLEAN))orig_ZwCreateEvent)(h, a, oa, type,
+                                                                                                              state);
+    handle_opened(s, h, "ZwCreateEvent", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwCreateSection(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa, PLARGE_INTEGER size, ULONG prot,
+                                        ULONG attrs, HANDLE file)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwCreateSection", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PLARGE_INTEGER, ULONG, ULONG, HANDLE))orig_ZwCreateSection)(
+        h, a, oa, size, prot, attrs, file);
+    handle_opened(s, h, "ZwCreateSection", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwOpenSection(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwOpenSection", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES))orig_ZwOpenSection)(h, a, oa);
+    handle_opened(s, h, "ZwOpenSection", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwOpenProcess(PHANDLE h, ACCESS_MASK a, POBJECT_ATTRIBUTES oa, PCLIENT_ID id)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwOpenProcess", RET_);
+    s = ((NTSTATUS (NTAPI *)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PCLIENT_ID))orig_ZwOpenProcess)(h, a, oa, id);
+    handle_opened(s, h, "ZwOpenProcess", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ZwOpenProcessTokenEx(HANDLE process, ACCESS_MASK a, ULONG attrs, PHANDLE h)
+{
+    NTSTATUS s;
+    irql_zw_check("ZwOpenProcessTokenEx", RET_);
+    s = ((NTSTATUS (NTAPI *)(HANDLE, ACCESS_MASK, ULONG, PHANDLE))orig_ZwOpenProcessTokenEx)(process, a, attrs, h);
+    handle_opened(s, h, "ZwOpenProcessTokenEx", RET_);
+    return s;
+}
+
+static NTSTATUS NTAPI h_ObOpenObjectByPointer(PVOID object, ULONG attrs, PVOID access_state, ACCESS_MASK a, PVOID type,
+                                              KPROCESSOR_MODE mode, PHANDLE h)
+{
+    NTSTATUS s = ((NTSTATUS (NTAPI *)(PVOID, ULONG, PVOID, ACCESS_MASK, PVOID, KPROCESSOR_MODE, PHANDLE))
+                      orig_ObOpenObjectByPointer)(object, attrs, access_state, a, type, mode, h);
+    handle_opened(s, h, "ObOpenObjectByPointer", RET_);
+    return s;
+}
+
+void vf_handle_from_thread(void *handle, const void *caller)
+{
+    handle_opened(STATUS_SUCCESS, (const HANDLE *)&handle, "PsCreateSystemThread", caller);
 }
 
 /* ----- at unload --------------------------------------------------------------------- */
@@ -460,6 +606,16 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
             irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0,
                          "lookaside-left-at-unload", "DriverUnload", t->caller,
                          "lookaside list not deleted when the driver's image is unloaded");
+        } else if (t->kind == HANDLE_) {
+            if (vf_handle_open((void *)t->key)) {
+                char detail[160], from[40];
+                int i;
+                for (i = 0; t->name[i] && i < 39; i++) from[i] = (char)t->name[i];
+                from[i] = 0;
+                _snprintf(detail, sizeof(detail), "kernel handle from %s still open when the image is unloaded", from);
+                irql_finding(0, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0, "handle-left-at-unload", "DriverUnload",
+                             t->caller, detail);
+            }
         } else if (t->kind == WORK) {
             irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0, 0, 0,
                          "work-item-queued-at-unload", "DriverUnload", t->routine,
@@ -491,6 +647,17 @@ const struct irql_hook vf_hooks[] = {
     HOOK(ExDeleteNPagedLookasideList),
     HOOK(ExDeletePagedLookasideList),
     HOOK(ZwClose),
+    HOOK(ObCloseHandle),
+    HOOK(ZwCreateFile),
+    HOOK(ZwOpenFile),
+    HOOK(ZwCreateKey),
+    HOOK(ZwOpenKey),
+    HOOK(ZwCreateEvent),
+    HOOK(ZwCreateSection),
+    HOOK(ZwOpenSection),
+    HOOK(ZwOpenProcess),
+    HOOK(ZwOpenProcessTokenEx),
+    HOOK(ObOpenObjectByPointer),
     { "IoFreeIrp", (void *)vf_h_IoFreeIrp, &vf_orig_IoFreeIrp },
     { 0, 0, 0 },
 };

@@ -34,6 +34,8 @@ int vf_after(unsigned ms, void (*fn)(void *), void *arg);
 void *vf_dup_handle(void *handle);
 int vf_handle_signaled(void *handle);
 void vf_close_handle(void *handle);
+/* Whether a handle of this process is open. */
+int vf_handle_open(void *handle);
 
 /* ----- pool.c ----- */
 void vf_pool_alloc(void *p, unsigned long long size, unsigned long tag, int type, const void *caller);
@@ -59,6 +61,8 @@ void vf_irp_freed(void *irp);
 void vf_work_queued(const void *routine);
 void vf_work_done(const void *routine);
 void vf_thread_created(void *handle, const void *start, const void *caller);
+/* The handle PsCreateSystemThread returned to the driver, to follow until ZwClose. */
+void vf_handle_from_thread(void *handle, const void *caller);
 /* A tracked image is being unmapped (after DriverUnload returned). */
 void vf_module_unloading(const unsigned char *lo, const unsigned char *hi);
 /* The device registry, for the dispatch gate: 1 live, 0 deleted (do not dispatch),

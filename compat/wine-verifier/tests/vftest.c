@@ -23,6 +23,7 @@ static KEVENT stop_event;       /* signaled at unload: ends the clean-unload thr
 static WORK_QUEUE_ITEM leaked_item, clean_item;
 static KEVENT clean_item_done;
 static NPAGED_LOOKASIDE_LIST lookaside, clean_lookaside;
+static HANDLE leaked_handle, clean_handle;
 static KTIMER timer;
 static KDPC dpc;
 static HANDLE clean_thread;
@@ -145,6 +146,7 @@ static void arm_clean_unload(PDEVICE_OBJECT dev)
         IoCreateSymbolicLink(&clean_link_name, &clean_device_name);
     KeSetTimerEx(&timer, due, 0, &dpc);
     ExInitializeNPagedLookasideList(&clean_lookaside, NULL, NULL, 0, 64, TAG, 0);
+    if (!NT_SUCCESS(ZwCreateEvent(&clean_handle, EVENT_ALL_ACCESS, NULL, NotificationEvent, FALSE))) clean_handle = NULL;
     KeClearEvent(&stop_event);
     if (!NT_SUCCESS(PsCreateSystemThread(&clean_thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, exiting_thread, NULL)))
         clean_thread = NULL;
@@ -258,6 +260,9 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
     case VFTEST_LEAVE_LOOKASIDE:
         ExInitializeNPagedLookasideList(&lookaside, NULL, NULL, 0, 64, TAG, 0);
         return complete(irp, STATUS_SUCCESS, 0);
+    case VFTEST_LEAVE_HANDLE:
+        ZwCreateEvent(&leaked_handle, EVENT_ALL_ACCESS, NULL, NotificationEvent, FALSE);
+        return complete(irp, STATUS_SUCCESS, 0);
     case VFTEST_CLEAN_UNLOAD:
         arm_clean_unload(dev);
         return complete(irp, STATUS_SUCCESS, 0);
@@ -291,6 +296,7 @@ static VOID NTAPI unload(PDRIVER_OBJECT driver)
         if (clean_device) IoDeleteDevice(clean_device);
         if (clean_block) ExFreePoolWithTag(clean_block, TAG);
         ExDeleteNPagedLookasideList(&clean_lookaside);
+        if (clean_handle) ZwClose(clean_handle);
     }
     IoDeleteSymbolicLink(&link_name);
     (void)driver;

@@ -32,6 +32,7 @@ enum vftest_case {
     VFTEST_LEAVE_TIMER,          /* a timer with a DPC, due in an hour, never cancelled */
     VFTEST_LEAVE_WORK_ITEM,      /* an executive work item still running (blocked in a wait) */
     VFTEST_LEAVE_LOOKASIDE,      /* a nonpaged lookaside list never deleted */
+    VFTEST_LEAVE_HANDLE,         /* an event handle (ZwCreateEvent) never closed */
     VFTEST_CLEAN_UNLOAD,         /* twin of the above: creates each and undoes it at unload */
     VFTEST_CASES
 };

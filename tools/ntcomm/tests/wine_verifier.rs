@@ -45,7 +45,8 @@ const LEAVE_THREAD: u32 = 20;
 const LEAVE_TIMER: u32 = 21;
 const LEAVE_WORK_ITEM: u32 = 22;
 const LEAVE_LOOKASIDE: u32 = 23;
-const CLEAN_UNLOAD: u32 = 24;
+const LEAVE_HANDLE: u32 = 24;
+const CLEAN_UNLOAD: u32 = 25;
 
 fn ioctl(n: u32) -> u32 {
     0x8000 << 16 | (0x800 + n) << 2
@@ -293,4 +294,12 @@ fn work_item_running_at_unload() {
 fn lookaside_list_left_at_unload() {
     let new = unload_after(LEAVE_LOOKASIDE);
     check_one(&new, "lookaside list at unload", "lookaside-left-at-unload", "0xCE", "");
+}
+
+#[test]
+fn handle_left_open_at_unload() {
+    // Windows has no bug check for it (code 0x0): see docs/VERIFIER.md.
+    let new = unload_after(LEAVE_HANDLE);
+    check_one(&new, "handle open at unload", "handle-left-at-unload", "0x0", "");
+    assert!(new[0].contains("ZwCreateEvent"), "names the routine: {}", new[0]);
 }
