@@ -9,10 +9,13 @@
 //! sets it) and the helper `ntcomm_lpc.sys` in the prefix (`cargo xtask setup`).
 #![cfg(windows)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::field;
 use ntcomm::rig;
 use ntcomm_um::{service, Device};
 
@@ -55,23 +58,9 @@ fn ioctl(n: u32) -> u32 {
 /// The cases share one driver and one findings file: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn findings_path() -> PathBuf {
-    let root = std::env::var_os("SystemRoot").or_else(|| std::env::var_os("windir")).expect("SystemRoot");
-    Path::new(&root).join(r"temp\ntcomm-findings.jsonl")
-}
-
 /// This driver's findings so far.
 fn findings() -> Vec<String> {
-    let text = std::fs::read_to_string(findings_path()).unwrap_or_default();
-    let me = format!("\"driver\":\"{DRIVER}\"");
-    text.lines().filter(|l| l.contains(&me)).map(str::to_owned).collect()
-}
-
-fn field<'a>(line: &'a str, name: &str) -> &'a str {
-    let key = format!("\"{name}\":\"");
-    let start = line.find(&key).unwrap_or_else(|| panic!("no {name} in {line}")) + key.len();
-    let end = line[start..].find('"').expect("unterminated field") + start;
-    &line[start..end]
+    common::findings_of(DRIVER)
 }
 
 fn image() -> PathBuf {

@@ -72,3 +72,24 @@ impl Drop for ChildTest {
         let _ = self.child.wait();
     }
 }
+
+/// The rig's findings file in the prefix (docs/VERIFIER.md).
+pub fn findings_path() -> std::path::PathBuf {
+    let root = std::env::var_os("SystemRoot").or_else(|| std::env::var_os("windir")).expect("SystemRoot");
+    std::path::Path::new(&root).join(r"temp\ntcomm-findings.jsonl")
+}
+
+/// The findings of `driver` (e.g. `vftest.sys`) so far, one JSON line each.
+pub fn findings_of(driver: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(findings_path()).unwrap_or_default();
+    let me = format!("\"driver\":\"{driver}\"");
+    text.lines().filter(|l| l.contains(&me)).map(str::to_owned).collect()
+}
+
+/// A string field of a finding's line.
+pub fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    let key = format!("\"{name}\":\"");
+    let start = line.find(&key).unwrap_or_else(|| panic!("no {name} in {line}")) + key.len();
+    let end = line[start..].find('"').expect("unterminated field") + start;
+    &line[start..end]
+}
