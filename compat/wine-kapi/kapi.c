@@ -19,6 +19,9 @@
 __declspec(dllimport) void *__stdcall GetModuleHandleW(const WCHAR *name);
 __declspec(dllimport) void *__stdcall GetProcAddress(void *module, const char *name);
 __declspec(dllimport) int __stdcall QueueUserWorkItem(ULONG(__stdcall *fn)(void *), void *ctx, ULONG flags);
+__declspec(dllimport) void *__stdcall CreateThread(void *attrs, SIZE_T stack, ULONG(__stdcall *fn)(void *), void *ctx, ULONG flags,
+                                                   ULONG *id);
+__declspec(dllimport) int __stdcall CloseHandle(void *handle);
 
 /* ntifs.h (which needs the ddk directory on the include path) */
 NTSTATUS NTAPI ObOpenObjectByPointer(PVOID object, ULONG attributes, PVOID access_state, ACCESS_MASK access,
@@ -105,6 +108,157 @@ static VOID NTAPI kapi_ExQueueWorkItem(PWORK_QUEUE_ITEM item, WORK_QUEUE_TYPE ty
     vf_work_queued((const void *)item->WorkerRoutine);
     if (!QueueUserWorkItem(run_work_item, item, 0 /* WT_EXECUTEDEFAULT */))
         KeBugCheckEx(WORKER_THREAD_RETURNED_AT_BAD_IRQL, 0, 0, 0, 0); /* cannot happen short of memory */
+}
+
+/* ----- DPCs ------------------------------------------------------------------------- */
+
+/* Wine 8's KeInsertQueueDpc returns TRUE and never runs the DPC, KeRemoveQueueDpc
+   kills the host, KeFlushQueuedDpcs returns at once. Here, as Windows documents them
+   (KeInsertQueueDpc: FALSE if the DPC is already queued; the routine runs at
+   DISPATCH_LEVEL with the DPC's context and the two system arguments; the DPC leaves
+   the queue before its routine runs, so it may queue itself again; KeRemoveQueueDpc:
+   TRUE if it took the DPC off the queue; KeFlushQueuedDpcs: returns when every DPC
+   queued before it has run): one DPC thread runs the queue in order, its tracked
+   IRQL DISPATCH_LEVEL (compat/wine-irql), so a DPC that waits is a finding. The
+   queue is linked through the DPC's own DpcListEntry; DpcData marks it queued. */
+static LIST_ENTRY dpc_queue = { &dpc_queue, &dpc_queue };
+static KSPIN_LOCK dpc_lock;
+static KEVENT dpc_wake;
+static PKDPC dpc_running;
+static volatile LONG dpc_thread_state; /* 0 none, 1 starting, 2 running */
+static const char dpc_queued_mark;
+
+static ULONG __stdcall dpc_thread(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        KIRQL old;
+        PKDPC dpc = NULL;
+        PKDEFERRED_ROUTINE routine = NULL;
+        PVOID ctx = NULL, a1 = NULL, a2 = NULL;
+        struct irql_thread *t;
+
+        KeAcquireSpinLock(&dpc_lock, &old);
+        if (!IsListEmpty(&dpc_queue)) {
+            dpc = CONTAINING_RECORD(RemoveHeadList(&dpc_queue), KDPC, DpcListEntry);
+            routine = dpc->DeferredRoutine;
+            ctx = dpc->DeferredContext;
+            a1 = dpc->SystemArgument1;
+            a2 = dpc->SystemArgument2;
+            dpc->DpcData = NULL; /* off the queue before it runs: it may queue itself again */
+            dpc_running = dpc;
+        } else {
+            KeClearEvent(&dpc_wake);
+        }
+        KeReleaseSpinLock(&dpc_lock, old);
+        if (!dpc) {
+            KeWaitForSingleObject(&dpc_wake, Executive, KernelMode, FALSE, NULL);
+            continue;
+        }
+        t = irql_thread();
+        t->irql = DISPATCH_LEVEL;
+        t->nlocks = 0;
+        t->routine = (const void *)routine;
+        routine(dpc, ctx, a1, a2);
+        t->irql = PASSIVE_LEVEL;
+        t->nlocks = 0;
+        t->routine = NULL;
+        KeAcquireSpinLock(&dpc_lock, &old);
+        dpc_running = NULL;
+        KeReleaseSpinLock(&dpc_lock, old);
+        vf_dpc_done(dpc, (const void *)routine);
+    }
+    return 0;
+}
+
+static BOOLEAN NTAPI kapi_KeInsertQueueDpc(PRKDPC dpc, PVOID a1, PVOID a2)
+{
+    KIRQL old;
+    if (InterlockedCompareExchange(&dpc_thread_state, 1, 0) == 0) {
+        void *h = CreateThread(NULL, 0, dpc_thread, NULL, 0, NULL);
+        if (h) CloseHandle(h);
+        InterlockedExchange(&dpc_thread_state, h ? 2 : 0);
+        if (!h) return FALSE; /* cannot run it: as if it were queued already */
+    }
+    KeAcquireSpinLock(&dpc_lock, &old);
+    if (dpc->DpcData) {
+        KeReleaseSpinLock(&dpc_lock, old);
+        return FALSE;
+    }
+    dpc->DpcData = (PVOID)&dpc_queued_mark;
+    dpc->SystemArgument1 = a1;
+    dpc->SystemArgument2 = a2;
+    InsertTailList(&dpc_queue, &dpc->DpcListEntry);
+    vf_dpc_queued(dpc, (const void *)dpc->DeferredRoutine);
+    KeSetEvent(&dpc_wake, IO_NO_INCREMENT, FALSE);
+    KeReleaseSpinLock(&dpc_lock, old);
+    return TRUE;
+}
+
+static BOOLEAN NTAPI kapi_KeRemoveQueueDpc(PRKDPC dpc)
+{
+    KIRQL old;
+    BOOLEAN was = FALSE;
+    KeAcquireSpinLock(&dpc_lock, &old);
+    if (dpc->DpcData == (PVOID)&dpc_queued_mark) {
+        RemoveEntryList(&dpc->DpcListEntry);
+        dpc->DpcData = NULL;
+        was = TRUE;
+    }
+    KeReleaseSpinLock(&dpc_lock, old);
+    if (was) vf_dpc_done(dpc, (const void *)dpc->DeferredRoutine);
+    return was;
+}
+
+static VOID NTAPI kapi_KeFlushQueuedDpcs(void)
+{
+    LARGE_INTEGER ms = { .QuadPart = -10000 };
+    for (;;) {
+        KIRQL old;
+        int idle;
+        KeAcquireSpinLock(&dpc_lock, &old);
+        idle = IsListEmpty(&dpc_queue) && !dpc_running;
+        KeReleaseSpinLock(&dpc_lock, old);
+        if (idle) return;
+        KeDelayExecutionThread(KernelMode, FALSE, &ms);
+    }
+}
+
+/* Takes the DPCs whose routine lies in [lo, hi) off the queue and waits (up to 5 s)
+   for one of them that is running: an unloaded driver's DPC must not run in its
+   unmapped image (the verifier has reported them by then). */
+void kapi_dpc_unloading(const unsigned char *lo, const unsigned char *hi)
+{
+    LARGE_INTEGER ms = { .QuadPart = -10000 };
+    LIST_ENTRY *e, *next;
+    KIRQL old;
+    unsigned i;
+    KeAcquireSpinLock(&dpc_lock, &old);
+    for (e = dpc_queue.Flink; e != &dpc_queue; e = next) {
+        PKDPC dpc = CONTAINING_RECORD(e, KDPC, DpcListEntry);
+        next = e->Flink;
+        if ((const unsigned char *)dpc->DeferredRoutine >= lo && (const unsigned char *)dpc->DeferredRoutine < hi) {
+            RemoveEntryList(e);
+            dpc->DpcData = NULL;
+        }
+    }
+    KeReleaseSpinLock(&dpc_lock, old);
+    for (i = 0; i < 5000; i++) {
+        int running;
+        KeAcquireSpinLock(&dpc_lock, &old);
+        running = dpc_running && (const unsigned char *)dpc_running->DeferredRoutine >= lo &&
+                  (const unsigned char *)dpc_running->DeferredRoutine < hi;
+        KeReleaseSpinLock(&dpc_lock, old);
+        if (!running) return;
+        KeDelayExecutionThread(KernelMode, FALSE, &ms);
+    }
+}
+
+/* Wine 8.0's KeInsertQueueDpc (sub rsp,0x48; test byte [rip+..],1: its FIXME) and
+   KeFlushQueuedDpcs (sub rsp,0x28; the same). */
+static int is_wine8_dpc_fixme(const unsigned char *p)
+{
+    return p[0] == 0x48 && p[1] == 0x83 && p[2] == 0xec && (p[3] == 0x48 || p[3] == 0x28) && p[4] == 0xf6 && p[5] == 0x05;
 }
 
 /* ----- cancel-safe queues (IoCsq*) ---------------------------------------------------- */
@@ -319,6 +473,11 @@ int ntcomm_kapi_install(void)
     ok &= replace(krnl, "IoCsqRemoveNextIrp", kapi_IoCsqRemoveNextIrp, is_fatal_stub);
     ok &= replace(krnl, "ObSetSecurityObjectByPointer", kapi_ObSetSecurityObjectByPointer, is_fatal_stub);
     ok &= replace(krnl, "IoCsqInitialize", kapi_IoCsqInitialize, is_wine8_csq_init);
+    KeInitializeSpinLock(&dpc_lock);
+    KeInitializeEvent(&dpc_wake, NotificationEvent, FALSE);
+    ok &= replace(krnl, "KeInsertQueueDpc", kapi_KeInsertQueueDpc, is_wine8_dpc_fixme);
+    ok &= replace(krnl, "KeRemoveQueueDpc", kapi_KeRemoveQueueDpc, is_fatal_stub);
+    ok &= replace(krnl, "KeFlushQueuedDpcs", kapi_KeFlushQueuedDpcs, is_wine8_dpc_fixme);
     ok &= ntcomm_add_exports(krnl, missing, sizeof(missing) / sizeof(missing[0]));
     return ok;
 }

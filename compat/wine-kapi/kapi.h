@@ -11,4 +11,8 @@
  * on success (and when there is nothing to do). */
 int ntcomm_kapi_install(void);
 
+/* An image in [lo, hi) is being unloaded: its DPCs leave the queue, and one running
+ * is waited for (up to 5 s), so that none runs in the unmapped image. */
+void kapi_dpc_unloading(const unsigned char *lo, const unsigned char *hi);
+
 #endif

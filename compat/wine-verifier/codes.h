@@ -18,6 +18,7 @@
 #define C4_CANCELLED_IRP_NOT_COMPLETED 0x135    /* p2 IRP, p3 ms allowed */
 #define TIMER_OR_DPC_INVALID 0xC7
 #define C7_TIMER 0x0                            /* p2 timer, p3..p4 the image's range */
+#define C7_DPC_ROUTINE 0x2                      /* p2 DPC routine, p3..p4 the image's range */
 #ifndef DRIVER_VERIFIER_IOMANAGER_VIOLATION
 #define DRIVER_VERIFIER_IOMANAGER_VIOLATION 0xC9
 #endif

@@ -10,8 +10,9 @@
 #include "../wine-irql/irql.h"
 #include "verifier.h"
 #include "codes.h"
+#include "../wine-kapi/kapi.h"
 
-enum kind { DEVICE = 1, LINK, THREAD, TIMER, LOOKASIDE, HANDLE_, WORK };
+enum kind { DEVICE = 1, LINK, THREAD, TIMER, DPC, LOOKASIDE, HANDLE_, WORK };
 
 struct thing {
     enum kind kind;
@@ -289,6 +290,26 @@ void vf_work_done(const void *routine)
     if (!vf_on) return;
     vf_lock();
     if ((t = find(WORK, routine))) unlink_thing(t);
+    vf_unlock();
+    if (t) ExFreePool(t);
+}
+
+/* Queued DPCs (compat/wine-kapi runs them): queued or running at unload is a finding. */
+void vf_dpc_queued(const void *dpc, const void *routine)
+{
+    if (!vf_on) return;
+    vf_lock();
+    if (!find(DPC, dpc)) add(DPC, dpc, routine, routine);
+    vf_unlock();
+}
+
+void vf_dpc_done(const void *dpc, const void *routine)
+{
+    struct thing *t;
+    (void)routine;
+    if (!vf_on) return;
+    vf_lock();
+    if ((t = find(DPC, dpc))) unlink_thing(t);
     vf_unlock();
     if (t) ExFreePool(t);
 }
@@ -602,6 +623,10 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
                              "timer-set-at-unload", "DriverUnload", t->caller,
                              t->due ? "timer still set (not yet expired, not cancelled) when the image is unloaded"
                                     : "periodic timer not cancelled when the image is unloaded");
+        } else if (t->kind == DPC) {
+            irql_finding(TIMER_OR_DPC_INVALID, C7_DPC_ROUTINE, (ULONG_PTR)t->routine, (ULONG_PTR)lo, (ULONG_PTR)hi,
+                         "dpc-queued-at-unload", "DriverUnload", t->routine,
+                         "DPC queued or running when the driver's image is unloaded (taken off the queue)");
         } else if (t->kind == LOOKASIDE) {
             irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0,
                          "lookaside-left-at-unload", "DriverUnload", t->caller,
@@ -625,6 +650,7 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
         ExFreePool(t);
     }
     vf_pool_unloading(lo, hi);
+    kapi_dpc_unloading(lo, hi);
 }
 
 /* ----- the table --------------------------------------------------------------------- */

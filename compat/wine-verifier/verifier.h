@@ -58,6 +58,9 @@ void vf_completed(void *irp);
 void vf_irp_freed(void *irp);
 
 /* ----- unload.c ----- */
+/* A DPC queued (compat/wine-kapi), and run or taken off the queue. */
+void vf_dpc_queued(const void *dpc, const void *routine);
+void vf_dpc_done(const void *dpc, const void *routine);
 void vf_work_queued(const void *routine);
 void vf_work_done(const void *routine);
 void vf_thread_created(void *handle, const void *start, const void *caller);

@@ -24,6 +24,9 @@ static WORK_QUEUE_ITEM leaked_item, clean_item;
 static KEVENT clean_item_done;
 static NPAGED_LOOKASIDE_LIST lookaside, clean_lookaside;
 static HANDLE leaked_handle, clean_handle;
+static KDPC clean_dpc, slow_dpc, queued_dpc;
+static volatile KIRQL dpc_irql;
+static volatile LONG dpc_runs;
 static KTIMER timer;
 static KDPC dpc;
 static HANDLE clean_thread;
@@ -68,6 +71,26 @@ static VOID NTAPI quick_item(PVOID ctx)
     KeSetEvent(&clean_item_done, IO_NO_INCREMENT, FALSE);
 }
 
+static VOID NTAPI record_dpc(PKDPC d, PVOID ctx, PVOID a, PVOID b)
+{
+    (void)d, (void)ctx, (void)b;
+    dpc_irql = KeGetCurrentIrql();
+    if (a == (PVOID)42) InterlockedIncrement(&dpc_runs);
+}
+
+/* Runs for about a second (a DPC may not wait: it spins). */
+static VOID NTAPI slow_dpc_routine(PKDPC d, PVOID ctx, PVOID a, PVOID b)
+{
+    volatile ULONG64 n;
+    (void)d, (void)ctx, (void)a, (void)b;
+    for (n = 0; n < 1000000000ull; n++) {}
+}
+
+static VOID NTAPI queued_dpc_routine(PKDPC d, PVOID ctx, PVOID a, PVOID b)
+{
+    (void)d, (void)ctx, (void)a, (void)b;
+}
+
 static PIRP late;  /* VFTEST_NOT_COMPLETED's IRP, completed by a work item */
 static VOID NTAPI complete_late(PVOID ctx)
 {
@@ -93,7 +116,7 @@ static NTSTATUS complete(PIRP irp, NTSTATUS status, ULONG_PTR info)
 
 /* Every rule kept: pool, a second device and link, a pended and cancelled IRP of
  * its own... each created and undone correctly. */
-static NTSTATUS clean(PDEVICE_OBJECT dev)
+static NTSTATUS clean(PDEVICE_OBJECT dev, unsigned char *out, ULONG out_len, ULONG_PTR *info)
 {
     UNICODE_STRING name, link;
     PDEVICE_OBJECT second;
@@ -122,6 +145,15 @@ static NTSTATUS clean(PDEVICE_OBJECT dev)
     ExInitializeWorkItem(&clean_item, quick_item, NULL);
     ExQueueWorkItem(&clean_item, DelayedWorkQueue);
     KeWaitForSingleObject(&clean_item_done, Executive, KernelMode, FALSE, NULL);
+    /* a DPC, run before KeFlushQueuedDpcs returns, at DISPATCH_LEVEL */
+    dpc_irql = 0xff;
+    dpc_runs = 0;
+    if (KeInsertQueueDpc(&clean_dpc, (PVOID)42, NULL)) KeFlushQueuedDpcs();
+    if (out_len >= 2) {
+        out[0] = dpc_irql;
+        out[1] = (unsigned char)dpc_runs;
+        *info = 2;
+    }
     /* an IRP of its own, cancellable, cancelled and freed */
     if ((irp = IoAllocateIrp(1, FALSE))) {
         IoSetNextIrpStackLocation(irp);
@@ -163,8 +195,11 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
     int i;
 
     switch (n) {
-    case VFTEST_CLEAN:
-        return complete(irp, clean(dev), 0);
+    case VFTEST_CLEAN: {
+        ULONG_PTR info = 0;
+        NTSTATUS st = clean(dev, irp->AssociatedIrp.SystemBuffer, sp->Parameters.DeviceIoControl.OutputBufferLength, &info);
+        return complete(irp, st, info);
+    }
     case VFTEST_COMPLETE_TWICE:
         complete(irp, STATUS_SUCCESS, 0);
         IoCompleteRequest(irp, IO_NO_INCREMENT);
@@ -263,6 +298,10 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
     case VFTEST_LEAVE_HANDLE:
         ZwCreateEvent(&leaked_handle, EVENT_ALL_ACCESS, NULL, NotificationEvent, FALSE);
         return complete(irp, STATUS_SUCCESS, 0);
+    case VFTEST_LEAVE_DPCS:
+        KeInsertQueueDpc(&slow_dpc, NULL, NULL);
+        KeInsertQueueDpc(&queued_dpc, NULL, NULL);
+        return complete(irp, STATUS_SUCCESS, 0);
     case VFTEST_CLEAN_UNLOAD:
         arm_clean_unload(dev);
         return complete(irp, STATUS_SUCCESS, 0);
@@ -315,6 +354,9 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
     KeInitializeEvent(&clean_item_done, NotificationEvent, FALSE);
     KeInitializeTimer(&timer);
     KeInitializeDpc(&dpc, dpc_routine, NULL);
+    KeInitializeDpc(&clean_dpc, record_dpc, NULL);
+    KeInitializeDpc(&slow_dpc, slow_dpc_routine, NULL);
+    KeInitializeDpc(&queued_dpc, queued_dpc_routine, NULL);
     RtlInitUnicodeString(&device_name, L"\\Device\\NtCommVfTest");
     RtlInitUnicodeString(&link_name, L"\\DosDevices\\NtCommVfTest");
     status = IoCreateDevice(driver, 0, &device_name, FILE_DEVICE_UNKNOWN, 0, FALSE, &dev);

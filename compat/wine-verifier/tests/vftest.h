@@ -7,7 +7,7 @@
 #define VFTEST_IOCTL(n) (0x8000u << 16 | 0u << 14 | (0x800u + (n)) << 2 | 0u) /* BUFFERED, any access */
 
 enum vftest_case {
-    VFTEST_CLEAN = 0,            /* every rule kept, in one dispatch: no finding */
+    VFTEST_CLEAN = 0,            /* every rule kept, in one dispatch: no finding; output: the IRQL its DPC ran at */
     VFTEST_COMPLETE_TWICE,       /* IoCompleteRequest twice */
     VFTEST_CANCEL_ROUTINE_SET,   /* completed with a cancel routine set */
     VFTEST_COMPLETE_PENDING,     /* completed with STATUS_PENDING (marked, returns STATUS_PENDING) */
@@ -33,6 +33,7 @@ enum vftest_case {
     VFTEST_LEAVE_WORK_ITEM,      /* an executive work item still running (blocked in a wait) */
     VFTEST_LEAVE_LOOKASIDE,      /* a nonpaged lookaside list never deleted */
     VFTEST_LEAVE_HANDLE,         /* an event handle (ZwCreateEvent) never closed */
+    VFTEST_LEAVE_DPCS,           /* a DPC that runs for a while, and a second queued behind it */
     VFTEST_CLEAN_UNLOAD,         /* twin of the above: creates each and undoes it at unload */
     VFTEST_CASES
 };

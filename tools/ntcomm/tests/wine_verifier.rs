@@ -49,7 +49,8 @@ const LEAVE_TIMER: u32 = 21;
 const LEAVE_WORK_ITEM: u32 = 22;
 const LEAVE_LOOKASIDE: u32 = 23;
 const LEAVE_HANDLE: u32 = 24;
-const CLEAN_UNLOAD: u32 = 25;
+const LEAVE_DPCS: u32 = 25;
+const CLEAN_UNLOAD: u32 = 26;
 
 fn ioctl(n: u32) -> u32 {
     0x8000 << 16 | (0x800 + n) << 2
@@ -124,8 +125,12 @@ fn unload_after(n: u32) -> Vec<String> {
 #[test]
 fn clean_dispatch_has_no_findings() {
     let (_turn, dev) = device();
-    let new = poke(&dev, CLEAN, &mut [], Duration::ZERO);
+    let mut out = [0u8; 2];
+    let new = poke(&dev, CLEAN, &mut out, Duration::ZERO);
     assert!(new.is_empty(), "the clean case gave findings: {new:#?}");
+    // Its DPC ran once, at DISPATCH_LEVEL, before KeFlushQueuedDpcs returned
+    // (compat/wine-kapi runs DPCs; Wine 8 alone never does).
+    assert_eq!(out, [2, 1], "the DPC's IRQL and runs");
 }
 
 #[test]
@@ -291,4 +296,18 @@ fn handle_left_open_at_unload() {
     let new = unload_after(LEAVE_HANDLE);
     check_one(&new, "handle open at unload", "handle-left-at-unload", "0x0", "");
     assert!(new[0].contains("ZwCreateEvent"), "names the routine: {}", new[0]);
+}
+
+#[test]
+fn dpcs_queued_or_running_at_unload() {
+    // One DPC still running (it spins for about a second), one queued behind it:
+    // both reported, then taken off the queue or waited for, so nothing runs in the
+    // unmapped image.
+    let new = unload_after(LEAVE_DPCS);
+    assert_eq!(new.len(), 2, "expected two findings: {new:#?}");
+    for f in &new {
+        assert_eq!(field(f, "rule"), "dpc-queued-at-unload", "{f}");
+        assert_eq!(field(f, "code"), "0xC7", "{f}");
+        assert_eq!(field(f, "p1"), "0x2", "{f}");
+    }
 }
