@@ -253,14 +253,17 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
     /* A driver that tail-calls a tracked routine leaves no return address of its
      * own: charge the dispatch or cancel routine running on this thread. */
     if ((irql_in_kernel(where) || is_own(where)) && irql_thread()->routine) where = irql_thread()->routine;
-    module_of(where, module, sizeof(module), &offset);
+    /* The line is built outside findings_cs: module names and the stack take the
+     * loader lock, which a thread reporting at unload (the loader's notification)
+     * already holds while it waits for findings_cs. */
     EnterCriticalSection(&findings_cs);
     n = seen_count(rule, where);
+    LeaveCriticalSection(&findings_cs);
     if (n > 2) {
-        LeaveCriticalSection(&findings_cs);
         SetLastError(err);
         return;
     }
+    module_of(where, module, sizeof(module), &offset);
     l.len = 0;
     put(&l, "{\"code\":\"");
     put_hex(&l, code);
@@ -296,6 +299,7 @@ void irql_finding(unsigned code, unsigned long long p1, unsigned long long p2, u
     l.buf[l.len++] = '\n';
     l.buf[l.len] = 0;
 
+    EnterCriticalSection(&findings_cs);
     f = CreateFileW(findings_path, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
                     OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
     if (f != INVALID_HANDLE_VALUE) {

@@ -125,6 +125,9 @@ static LIST_ENTRY dpc_queue = { &dpc_queue, &dpc_queue };
 static KSPIN_LOCK dpc_lock;
 static KEVENT dpc_wake;
 static PKDPC dpc_running;
+/* DPCs queued and DPCs run or taken off the queue, ever: a flush waits for the
+   ones queued before it (a DPC that queues itself again does not hold it). */
+static ULONG64 dpc_queued, dpc_done;
 static volatile LONG dpc_thread_state; /* 0 none, 1 starting, 2 running */
 static const char dpc_queued_mark;
 
@@ -164,9 +167,10 @@ static ULONG __stdcall dpc_thread(void *unused)
         t->nlocks = 0;
         t->routine = NULL;
         KeAcquireSpinLock(&dpc_lock, &old);
+        vf_dpc_done(dpc, (const void *)routine); /* before it is seen done: a flush then unload finds nothing */
         dpc_running = NULL;
+        dpc_done++;
         KeReleaseSpinLock(&dpc_lock, old);
-        vf_dpc_done(dpc, (const void *)routine);
     }
     return 0;
 }
@@ -189,6 +193,7 @@ static BOOLEAN NTAPI kapi_KeInsertQueueDpc(PRKDPC dpc, PVOID a1, PVOID a2)
     dpc->SystemArgument1 = a1;
     dpc->SystemArgument2 = a2;
     InsertTailList(&dpc_queue, &dpc->DpcListEntry);
+    dpc_queued++;
     vf_dpc_queued(dpc, (const void *)dpc->DeferredRoutine);
     KeSetEvent(&dpc_wake, IO_NO_INCREMENT, FALSE);
     KeReleaseSpinLock(&dpc_lock, old);
@@ -203,23 +208,28 @@ static BOOLEAN NTAPI kapi_KeRemoveQueueDpc(PRKDPC dpc)
     if (dpc->DpcData == (PVOID)&dpc_queued_mark) {
         RemoveEntryList(&dpc->DpcListEntry);
         dpc->DpcData = NULL;
+        dpc_done++;
+        vf_dpc_done(dpc, (const void *)dpc->DeferredRoutine);
         was = TRUE;
     }
     KeReleaseSpinLock(&dpc_lock, old);
-    if (was) vf_dpc_done(dpc, (const void *)dpc->DeferredRoutine);
     return was;
 }
 
 static VOID NTAPI kapi_KeFlushQueuedDpcs(void)
 {
     LARGE_INTEGER ms = { .QuadPart = -10000 };
+    ULONG64 target;
+    KIRQL old;
+    KeAcquireSpinLock(&dpc_lock, &old);
+    target = dpc_queued;
+    KeReleaseSpinLock(&dpc_lock, old);
     for (;;) {
-        KIRQL old;
-        int idle;
+        int done;
         KeAcquireSpinLock(&dpc_lock, &old);
-        idle = IsListEmpty(&dpc_queue) && !dpc_running;
+        done = dpc_done >= target;
         KeReleaseSpinLock(&dpc_lock, old);
-        if (idle) return;
+        if (done) return;
         KeDelayExecutionThread(KernelMode, FALSE, &ms);
     }
 }
@@ -240,6 +250,7 @@ void kapi_dpc_unloading(const unsigned char *lo, const unsigned char *hi)
         if ((const unsigned char *)dpc->DeferredRoutine >= lo && (const unsigned char *)dpc->DeferredRoutine < hi) {
             RemoveEntryList(e);
             dpc->DpcData = NULL;
+            dpc_done++;
         }
     }
     KeReleaseSpinLock(&dpc_lock, old);

@@ -20,6 +20,7 @@ struct irp_entry {
     unsigned char io_manager; /* sent by the I/O manager: a driver must not IoFreeIrp it */
     unsigned char marked;     /* SL_PENDING_RETURNED when completed */
     unsigned char cancel_checked;
+    unsigned char levels;     /* tracked dispatch routines it was sent to (forwarded: > 1) */
     LONG status;              /* IoStatus.Status when completed */
     const void *completer;    /* who completed it */
     const void *dispatch;     /* the dispatch routine it was last sent to */
@@ -57,8 +58,8 @@ static struct irp_entry *insert(IRP *irp)
         if (!irps) return NULL;
         RtlZeroMemory(irps, IRP_SLOTS * sizeof(*irps));
     }
-    if (irp_count * 4 > IRP_SLOTS * 3) return NULL; /* full: not tracked */
     for (s = home(irp); irps[s].irp && irps[s].irp != irp; s = (s + 1) & (IRP_SLOTS - 1)) {}
+    if (!irps[s].irp && irp_count * 4 > IRP_SLOTS * 3) return NULL; /* full: not tracked */
     if (!irps[s].irp) irp_count++;
     else if (irps[s].copy) ExFreePool(irps[s].copy); /* the same address sent again */
     RtlZeroMemory(&irps[s], sizeof(irps[s]));
@@ -95,7 +96,10 @@ void vf_irp_begin(void *irp_, int from_io_manager)
         /* new, or an address the quarantine has not yet freed but reused */
         if ((e = insert(irp))) e->io_manager = (unsigned char)from_io_manager;
     }
-    if (e) e->state = DISPATCHING;
+    if (e) {
+        e->state = DISPATCHING;
+        if (e->levels < 255) e->levels++;
+    }
     vf_unlock();
 }
 
@@ -104,7 +108,7 @@ void vf_dispatch_leave(void *device, void *irp_, void *stack, long status, const
     IRP *irp = irp_;
     IO_STACK_LOCATION *sp = stack;
     struct irp_entry *e;
-    int marked, completed;
+    int marked, completed, forwarded;
     LONG completed_status;
 
     vf_device_leave(device);
@@ -119,9 +123,15 @@ void vf_dispatch_leave(void *device, void *irp_, void *stack, long status, const
     /* The IRP's memory stays valid after completion (the quarantine parks it). */
     marked = completed ? e->marked : (sp->Control & SL_PENDING_RETURNED) != 0;
     completed_status = e->status;
+    forwarded = e->levels > 1;
     if (status == STATUS_PENDING && !completed) e->state = PENDED;
     e->dispatch = dispatch;
     vf_unlock();
+    /* An IRP passed between drivers: which level marked it pending, and which
+     * status each level returns, follow the stack's own rules (a completion
+     * routine may mark it, a level returns the lower one's status): the return
+     * rules are checked on IRPs that one driver handled alone. */
+    if (forwarded) return;
 
     if (status == STATUS_PENDING) {
         if (!marked)
@@ -297,14 +307,27 @@ void vf_completed(void *irp_)
 {
     IRP *irp = irp_;
     struct irp_entry *e;
-    unsigned size;
-    unsigned char *copy;
+    unsigned size = 0;
+    unsigned char *copy = NULL;
+    int take = 0;
     if (!vf_on || !irps) return;
-    size = IoSizeOfIrp(irp->StackCount);
-    if (!(copy = ExAllocatePoolWithTag(NonPagedPool, size, VF_POOL_TAG))) return;
+    vf_lock();
+    if ((e = lookup(irp)) && e->state == COMPLETED) {
+        if (irp->CurrentLocation <= irp->StackCount) {
+            /* A completion routine held the completion back (it returned
+             * STATUS_MORE_PROCESSING_REQUIRED): the IRP is its driver's again, to
+             * complete later. */
+            e->state = DISPATCHING;
+        } else if (e->io_manager && !e->copy) {
+            take = 1;
+            size = IoSizeOfIrp(irp->StackCount);
+        }
+    }
+    vf_unlock();
+    if (!take || !(copy = ExAllocatePoolWithTag(NonPagedPool, size, VF_POOL_TAG))) return;
     RtlCopyMemory(copy, irp, size);
     vf_lock();
-    if ((e = lookup(irp)) && e->state == COMPLETED && e->io_manager && !e->copy) {
+    if ((e = lookup(irp)) && e->state == COMPLETED && !e->copy) {
         e->copy = copy;
         e->size = size;
         copy = NULL;

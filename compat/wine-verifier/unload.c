@@ -108,15 +108,17 @@ void vf_device_leave(void *device)
     vf_unlock();
 }
 
-/* Waits (bounded) until no dispatch but the caller's own runs on the device. */
-static void drain(struct thing *d, long own)
+/* Waits (bounded) until no dispatch but the caller's own runs on `device`. */
+static void drain(const void *device, long own)
 {
     unsigned i;
     LARGE_INTEGER ms = { .QuadPart = -10000 };
     for (i = 0; i < 10000; i++) {
+        struct thing *d;
         long n;
         vf_lock();
-        n = d->inflight;
+        d = find(DEVICE, device);
+        n = d ? d->inflight : 0;
         vf_unlock();
         if (n <= own) return;
         KeDelayExecutionThread(KernelMode, FALSE, &ms);
@@ -147,7 +149,7 @@ static VOID NTAPI h_IoDeleteDevice(PDEVICE_OBJECT device)
     struct thing *d;
     vf_lock();
     d = find(DEVICE, device);
-    if (!d && was_deleted(device)) {
+    if ((!d && was_deleted(device)) || (d && d->deleted)) {
         vf_unlock();
         irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DELETE_DEVICE_TWICE, (ULONG_PTR)caller, 0, 0,
                      "device-deleted-twice", "IoDeleteDevice", caller,
@@ -160,7 +162,7 @@ static VOID NTAPI h_IoDeleteDevice(PDEVICE_OBJECT device)
         /* A dispatch Wine started before the delete finishes before the device goes
          * (on Windows the I/O manager's reference keeps it). A driver deleting the
          * device from its own dispatch routine waits for none but itself. */
-        drain(d, irql_thread()->depth > 0 ? 1 : 0);
+        drain(device, irql_thread()->depth > 0 ? 1 : 0);
         vf_lock();
         unlink_thing(d);
         deleted[deleted_next % DELETED_RING].device = device;
@@ -295,11 +297,14 @@ void vf_work_done(const void *routine)
 }
 
 /* Queued DPCs (compat/wine-kapi runs them): queued or running at unload is a finding. */
+/* `inflight` counts the DPC's queued and running turns: one that queues itself
+ * again from its routine stays followed. */
 void vf_dpc_queued(const void *dpc, const void *routine)
 {
+    struct thing *t;
     if (!vf_on) return;
     vf_lock();
-    if (!find(DPC, dpc)) add(DPC, dpc, routine, routine);
+    if ((t = find(DPC, dpc)) || (t = add(DPC, dpc, routine, routine))) t->inflight++;
     vf_unlock();
 }
 
@@ -309,7 +314,10 @@ void vf_dpc_done(const void *dpc, const void *routine)
     (void)routine;
     if (!vf_on) return;
     vf_lock();
-    if ((t = find(DPC, dpc))) unlink_thing(t);
+    if ((t = find(DPC, dpc)) && --t->inflight <= 0)
+        unlink_thing(t);
+    else
+        t = NULL;
     vf_unlock();
     if (t) ExFreePool(t);
 }
@@ -584,6 +592,20 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
 
     int kind;
 
+    /* Devices left: closed to new dispatches and drained while still registered
+     * (a dispatch in progress must find its device to leave it). */
+    const void *left[64];
+    unsigned nleft = 0, k;
+
+    vf_lock();
+    for (t = lists[DEVICE]; t; t = t->next)
+        if (in(t->caller, lo, hi)) {
+            t->deleted = 1;
+            if (nleft < 64) left[nleft++] = t->key;
+        }
+    vf_unlock();
+    for (k = 0; k < nleft; k++) drain(left[k], 0);
+
     vf_lock();
     for (kind = DEVICE; kind <= WORK; kind++)
         for (t = lists[kind]; t; t = next) {
@@ -604,11 +626,11 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
                          (ULONG_PTR)t->key, "device-left-at-unload", "DriverUnload", t->caller,
                          "driver unloaded without IoDeleteDevice on a device it created");
         } else if (t->kind == LINK) {
-            char detail[160];
+            char detail[160], name[96];
             int i;
-            for (i = 0; t->name[i] && i < 95; i++) detail[60 + i] = (char)(t->name[i] < 128 ? t->name[i] : '?');
-            detail[60 + i] = 0;
-            _snprintf(detail, sizeof(detail), "driver unloaded without IoDeleteSymbolicLink: %s", detail + 60);
+            for (i = 0; t->name[i] && i < 95; i++) name[i] = (char)(t->name[i] < 128 ? t->name[i] : '?');
+            name[i] = 0;
+            _snprintf(detail, sizeof(detail), "driver unloaded without IoDeleteSymbolicLink: %s", name);
             irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0, 0,
                          "symlink-left-at-unload", "DriverUnload", t->caller, detail);
         } else if (t->kind == THREAD) {
@@ -646,7 +668,6 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
                          "work-item-queued-at-unload", "DriverUnload", t->routine,
                          "executive work item still queued or running when the image is unloaded");
         }
-        if (t->kind == DEVICE && t->inflight > 0) drain(t, 0);
         ExFreePool(t);
     }
     vf_pool_unloading(lo, hi);

@@ -15,7 +15,8 @@ NTSTATUS NTAPI ZwCreateEvent(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, EVENT_TYP
 NTSTATUS NTAPI ZwWaitForSingleObject(HANDLE, BOOLEAN, PLARGE_INTEGER);
 
 static UNICODE_STRING device_name, link_name;
-static PDEVICE_OBJECT main_device;
+static PDEVICE_OBJECT main_device, lower_device;
+static KEVENT forwarded;
 static PIRP kept;               /* VFTEST_PEND_NO_CANCEL's IRP */
 static KSPIN_LOCK kept_lock;
 static KEVENT never;            /* never signaled: blocks the leaked thread and work item */
@@ -89,6 +90,14 @@ static VOID NTAPI slow_dpc_routine(PKDPC d, PVOID ctx, PVOID a, PVOID b)
 static VOID NTAPI queued_dpc_routine(PKDPC d, PVOID ctx, PVOID a, PVOID b)
 {
     (void)d, (void)ctx, (void)a, (void)b;
+}
+
+/* The usual "forward and wait": take the IRP back when the lower device completes it. */
+static NTSTATUS NTAPI hold_back(PDEVICE_OBJECT dev, PIRP irp, PVOID ctx)
+{
+    (void)dev, (void)irp, (void)ctx;
+    KeSetEvent(&forwarded, IO_NO_INCREMENT, FALSE);
+    return STATUS_MORE_PROCESSING_REQUIRED;
 }
 
 static PIRP late;  /* VFTEST_NOT_COMPLETED's IRP, completed by a work item */
@@ -302,6 +311,14 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
         KeInsertQueueDpc(&slow_dpc, NULL, NULL);
         KeInsertQueueDpc(&queued_dpc, NULL, NULL);
         return complete(irp, STATUS_SUCCESS, 0);
+    case VFTEST_FORWARD_AND_WAIT:
+        if (!lower_device || irp->CurrentLocation < 2) return complete(irp, STATUS_INVALID_DEVICE_STATE, 0);
+        KeClearEvent(&forwarded);
+        IoCopyCurrentIrpStackLocationToNext(irp);
+        IoSetCompletionRoutine(irp, hold_back, NULL, TRUE, TRUE, TRUE);
+        if (IoCallDriver(lower_device, irp) == STATUS_PENDING)
+            KeWaitForSingleObject(&forwarded, Executive, KernelMode, FALSE, NULL);
+        return complete(irp, irp->IoStatus.Status, 0);
     case VFTEST_CLEAN_UNLOAD:
         arm_clean_unload(dev);
         return complete(irp, STATUS_SUCCESS, 0);
@@ -312,6 +329,8 @@ static NTSTATUS run(PDEVICE_OBJECT dev, PIRP irp, PIO_STACK_LOCATION sp, ULONG n
 static NTSTATUS NTAPI dispatch(PDEVICE_OBJECT dev, PIRP irp)
 {
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(irp);
+    if (dev == lower_device) /* the lower half of VFTEST_FORWARD_AND_WAIT */
+        return complete(irp, STATUS_SUCCESS, 0);
     if (sp->MajorFunction == IRP_MJ_DEVICE_CONTROL) {
         ULONG code = sp->Parameters.DeviceIoControl.IoControlCode;
         ULONG n = (code >> 2 & 0xfff) - 0x800;
@@ -339,6 +358,7 @@ static VOID NTAPI unload(PDRIVER_OBJECT driver)
     }
     IoDeleteSymbolicLink(&link_name);
     (void)driver;
+    if (lower_device) IoDeleteDevice(lower_device);
     IoDeleteDevice(main_device);
 }
 
@@ -367,6 +387,9 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
         return status;
     }
     main_device = dev;
+    dev->StackSize = 2; /* room for VFTEST_FORWARD_AND_WAIT's lower device */
+    KeInitializeEvent(&forwarded, NotificationEvent, FALSE);
+    if (!NT_SUCCESS(IoCreateDevice(driver, 0, NULL, FILE_DEVICE_UNKNOWN, 0, FALSE, &lower_device))) lower_device = NULL;
     driver->MajorFunction[IRP_MJ_CREATE] = dispatch;
     driver->MajorFunction[IRP_MJ_CLOSE] = dispatch;
     driver->MajorFunction[IRP_MJ_DEVICE_CONTROL] = dispatch;

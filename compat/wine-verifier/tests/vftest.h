@@ -35,6 +35,8 @@ enum vftest_case {
     VFTEST_LEAVE_HANDLE,         /* an event handle (ZwCreateEvent) never closed */
     VFTEST_LEAVE_DPCS,           /* a DPC that runs for a while, and a second queued behind it */
     VFTEST_CLEAN_UNLOAD,         /* twin of the above: creates each and undoes it at unload */
+    VFTEST_FORWARD_AND_WAIT,     /* twin: forwarded to a second device of its own, held back by
+                                    a completion routine (STATUS_MORE_PROCESSING_REQUIRED), completed again */
     VFTEST_CASES
 };
 

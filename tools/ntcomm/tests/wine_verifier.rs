@@ -51,6 +51,7 @@ const LEAVE_LOOKASIDE: u32 = 23;
 const LEAVE_HANDLE: u32 = 24;
 const LEAVE_DPCS: u32 = 25;
 const CLEAN_UNLOAD: u32 = 26;
+const FORWARD_AND_WAIT: u32 = 27;
 
 fn ioctl(n: u32) -> u32 {
     0x8000 << 16 | (0x800 + n) << 2
@@ -131,6 +132,17 @@ fn clean_dispatch_has_no_findings() {
     // Its DPC ran once, at DISPATCH_LEVEL, before KeFlushQueuedDpcs returned
     // (compat/wine-kapi runs DPCs; Wine 8 alone never does).
     assert_eq!(out, [2, 1], "the DPC's IRQL and runs");
+}
+
+#[test]
+fn forward_and_wait_has_no_findings() {
+    // Sent on to a second device, held back by a completion routine
+    // (STATUS_MORE_PROCESSING_REQUIRED), completed again: all correct.
+    let (_turn, dev) = device();
+    let before = findings().len();
+    dev.ioctl_raw(ioctl(FORWARD_AND_WAIT), &[], &mut []).expect("forward and wait");
+    let new = findings().split_off(before);
+    assert!(new.is_empty(), "forward-and-wait gave findings: {new:#?}");
 }
 
 #[test]
