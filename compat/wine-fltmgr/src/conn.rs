@@ -21,10 +21,11 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::time::Duration;
 
 use ntcomm_km::proto::NtStatus;
-use ntcomm_km::sync::SpinLock;
+use ntcomm_km::sync::{sleep, SpinLock};
 use ntcomm_km::thread::SystemThread;
 use wine_fltport::{ConnectRequest, CtlRequest, CtlResponse, MessageHeader};
 use zerocopy::{FromBytes, IntoBytes};
@@ -69,6 +70,17 @@ impl Waiter {
     }
 }
 
+/// [`Connection::notify`] states.
+const CONNECTING: u8 = 0;
+const DUE: u8 = 1;
+const NOT_OWED: u8 = 2;
+
+/// The calling thread's id.
+fn current_thread() -> usize {
+    // SAFETY: no arguments; the id of the calling thread.
+    unsafe { crate::ffi::PsGetCurrentThreadId() as usize }
+}
+
 /// One connection: the object behind a `PFLT_PORT` client port.
 pub struct Connection {
     pub(crate) port: Arc<ServerPort>,
@@ -79,9 +91,14 @@ pub struct Connection {
     /// Signalled once when the connection ends, for any reason.
     dead_ev: Handle,
     dead: AtomicBool,
-    /// DisconnectNotify is owed (ConnectNotify accepted, and the driver has
-    /// not closed the client port).
-    notify_due: AtomicBool,
+    /// Whether DisconnectNotify is owed: [`CONNECTING`] until ConnectNotify
+    /// has accepted, then [`DUE`], and [`NOT_OWED`] once the driver closed the
+    /// client port (also during ConnectNotify) or the notification was made.
+    notify: AtomicU8,
+    /// The thread making the DisconnectNotify call (0: none): FltCloseClientPort
+    /// from another thread waits for it to return, so that a driver that closed
+    /// its client port may free what the callback uses.
+    notifying: AtomicUsize,
     threads_live: AtomicU32,
     slot_held: AtomicBool,
     waiters: SpinLock<Vec<Arc<Waiter>>>,
@@ -101,10 +118,19 @@ impl Connection {
         }
     }
 
-    /// The driver closed the client port: DisconnectNotify is no longer owed.
+    /// The driver closed the client port: DisconnectNotify is no longer owed,
+    /// and one already under way on another thread has returned when this does.
     pub fn closed_by_driver(&self) {
-        self.notify_due.store(false, Ordering::SeqCst);
+        self.notify.store(NOT_OWED, Ordering::SeqCst);
         self.end();
+        let me = current_thread();
+        loop {
+            let n = self.notifying.load(Ordering::SeqCst);
+            if n == 0 || n == me {
+                break;
+            }
+            sleep(Duration::from_millis(1));
+        }
     }
 
     fn release_slot(&self) {
@@ -116,13 +142,17 @@ impl Connection {
     fn thread_exit(&self) {
         self.end();
         if self.threads_live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if self.notify_due.swap(false, Ordering::SeqCst) {
+            // Announced before it is claimed: a FltCloseClientPort that still
+            // sees no notifier has already made the claim below fail.
+            self.notifying.store(current_thread(), Ordering::SeqCst);
+            if self.notify.compare_exchange(DUE, NOT_OWED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 if let Some(f) = self.port.disconnect {
                     // SAFETY: the driver's callback with the cookie its
-                    // ConnectNotify returned; called once (notify_due).
+                    // ConnectNotify returned; called once (the claim above).
                     unsafe { f(self.cookie.load(Ordering::SeqCst) as *mut c_void) };
                 }
             }
+            self.notifying.store(0, Ordering::SeqCst);
             self.release_slot();
         }
     }
@@ -481,7 +511,8 @@ pub fn connect(input: &mut [u8]) -> i32 {
         rpl,
         dead_ev,
         dead: AtomicBool::new(false),
-        notify_due: AtomicBool::new(false),
+        notify: AtomicU8::new(CONNECTING),
+        notifying: AtomicUsize::new(0),
         threads_live: AtomicU32::new(0),
         slot_held: AtomicBool::new(true),
         waiters: SpinLock::new(Vec::new()),
@@ -511,7 +542,8 @@ pub fn connect(input: &mut [u8]) -> i32 {
         return status;
     }
     conn.cookie.store(cookie as usize, Ordering::SeqCst);
-    conn.notify_due.store(true, Ordering::SeqCst);
+    // Not if the driver closed the client port meanwhile (even from ConnectNotify).
+    let _ = conn.notify.compare_exchange(CONNECTING, DUE, Ordering::SeqCst, Ordering::SeqCst);
     conn.threads_live.store(2, Ordering::SeqCst);
 
     reap_finished(&port.filter);

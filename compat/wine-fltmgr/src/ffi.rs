@@ -28,6 +28,7 @@ extern "system" {
     pub fn ZwSetInformationFile(handle: HANDLE, iosb: *mut IO_STATUS_BLOCK, info: *mut c_void, length: u32, class: u32) -> NTSTATUS;
     pub fn IoCreateDriver(name: *mut UNICODE_STRING, init: PDRIVER_INITIALIZE) -> NTSTATUS;
     pub fn IoDeleteDriver(driver: *mut DRIVER_OBJECT);
+    pub fn PsGetCurrentThreadId() -> HANDLE;
     pub fn KeEnterCriticalRegion();
     pub fn KeLeaveCriticalRegion();
     pub fn ExAcquireResourceExclusiveLite(resource: *mut c_void, wait: u8) -> u8;
