@@ -64,3 +64,10 @@ int vf_handle_open(void *handle)
     DWORD flags;
     return GetHandleInformation(handle, &flags) != 0;
 }
+
+/* Wine 8's pool is its process heap (ExAllocatePool* is HeapAlloc(GetProcessHeap())),
+ * whose HeapSize fails for a block that is not allocated. */
+int vf_pool_block_in_use(void *p)
+{
+    return HeapSize(GetProcessHeap(), 0, p) != (SIZE_T)-1;
+}

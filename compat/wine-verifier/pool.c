@@ -135,6 +135,13 @@ int vf_pool_free(void *p, unsigned long tag, int with_tag, const char *routine, 
     if (!vf_on || !p) return 1;
     vf_lock();
     b = find(p);
+    if (b && b->freed && vf_pool_block_in_use(p)) {
+        /* Freed by the driver, then allocated again by someone the rig does not
+         * follow (Wine, for the driver: e.g. a buffer the caller frees): a free of
+         * that block, not a second free. */
+        remove_at((unsigned long)(b - table));
+        b = NULL;
+    }
     if (!b || b->freed) {
         int twice = b != NULL;
         vf_unlock();

@@ -34,6 +34,8 @@ int vf_after(unsigned ms, void (*fn)(void *), void *arg);
 void *vf_dup_handle(void *handle);
 int vf_handle_signaled(void *handle);
 void vf_close_handle(void *handle);
+/* Whether the pool block at `p` is allocated (by anyone) now. */
+int vf_pool_block_in_use(void *p);
 /* Whether a handle of this process is open. */
 int vf_handle_open(void *handle);
 
