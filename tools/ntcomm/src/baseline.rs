@@ -52,6 +52,8 @@ pub struct Comparison {
     pub order: &'static str,
     /// The goal: the paired p50 ratio at most this.
     pub goal_ratio: f64,
+    /// The rig's verifier mode during the comparison (under Wine).
+    pub verifier_mode: &'static str,
     /// One entry per shared channel.
     pub channels: Vec<Compared>,
     /// Every run of both sides worked.
@@ -260,6 +262,7 @@ pub(crate) fn compare(opts: &Options, client: &Path, shared: &[BenchCase], progr
         iterations_per_round: per_round,
         order: "per channel, ntcomm then C in odd rounds, C then ntcomm in even rounds",
         goal_ratio: GOAL_RATIO,
+        verifier_mode: "as set (ntcomm-rig verifier on|off)",
         channels,
         ok,
     };
@@ -339,7 +342,7 @@ pub(crate) fn medians(rounds: &[Round]) -> Option<Medians> {
 pub fn render(c: &Comparison) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let _ = writeln!(s, "C baseline: {} (driver {})", c.client, c.driver);
+    let _ = writeln!(s, "C baseline: {} (driver {}); rig verifier mode {}", c.client, c.driver, c.verifier_mode);
     let _ = writeln!(
         s,
         "{} rounds x {} timed round trips per channel and side; {}; medians over rounds, latency in microseconds",

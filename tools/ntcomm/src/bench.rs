@@ -339,7 +339,18 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
             if shared.is_empty() {
                 (None, Vec::new())
             } else {
-                let (c, outcomes) = baseline::compare(opts, client, &shared, progress);
+                // The C driver runs in a driver host of its own, without the
+                // rig's verifier mode: so does ntcomm's side of the comparison
+                // (IRQL tracking stays, as before verifier mode existed). What
+                // the mode costs is `--verifier-cost`.
+                let checks_off = rig::is_wine() && verifier_cost::reload(false).is_ok();
+                let (mut c, outcomes) = baseline::compare(opts, client, &shared, progress);
+                if checks_off {
+                    c.verifier_mode = "off for the comparison (the C driver has none); its cost: --verifier-cost";
+                    if let Err(e) = verifier_cost::reload(true) {
+                        eprintln!("ntcomm bench: verifier mode could not be turned back on: {e}");
+                    }
+                }
                 (Some(c), outcomes)
             }
         }

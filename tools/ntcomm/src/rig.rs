@@ -249,8 +249,9 @@ pub fn wine_layers_for(name: &str) -> Result<()> {
     service::start(&helper)
 }
 
+/// Whether this process runs under Wine.
 #[cfg(windows)]
-fn is_wine() -> bool {
+pub fn is_wine() -> bool {
     use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
     let name: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
     // SAFETY: a NUL-terminated name; ntdll is mapped in every process.

@@ -68,7 +68,7 @@ fn set_switch(on: bool) -> Result<(), String> {
 }
 
 /// The reference driver reloaded with verifier mode `on`.
-fn reload(on: bool) -> Result<(), String> {
+pub(crate) fn reload(on: bool) -> Result<(), String> {
     set_switch(on)?;
     rig::restart_demo().map_err(|e| format!("restarting the driver: {e}"))
 }
