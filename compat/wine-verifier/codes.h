@@ -1,7 +1,13 @@
 /*
- * Bug check codes and parameter 1 values of the verifier's rules. Each is taken
- * from Microsoft's bug check reference; README.md has the table with the page of
- * each and says where Windows documents no code and which closest one is used.
+ * Bug check codes and parameter 1 values of the verifier's rules, from Microsoft's
+ * bug check reference (https://learn.microsoft.com/windows-hardware/drivers/debugger/
+ * bug-check-0x44--multiple-irp-complete-requests, ...-0x93--invalid-kernel-handle,
+ * ...-0xc2--bad-pool-caller, ...-0xc4--driver-verifier-detected-violation,
+ * ...-0xc7--timer-or-dpc-invalid, ...-0xc9--driver-verifier-iomanager-violation,
+ * ...-0xce--driver-unloaded-without-cancelling-pending-operations,
+ * ...-0xd5--driver-page-fault-in-freed-special-pool). docs/VERIFIER.md has the
+ * table: each rule with its page, its test, and where Windows documents no code,
+ * which closest one is used and why.
  */
 #ifndef NTCOMM_WINE_VERIFIER_CODES_H
 #define NTCOMM_WINE_VERIFIER_CODES_H
