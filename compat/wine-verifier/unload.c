@@ -23,6 +23,7 @@ struct thing {
     unsigned char deleted;   /* devices: IoDeleteDevice called, waiting for dispatches */
     unsigned long long due;  /* timers: when a one-shot timer fires (ms); 0 periodic */
     WCHAR name[96];          /* links */
+    const char *opener;      /* handles: the routine that opened it (a literal) */
     struct thing *next;
 };
 
@@ -428,11 +429,7 @@ static void handle_opened(NTSTATUS s, const HANDLE *h, const char *routine, cons
     vf_lock();
     if (!find(HANDLE_, *h)) {
         struct thing *t = add(HANDLE_, *h, caller, NULL);
-        if (t) {
-            int i;
-            for (i = 0; routine[i] && i < 95; i++) t->name[i] = (WCHAR)routine[i];
-            t->name[i] = 0;
-        }
+        if (t) t->opener = routine;
     }
     vf_unlock();
 }
@@ -585,6 +582,54 @@ static int in(const void *p, const unsigned char *lo, const unsigned char *hi)
     return (const unsigned char *)p >= lo && (const unsigned char *)p < hi;
 }
 
+/* The finding for `t`, left behind by the image in [lo, hi) at its unload. */
+static void report_left(const struct thing *t, const unsigned char *lo, const unsigned char *hi, unsigned long long now)
+{
+    if (t->kind == DEVICE) {
+        irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0,
+                     (ULONG_PTR)t->key, "device-left-at-unload", "DriverUnload", t->caller,
+                     "driver unloaded without IoDeleteDevice on a device it created");
+    } else if (t->kind == LINK) {
+        char detail[160], name[96];
+        int i;
+        for (i = 0; t->name[i] && i < 95; i++) name[i] = (char)(t->name[i] < 128 ? t->name[i] : '?');
+        name[i] = 0;
+        _snprintf(detail, sizeof(detail), "driver unloaded without IoDeleteSymbolicLink: %s", name);
+        irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0, 0,
+                     "symlink-left-at-unload", "DriverUnload", t->caller, detail);
+    } else if (t->kind == THREAD) {
+        if (!vf_handle_signaled((void *)t->key))
+            irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0,
+                         (ULONG_PTR)t->caller, 0, "thread-alive-at-unload", "DriverUnload", t->routine,
+                         "system thread still running when the driver's image is unloaded");
+    } else if (t->kind == TIMER) {
+        if (t->due == 0 || t->due > now)
+            irql_finding(TIMER_OR_DPC_INVALID, C7_TIMER, (ULONG_PTR)t->key, (ULONG_PTR)lo, (ULONG_PTR)hi,
+                         "timer-set-at-unload", "DriverUnload", t->caller,
+                         t->due ? "timer still set (not yet expired, not cancelled) when the image is unloaded"
+                                : "periodic timer not cancelled when the image is unloaded");
+    } else if (t->kind == DPC) {
+        irql_finding(TIMER_OR_DPC_INVALID, C7_DPC_ROUTINE, (ULONG_PTR)t->routine, (ULONG_PTR)lo, (ULONG_PTR)hi,
+                     "dpc-queued-at-unload", "DriverUnload", t->routine,
+                     "DPC queued or running when the driver's image is unloaded (taken off the queue)");
+    } else if (t->kind == LOOKASIDE) {
+        irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0,
+                     "lookaside-left-at-unload", "DriverUnload", t->caller,
+                     "lookaside list not deleted when the driver's image is unloaded");
+    } else if (t->kind == HANDLE_) {
+        if (vf_handle_open((void *)t->key)) {
+            char detail[160];
+            _snprintf(detail, sizeof(detail), "kernel handle from %s still open when the image is unloaded", t->opener);
+            irql_finding(0, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0, "handle-left-at-unload", "DriverUnload",
+                         t->caller, detail);
+        }
+    } else if (t->kind == WORK) {
+        irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0, 0, 0,
+                     "work-item-queued-at-unload", "DriverUnload", t->routine,
+                     "executive work item still queued or running when the image is unloaded");
+    }
+}
+
 void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
 {
     struct thing *t, *next, *mine = NULL;
@@ -620,54 +665,8 @@ void vf_module_unloading(const unsigned char *lo, const unsigned char *hi)
 
     for (t = mine; t; t = next) {
         next = t->next;
-        if (!vf_on) {
-        } else if (t->kind == DEVICE) {
-            irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0,
-                         (ULONG_PTR)t->key, "device-left-at-unload", "DriverUnload", t->caller,
-                         "driver unloaded without IoDeleteDevice on a device it created");
-        } else if (t->kind == LINK) {
-            char detail[160], name[96];
-            int i;
-            for (i = 0; t->name[i] && i < 95; i++) name[i] = (char)(t->name[i] < 128 ? t->name[i] : '?');
-            name[i] = 0;
-            _snprintf(detail, sizeof(detail), "driver unloaded without IoDeleteSymbolicLink: %s", name);
-            irql_finding(DRIVER_VERIFIER_IOMANAGER_VIOLATION, C9_DEVICE_NOT_DELETED, (ULONG_PTR)t->caller, 0, 0,
-                         "symlink-left-at-unload", "DriverUnload", t->caller, detail);
-        } else if (t->kind == THREAD) {
-            if (!vf_handle_signaled((void *)t->key))
-                irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0,
-                             (ULONG_PTR)t->caller, 0, "thread-alive-at-unload", "DriverUnload", t->routine,
-                             "system thread still running when the driver's image is unloaded");
-            vf_close_handle((void *)t->key);
-        } else if (t->kind == TIMER) {
-            if (t->due == 0 || t->due > now)
-                irql_finding(TIMER_OR_DPC_INVALID, C7_TIMER, (ULONG_PTR)t->key, (ULONG_PTR)lo, (ULONG_PTR)hi,
-                             "timer-set-at-unload", "DriverUnload", t->caller,
-                             t->due ? "timer still set (not yet expired, not cancelled) when the image is unloaded"
-                                    : "periodic timer not cancelled when the image is unloaded");
-        } else if (t->kind == DPC) {
-            irql_finding(TIMER_OR_DPC_INVALID, C7_DPC_ROUTINE, (ULONG_PTR)t->routine, (ULONG_PTR)lo, (ULONG_PTR)hi,
-                         "dpc-queued-at-unload", "DriverUnload", t->routine,
-                         "DPC queued or running when the driver's image is unloaded (taken off the queue)");
-        } else if (t->kind == LOOKASIDE) {
-            irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0,
-                         "lookaside-left-at-unload", "DriverUnload", t->caller,
-                         "lookaside list not deleted when the driver's image is unloaded");
-        } else if (t->kind == HANDLE_) {
-            if (vf_handle_open((void *)t->key)) {
-                char detail[160], from[40];
-                int i;
-                for (i = 0; t->name[i] && i < 39; i++) from[i] = (char)t->name[i];
-                from[i] = 0;
-                _snprintf(detail, sizeof(detail), "kernel handle from %s still open when the image is unloaded", from);
-                irql_finding(0, (ULONG_PTR)t->key, 0, (ULONG_PTR)t->caller, 0, "handle-left-at-unload", "DriverUnload",
-                             t->caller, detail);
-            }
-        } else if (t->kind == WORK) {
-            irql_finding(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, (ULONG_PTR)t->routine, 0, 0, 0,
-                         "work-item-queued-at-unload", "DriverUnload", t->routine,
-                         "executive work item still queued or running when the image is unloaded");
-        }
+        if (vf_on) report_left(t, lo, hi, now);
+        if (t->kind == THREAD) vf_close_handle((void *)t->key); /* our duplicate */
         ExFreePool(t);
     }
     vf_pool_unloading(lo, hi);

@@ -100,6 +100,19 @@ pub struct Round {
     pub latency_us: Latency,
 }
 
+impl Round {
+    /// Round `round`'s figures from its measurement (None without samples).
+    pub(crate) fn of(round: u32, first: bool, m: &Measured) -> Option<Self> {
+        Latency::of(&m.hist).map(|latency_us| Self {
+            round,
+            first,
+            iterations: m.iterations,
+            ops_per_s: ops(m.iterations, m.elapsed),
+            latency_us,
+        })
+    }
+}
+
 /// Medians over rounds, microseconds (ops/s for `ops_per_s`).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Medians {
@@ -185,14 +198,7 @@ pub(crate) fn compare(opts: &Options, client: &Path, shared: &[BenchCase], progr
                     bar.finish_and_clear();
                     match outcome {
                         Outcome::Done(m) => {
-                            let lat = Latency::of(&m.hist);
-                            let r = lat.map(|latency_us| Round {
-                                round,
-                                first,
-                                iterations: m.iterations,
-                                ops_per_s: ops(m.iterations, m.elapsed),
-                                latency_us,
-                            });
+                            let r = Round::of(round, first, &m);
                             merge(&mut merged[i], m);
                             r.ok_or_else(|| "no samples".to_owned())
                         }
@@ -270,7 +276,7 @@ pub(crate) fn compare(opts: &Options, client: &Path, shared: &[BenchCase], progr
 }
 
 /// Round trips per second.
-pub(crate) fn ops(n: u64, elapsed: Duration) -> f64 {
+fn ops(n: u64, elapsed: Duration) -> f64 {
     let s = elapsed.as_secs_f64();
     if s > 0.0 {
         n as f64 / s

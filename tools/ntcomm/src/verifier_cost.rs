@@ -15,8 +15,8 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::baseline::{median, medians, ops, Medians, Round};
-use crate::bench::{self, BenchCase, Latency, Options, Outcome};
+use crate::baseline::{median, medians, Medians, Round};
+use crate::bench::{self, BenchCase, Options, Outcome};
 use crate::rig;
 
 /// The whole comparison, as in `--json`.
@@ -110,15 +110,8 @@ pub fn compare(opts: &Options, cases: &[BenchCase], rounds: u32, progress: bool)
                 let outcome = case.run_at(&round_opts, &bar, opts.size);
                 bar.finish_and_clear();
                 match outcome {
-                    Outcome::Done(m) => match Latency::of(&m.hist) {
-                        Some(latency_us) => {
-                            let r = Round {
-                                round,
-                                first: on == on_first,
-                                iterations: m.iterations,
-                                ops_per_s: ops(m.iterations, m.elapsed),
-                                latency_us,
-                            };
+                    Outcome::Done(m) => match Round::of(round, on == on_first, &m) {
+                        Some(r) => {
                             if on {
                                 row.on.push(r);
                             } else {

@@ -14,7 +14,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use common::field;
+use common::{corpus_ioctl as ioctl, field};
 use ntcomm::rig;
 use ntcomm_um::Device;
 
@@ -33,10 +33,6 @@ const RELEASE_WRONG_IRQL: u32 = 6;
 const CANCEL_KEEPS_LOCK: u32 = 7;
 const CANCEL_RAISED: u32 = 8;
 const WORK_ITEM_RAISED: u32 = 9;
-
-fn ioctl(n: u32) -> u32 {
-    0x8000 << 16 | (0x800 + n) << 2
-}
 
 /// The cases share one driver and one findings file: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::field;
+use common::{corpus_ioctl as ioctl, field};
 use ntcomm::rig;
 use ntcomm_um::{service, Device};
 
@@ -52,10 +52,6 @@ const LEAVE_HANDLE: u32 = 24;
 const LEAVE_DPCS: u32 = 25;
 const CLEAN_UNLOAD: u32 = 26;
 const FORWARD_AND_WAIT: u32 = 27;
-
-fn ioctl(n: u32) -> u32 {
-    0x8000 << 16 | (0x800 + n) << 2
-}
 
 /// The cases share one driver and one findings file: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

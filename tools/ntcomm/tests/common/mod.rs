@@ -93,3 +93,9 @@ pub fn field<'a>(line: &'a str, name: &str) -> &'a str {
     let end = line[start..].find('"').expect("unterminated field") + start;
     &line[start..end]
 }
+
+/// The IOCTL of case `n` of a C test corpus (irqltest.h, vftest.h: device type
+/// 0x8000, function 0x800 + n, METHOD_BUFFERED, any access).
+pub fn corpus_ioctl(n: u32) -> u32 {
+    0x8000 << 16 | (0x800 + n) << 2
+}
