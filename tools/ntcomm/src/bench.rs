@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::channel::Channel;
 use crate::machine::{describe, machine, Machine};
 use crate::rig;
-use crate::{baseline, chart, verifier_cost};
+use crate::{async_rounds, baseline, chart, verifier_cost};
 
 /// The async rows (`ntcomm_um::aio` under tokio), cases of the IOCTL and port channels.
 pub(crate) mod aio;
@@ -167,6 +167,9 @@ pub struct Options {
     /// Instead of the usual table: the cost of the rig's verifier mode on the
     /// IOCTL and read/write rows, in this many rounds ([`crate::verifier_cost`]).
     pub verifier_rounds: u32,
+    /// Instead of the usual table: each async row against the synchronous
+    /// shapes of the same work, in this many rounds ([`crate::async_rounds`]).
+    pub async_rounds: u32,
 }
 
 impl Options {
@@ -328,6 +331,22 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
             }
         } else {
             print!("{}", verifier_cost::render(&cost));
+        }
+        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    if opts.async_rounds > 0 {
+        let result = async_rounds::compare(opts, opts.async_rounds, selected, progress);
+        let ok = result.ok;
+        if opts.json {
+            match serde_json::to_string_pretty(&serde_json::json!({ "command": command, "machine": machine, "async_rounds": result })) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("ntcomm bench: JSON: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            print!("{}", async_rounds::render(&result));
         }
         return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }

@@ -14,6 +14,8 @@ pub mod chart;
 pub mod rig;
 
 #[cfg(windows)]
+pub mod async_rounds;
+#[cfg(windows)]
 pub mod baseline;
 #[cfg(windows)]
 pub mod bench;

@@ -7,7 +7,7 @@
 //! ntcomm demo  [--driver PATH]
 //! ntcomm bench [--driver PATH] [--json] [--iterations N] [--size BYTES] [--warmup N]
 //!              [--channels A,B] [--ring-sizes 64,65536] [--ring-records N] [--port-questions N]
-//!              [--c-baseline ntcomm_c_client.exe [--c-driver SYS] [--c-rounds N]] [--verifier-cost ROUNDS] ...
+//!              [--c-baseline ntcomm_c_client.exe [--c-driver SYS] [--c-rounds N]] [--verifier-cost ROUNDS] [--async-rounds ROUNDS] ...
 //! ```
 //!
 //! Windows only (it runs under Wine: `cargo xtask demo`, `cargo xtask bench`).
@@ -221,6 +221,12 @@ mod cli {
         /// rounds (the driver is reloaded for each side; under Wine only).
         #[arg(long, default_value_t = 0, value_name = "ROUNDS")]
         verifier_cost: u32,
+        /// Only compare the async rows with the synchronous shapes of the same
+        /// work (one request at a time; DEPTH in flight; the driver's port
+        /// questions), in this many rounds whose order rotates; prints the
+        /// median of async / best synchronous shape per round.
+        #[arg(long, default_value_t = 0, value_name = "ROUNDS")]
+        async_rounds: u32,
         /// Every channel at 64 B, 4 KiB and 64 KiB (the rings too), in one run;
         /// with --chart, the chart of it.
         #[arg(long)]
@@ -282,6 +288,7 @@ mod cli {
                     c_driver: b.c_driver,
                     c_rounds: b.c_rounds,
                     verifier_rounds: b.verifier_cost,
+                    async_rounds: b.async_rounds,
                 };
                 with_driver(b.driver.as_deref(), |image| bench::run(image, &opts))
             }

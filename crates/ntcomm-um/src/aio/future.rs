@@ -34,7 +34,7 @@ enum Stage {
 ///
 /// Nothing is sent before the first poll. A request the system completes at
 /// once (Wine 8 answers a quick driver's IOCTL so) is ready on that first
-/// poll, without any wake-up; one in 8 such in a row on a thread yields to
+/// poll, without any wake-up; one in 128 such in a row on a thread yields to
 /// the executor first, so a loop of them does not keep the thread. Dropping
 /// the future before it completes cancels the request (`CancelIoEx` for this request only); the
 /// buffers stay with the request until the kernel has finished with them,
@@ -72,8 +72,13 @@ impl<T> IoFuture<T> {
 }
 
 /// Requests completed at once in a row on one thread before one of them
-/// yields to the executor instead (as a request that pends would).
-const AT_ONCE_BEFORE_YIELD: u32 = 8;
+/// yields to the executor instead (as a request that pends would): tokio's
+/// own budget of operations per task turn. Yielding wakes another worker of
+/// a multi-threaded runtime (tokio notifies one for the yielded task); at 8
+/// the async-overlapped bench row's p99 was the wait for the other tasks'
+/// turns (33-41 ms), at 128 it is 0.4-0.5 ms, for the same throughput
+/// (docs/BENCHMARKS.md).
+const AT_ONCE_BEFORE_YIELD: u32 = 128;
 
 /// Whether this request, completed at once, yields first: every
 /// [`AT_ONCE_BEFORE_YIELD`]th on this thread.

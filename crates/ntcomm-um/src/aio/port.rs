@@ -72,7 +72,7 @@ impl AsyncPort {
             depth: depth.max(1),
             capacity: capacity.max(MESSAGE_HEADER_LEN),
             started: false,
-            failed: None,
+            rearm: None,
         }
     }
 
@@ -197,9 +197,10 @@ pub struct MessageStream {
     depth: usize,
     capacity: usize,
     started: bool,
-    /// A receive that could not be re-armed after its message was handed
-    /// out: reported by the next poll.
-    failed: Option<Error>,
+    /// The slot whose message the last poll handed out: its receive is
+    /// issued again by the next poll, so that the consumer's reply to that
+    /// message goes out before the system call that re-arms the slot.
+    rearm: Option<usize>,
 }
 
 impl MessageStream {
@@ -230,8 +231,11 @@ impl Stream for MessageStream {
                 }
             }
         }
-        if let Some(e) = this.failed.take() {
-            return Poll::Ready(Some(Err(e)));
+        if let Some(slot) = this.rearm.take() {
+            // A failure to re-arm ends the slot and is reported now.
+            if let Err(e) = this.arm(slot) {
+                return Poll::Ready(Some(Err(e)));
+            }
         }
         loop {
             if this.slots.iter().all(Option::is_none) {
@@ -248,9 +252,8 @@ impl Stream for MessageStream {
                 Ok(PortRequest { handle: this.handle.clone(), buffer })
             });
             if got.is_ok() {
-                // Keep the slot receiving; a failure to re-arm ends the slot
-                // and is reported by the next poll.
-                this.failed = this.arm(slot).err();
+                // Keep the slot receiving, from the next poll on.
+                this.rearm = Some(slot);
             }
             return Poll::Ready(Some(got));
         }

@@ -1,8 +1,9 @@
 //! The echo IOCTLs, one per transfer method (`ECHO_BUFFERED`,
 //! `COMPARE_IN_DIRECT`, `ECHO_OUT_DIRECT`, `ECHO_NEITHER`) and `GET_STATS`:
 //! synchronous calls, and (bench `overlapped-ioctl`) many in flight through
-//! one completion port.
+//! one completion port, or (bench `threads-ioctl`) from a thread each.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
@@ -87,7 +88,7 @@ fn get_stats(dev: &Device) -> Step {
 // Bench
 
 /// The IOCTL channel's benchmark cases.
-pub const BENCH: [BenchCase; 7] = [
+pub const BENCH: [BenchCase; 8] = [
     BenchCase {
         name: "ioctl-buffered",
         channel: Channel::Ioctl,
@@ -139,6 +140,17 @@ pub const BENCH: [BenchCase; 7] = [
         run: |opts, bar, _| overlapped(opts, bar),
     },
     BenchCase {
+        name: "threads-ioctl",
+        channel: Channel::Ioctl,
+        round_trip:
+            "ECHO_BUFFERED of SIZE bytes, DEPTH threads each with its own synchronous handle, one echo at a time (thread per request)",
+        load: Load::InFlight,
+        max_payload: proto::MAX_ECHO,
+        min_payload: 0,
+        in_c_baseline: false,
+        run: |opts, bar, _| threads(opts, bar),
+    },
+    BenchCase {
         name: "async-ioctl",
         channel: Channel::Ioctl,
         round_trip: "ECHO_BUFFERED of SIZE bytes awaited (ntcomm_um::aio) in a tokio task, one at a time",
@@ -188,6 +200,62 @@ fn overlapped(opts: &Options, bar: &ProgressBar) -> Outcome {
         return Outcome::Failed(format!("warm-up: {e}"));
     }
     outcome(pipeline(&port, &dev, &payload, opts.depth, opts.iterations, opts.max_seconds, bar))
+}
+
+/// `threads-ioctl`: the thread-per-request shape. Each of DEPTH threads
+/// opens its own synchronous handle (on Windows the I/O manager serialises
+/// the requests of one synchronous handle) and echoes one at a time until
+/// the threads together have done `--iterations`.
+fn threads(opts: &Options, bar: &ProgressBar) -> Outcome {
+    let depth = opts.depth.max(1);
+    let devices: Result<Vec<Device>, String> = (0..depth).map(|_| Device::open(proto::USER_PATH).map_err(|e| e.to_string())).collect();
+    let devices = match devices {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let payload = pattern(opts.size, 0x6b);
+    let warm = opts.warmup.min(depth as u64 * 4);
+    let next = AtomicU64::new(0);
+    let cap = Duration::from_secs_f64(opts.max_seconds);
+    let run = |dev: &Device, start: Instant, total: u64, timed: bool| -> Result<(hdrhistogram::Histogram<u64>, bool), String> {
+        let mut out = vec![0u8; payload.len()];
+        let mut hist = new_hist();
+        while next.fetch_add(1, Ordering::Relaxed) < total {
+            let t = Instant::now();
+            echo_once(dev, &proto::ECHO_BUFFERED, &payload, &mut out, 0xEE)?;
+            let end = Instant::now();
+            if timed {
+                hist.saturating_record(ns(end - t));
+                bar.inc(1);
+                if end - start >= cap {
+                    return Ok((hist, true));
+                }
+            }
+        }
+        Ok((hist, false))
+    };
+    let side = |total: u64, timed: bool| -> Result<Measured, String> {
+        next.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        let results: Vec<Result<(hdrhistogram::Histogram<u64>, bool), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = devices.iter().map(|dev| s.spawn(move || run(dev, start, total, timed))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("an echo thread panicked".to_owned()))).collect()
+        });
+        let elapsed = start.elapsed();
+        let mut hist = new_hist();
+        let mut capped = false;
+        for r in results {
+            let (h, c) = r?;
+            hist.add(h).map_err(|e| format!("histogram: {e}"))?;
+            capped |= c;
+        }
+        let notes = vec![format!("{depth} threads, each with its own synchronous handle")];
+        Ok(Measured { iterations: hist.len(), hist, elapsed, capped, notes })
+    };
+    if let Err(e) = side(warm, false) {
+        return Outcome::Failed(format!("warm-up: {e}"));
+    }
+    outcome(side(opts.iterations, true))
 }
 
 /// Keeps up to `depth` echoes in flight until `total` have completed (or

@@ -214,7 +214,7 @@ fn port_ask() -> Step {
 // Bench
 
 /// The port's benchmark cases.
-pub const BENCH: [BenchCase; 4] = [
+pub const BENCH: [BenchCase; 5] = [
     BenchCase {
         name: "port-send",
         channel: Channel::Port,
@@ -235,6 +235,17 @@ pub const BENCH: [BenchCase; 4] = [
         min_payload: proto::RECORD_MIN,
         in_c_baseline: false,
         run: |opts, bar, _| bench_ask(opts, bar, PortShape { senders: 16, receivers: 8, outstanding: 16 }),
+    },
+    BenchCase {
+        name: "port-ask-threads",
+        channel: Channel::Port,
+        round_trip: "PORT_ASK as port-ask, answered by 16 receiver threads each calling the blocking FilterGetMessage then replying (thread per request)",
+        load: Load::Questions,
+        max_payload: proto::MAX_PORT_MESSAGE,
+        // Questions are demo records (sequence and checksum).
+        min_payload: proto::RECORD_MIN,
+        in_c_baseline: false,
+        run: |opts, bar, _| bench_ask(opts, bar, PortShape { senders: 16, receivers: 16, outstanding: 0 }),
     },
     BenchCase {
         name: "port-ask-1",
@@ -281,7 +292,9 @@ struct PortShape {
     senders: u32,
     /// Receiver threads in this process.
     receivers: usize,
-    /// Overlapped `FilterGetMessage` outstanding per receiver thread.
+    /// Overlapped `FilterGetMessage` outstanding per receiver thread (the
+    /// threads share one completion port); 0: each thread calls the
+    /// blocking `FilterGetMessage` and answers (thread per request).
     outstanding: usize,
 }
 
@@ -296,6 +309,9 @@ struct Answerers {
 
 impl Answerers {
     fn start(shape: PortShape, question_len: usize) -> Result<Answerers, String> {
+        if shape.outstanding == 0 {
+            return Answerers::blocking(shape.receivers, question_len);
+        }
         let client = Arc::new(connect().map_err(|e| e.to_string())?);
         let port = Arc::new(CompletionPort::new().map_err(|e| e.to_string())?);
         client.associate(&port, 1).map_err(|e| e.to_string())?;
@@ -329,6 +345,35 @@ impl Answerers {
                     if !done.load(Ordering::Acquire) {
                         client.start_get_message(cap, c.tag).map_err(|e| e.to_string())?;
                     }
+                })
+            })
+            .collect();
+        Ok(Answerers { client, done, answered, workers })
+    }
+
+    /// `receivers` threads each looping on the blocking `FilterGetMessage`
+    /// and answering what it returned.
+    fn blocking(receivers: usize, question_len: usize) -> Result<Answerers, String> {
+        let client = Arc::new(connect().map_err(|e| e.to_string())?);
+        let done = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let workers = (0..receivers)
+            .map(|_| {
+                let (client, done, answered) = (client.clone(), done.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; MESSAGE_HEADER_LEN + question_len];
+                    while !done.load(Ordering::Acquire) {
+                        let m = match client.get_message(&mut buf) {
+                            Ok(m) => m,
+                            // Cancelled at shutdown.
+                            Err(_) if done.load(Ordering::Acquire) => return Ok(()),
+                            Err(e) => return Err(format!("receive failed: {e}")),
+                        };
+                        let seq = proto::check_record(m.body).ok_or("a question failed its checksum")?;
+                        answer(&client, m.id, seq).map_err(|e| e.to_string())?;
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
                 })
             })
             .collect();
@@ -393,6 +438,13 @@ fn bench_ask(opts: &Options, bar: &ProgressBar, shape: PortShape) -> Outcome {
         let per_q = took / n;
         notes.push(if shape.outstanding == 1 && shape.receivers == 1 {
             format!("round trip per question (duration / questions, one at a time): {}", nanos(per_q))
+        } else if shape.outstanding == 0 {
+            format!(
+                "{} driver threads, {} receiver threads each blocking in FilterGetMessage; {} per question on average (throughput, not latency)",
+                shape.senders,
+                shape.receivers,
+                nanos(per_q)
+            )
         } else {
             format!(
                 "{} driver threads, {} receiver threads x {} outstanding; {} per question on average (throughput, not latency)",
