@@ -279,7 +279,8 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             let mut tool_args = vec![exe.into_os_string(), cmd.into(), "--driver".into(), windows_path(&sys).into()];
             // The bench compares the channels it shares with the C baseline
             // (baseline/c) unless told not to or given another client.
-            let no_c = extra.iter().any(|a| a == "--no-c-baseline");
+            // The comparisons of their own (--async-rounds, --verifier-cost) run without it.
+            let no_c = extra.iter().any(|a| a == "--no-c-baseline" || a.starts_with("--async-rounds") || a.starts_with("--verifier-cost"));
             let one_cpu = extra.iter().any(|a| a == "--one-cpu");
             extra.retain(|a| a != "--no-c-baseline" && a != "--one-cpu");
             if cmd == "bench" && !no_c && !extra.iter().any(|a| a.starts_with("--c-baseline")) {

@@ -47,6 +47,17 @@
 //! from an executor thread, without the hop through the reactor thread.
 //! The port's message stream does not (see [`MessageStream`]'s code).
 //!
+//! A loop of requests that all complete at once would never give its
+//! executor thread back, so one in 128 such requests in a row on a thread
+//! returns `Pending` once (waking itself) before it is handed out: the size
+//! of tokio's own budget of operations per task turn. Yielding more often
+//! cost a wake-up of another worker each time and put the wait for the
+//! other tasks' turns into the p99 of many requests (docs/BENCHMARKS.md).
+//!
+//! The message stream issues the receive of a slot whose message it handed
+//! out on its next poll, so that a consumer that answers each message
+//! before asking for the next gets its reply to the driver first.
+//!
 //! The alternative was a completion-based runtime crate such as compio,
 //! which drives IOCP itself. It was not chosen: it is a runtime of its own
 //! (its futures run on its executor, not inside tokio's), its buffer traits
