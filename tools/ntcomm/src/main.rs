@@ -201,7 +201,7 @@ mod cli {
         /// Data bytes of each ring of `ring-d2u`/`ring-u2d` (power of two, 4 KiB..4 MiB, the driver's `MAX_RING_CAPACITY`).
         #[arg(long, default_value_t = 4 << 20)]
         ring_capacity: u32,
-        /// Questions per `port-ask`/`port-ask-1` run, at most (fewer if the
+        /// Questions per `port-ask*` run, at most (fewer if the
         /// warm-up rate says they would not fit --max-seconds).
         #[arg(long, default_value_t = 100_000)]
         port_questions: u32,

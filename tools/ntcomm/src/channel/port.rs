@@ -384,7 +384,12 @@ impl Answerers {
     /// receiver error, if any.
     fn stop(self) -> Result<u64, String> {
         self.done.store(true, Ordering::Release);
-        let _ = self.client.cancel_receives();
+        // Again until every thread is out: a blocking receiver may issue its
+        // receive just after a cancellation, which then misses it.
+        while !self.workers.iter().all(std::thread::JoinHandle::is_finished) {
+            let _ = self.client.cancel_receives();
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut first = Ok(());
         for w in self.workers {
             let r = w.join().unwrap_or_else(|_| Err("a receiver thread panicked".to_owned()));
