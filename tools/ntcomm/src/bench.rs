@@ -320,35 +320,13 @@ pub fn run(image: &Path, opts: &Options) -> ExitCode {
     if opts.verifier_rounds > 0 {
         let cases: Vec<BenchCase> = BenchCase::all().iter().copied().filter(|c| c.in_c_baseline && selected(c)).collect();
         let cost = verifier_cost::compare(opts, &cases, opts.verifier_rounds, progress);
-        let ok = cost.ok;
-        if opts.json {
-            match serde_json::to_string_pretty(&serde_json::json!({ "command": command, "machine": machine, "verifier_cost": cost })) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    eprintln!("ntcomm bench: JSON: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", verifier_cost::render(&cost));
-        }
-        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let text = (!opts.json).then(|| verifier_cost::render(&cost));
+        return report_alone(&command, &machine, "verifier_cost", cost.ok, &cost, text);
     }
     if opts.async_rounds > 0 {
         let result = async_rounds::compare(opts, opts.async_rounds, selected, progress);
-        let ok = result.ok;
-        if opts.json {
-            match serde_json::to_string_pretty(&serde_json::json!({ "command": command, "machine": machine, "async_rounds": result })) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    eprintln!("ntcomm bench: JSON: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", async_rounds::render(&result));
-        }
-        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let text = (!opts.json).then(|| async_rounds::render(&result));
+        return report_alone(&command, &machine, "async_rounds", result.ok, &result, text);
     }
     // The shared cases first, interleaved with the C baseline; their
     // ntcomm rounds, merged, are the cases' rows of the usual table.
@@ -610,6 +588,27 @@ pub(crate) fn timed_loop(
 
 // ---------------------------------------------------------------------------
 // Helpers
+
+/// Prints a comparison that replaces the usual table: `text` when given,
+/// else one JSON document with the command and machine and the result
+/// under `key`. Fails the run when the comparison did not complete (`ok`).
+fn report_alone(command: &str, machine: &Machine, key: &str, ok: bool, result: &impl Serialize, text: Option<String>) -> ExitCode {
+    match text {
+        Some(t) => print!("{t}"),
+        None => match serde_json::to_string_pretty(&serde_json::json!({ "command": command, "machine": machine, key: result })) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("ntcomm bench: JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
 
 pub(crate) fn outcome(m: Result<Measured, String>) -> Outcome {
     match m {
