@@ -155,7 +155,7 @@ pub struct Options {
     pub ring_megabytes: u64,
     /// Data bytes of each ring of those channels (power of two).
     pub ring_capacity: u32,
-    /// Questions per `port-ask` / `port-ask-1` run, at most.
+    /// Questions per `port-ask*` run, at most.
     pub port_questions: u32,
     /// The C baseline's client (`ntcomm_c_client.exe`): compare the shared
     /// channels with it, in interleaved rounds.

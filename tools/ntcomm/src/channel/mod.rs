@@ -219,10 +219,12 @@ mod tests {
             "pipe",
             "port-send",
             "port-ask",
+            "port-ask-threads",
             "port-ask-1",
             "lpc-ask-1",
             "lpc-ask",
             "lpc-view",
+            "threads-ioctl",
             "async-ioctl",
             "async-overlapped",
             "async-port-ask",
@@ -231,7 +233,7 @@ mod tests {
             assert_eq!(case.name, doc);
             assert!(Channel::ALL.contains(&case.channel));
         }
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 23);
         assert!(BenchCase::from_str("ioctl", false).is_err());
         let shared: Vec<&str> = baseline::shared().iter().map(|c| c.name).collect();
         assert_eq!(shared, ["ioctl-buffered", "ioctl-in-direct", "ioctl-direct", "ioctl-neither", "readwrite"]);
