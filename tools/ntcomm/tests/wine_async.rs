@@ -547,3 +547,20 @@ fn the_lpc_receive_loop_serves_the_drivers_calls() {
     assert_eq!((tally.sent, tally.replied, tally.mismatched, tally.failed), (2_000, 2_000, 0, 0), "{tally:?}");
     eventually("the driver's LPC connection closed", || stats(&sync).lpc_connected == 0);
 }
+
+/// The example service (`examples/async_service.rs`, built by `cargo test`)
+/// runs as a user would run it: its echoes come back intact and it answers
+/// every one of the driver's questions.
+#[test]
+fn the_example_service_answers_every_question() {
+    let _serial = serial();
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples");
+    let service = examples.join("async_service.exe");
+    assert!(service.exists(), "{} was not built", service.display());
+    let out = std::process::Command::new(&service).arg("3000").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {:?}\n{text}\n{}", service.display(), out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1000 echoes in flight together: 1000 came back intact"), "{text}");
+    assert!(text.contains("replied 3000") && text.contains("the service answered 3000"), "{text}");
+}

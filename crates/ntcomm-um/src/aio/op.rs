@@ -281,6 +281,11 @@ impl ReadyQueue {
         }
     }
 
+    /// The next finished slot, if any (no waker remembered).
+    pub(crate) fn try_pop(&self) -> Option<usize> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.pop_front()
+    }
+
     /// The next finished slot, or `None` after remembering `waker`.
     pub(crate) fn pop(&self, waker: &Waker) -> Option<usize> {
         let mut q = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

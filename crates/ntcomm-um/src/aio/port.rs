@@ -72,7 +72,7 @@ impl AsyncPort {
             depth: depth.max(1),
             capacity: capacity.max(MESSAGE_HEADER_LEN),
             started: false,
-            rearm: None,
+            rearm: Vec::new(),
         }
     }
 
@@ -197,10 +197,12 @@ pub struct MessageStream {
     depth: usize,
     capacity: usize,
     started: bool,
-    /// The slot whose message the last poll handed out: its receive is
-    /// issued again by the next poll, so that the consumer's reply to that
-    /// message goes out before the system call that re-arms the slot.
-    rearm: Option<usize>,
+    /// Slots whose message was handed out, their receive not yet issued
+    /// again. They are re-armed when no message is ready (before the task
+    /// would wait) or once they are half the depth, so that a consumer
+    /// answering a burst of messages sends its replies back to back, without
+    /// a system call between them.
+    rearm: Vec<usize>,
 }
 
 impl MessageStream {
@@ -214,6 +216,22 @@ impl MessageStream {
             *s = issued.is_ok().then_some(block);
         }
         issued
+    }
+}
+
+impl MessageStream {
+    /// Issues the receives owed; a failure ends its slot and is returned
+    /// (the other slots are re-armed still).
+    fn rearm_all(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        for slot in core::mem::take(&mut self.rearm) {
+            if let Err(e) = self.arm(slot) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
     }
 }
 
@@ -231,20 +249,32 @@ impl Stream for MessageStream {
                 }
             }
         }
-        if let Some(slot) = this.rearm.take() {
-            // A failure to re-arm ends the slot and is reported now.
-            if let Err(e) = this.arm(slot) {
+        if this.rearm.len() * 2 >= this.depth {
+            if let Err(e) = this.rearm_all() {
                 return Poll::Ready(Some(Err(e)));
             }
         }
         loop {
-            if this.slots.iter().all(Option::is_none) {
+            if this.rearm.is_empty() && this.slots.iter().all(Option::is_none) {
                 return Poll::Ready(None);
             }
             // No dequeue from this thread here (as `IoFuture` does): the
             // port's path is bound by Wine's server, and one more call to it
             // per empty poll cost more than the hop it saved.
-            let Some(slot) = this.queue.pop(cx.waker()) else { return Poll::Pending };
+            let slot = match this.queue.try_pop() {
+                Some(slot) => slot,
+                None if !this.rearm.is_empty() => {
+                    // Nothing ready: the time to issue the receives owed.
+                    if let Err(e) = this.rearm_all() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    continue;
+                }
+                None => match this.queue.pop(cx.waker()) {
+                    Some(slot) => slot,
+                    None => return Poll::Pending,
+                },
+            };
             let Some(block) = this.slots.get_mut(slot).and_then(Option::take) else { continue };
             let what = || describe(Call::FilterGetMessage, "", this.handle.path());
             let got = outcome_of(&block, true, &what).and_then(|(buffer, _)| {
@@ -252,8 +282,8 @@ impl Stream for MessageStream {
                 Ok(PortRequest { handle: this.handle.clone(), buffer })
             });
             if got.is_ok() {
-                // Keep the slot receiving, from the next poll on.
-                this.rearm = Some(slot);
+                // Keep the slot receiving (see `rearm`).
+                this.rearm.push(slot);
             }
             return Poll::Ready(Some(got));
         }
