@@ -54,9 +54,10 @@
 //! cost a wake-up of another worker each time and put the wait for the
 //! other tasks' turns into the p99 of many requests (docs/BENCHMARKS.md).
 //!
-//! The message stream issues the receive of a slot whose message it handed
-//! out on its next poll, so that a consumer that answers each message
-//! before asking for the next gets its reply to the driver first.
+//! The message stream issues the receives of the slots whose messages it
+//! handed out when no message is ready (before its task would wait), or
+//! once they are half its depth: a consumer answering a burst of messages
+//! sends its replies back to back, with no system call between them.
 //!
 //! The alternative was a completion-based runtime crate such as compio,
 //! which drives IOCP itself. It was not chosen: it is a runtime of its own
