@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::baseline::{median, medians, Medians, Round};
-use crate::bench::{self, BenchCase, Options, Outcome};
+use crate::bench::{self, BenchCase, Options};
 
 /// One kind of work: its synchronous shapes and its async row.
 struct Work {
@@ -109,12 +109,9 @@ pub fn compare(opts: &Options, rounds: u32, selected: impl Fn(&BenchCase) -> boo
                 let bar = bench::progress_bar(progress, &format!("{} r{round}", row.name), per_round);
                 let outcome = bc.run_at(&round_opts, &bar, opts.size);
                 bar.finish_and_clear();
-                match outcome {
-                    Outcome::Done(m) => match Round::of(round, k == 0, &m) {
-                        Some(r) => row.rounds.push(r),
-                        None => row.error = Some(format!("round {round}: no samples")),
-                    },
-                    Outcome::Skipped(e) | Outcome::Failed(e) => row.error = Some(format!("round {round}: {e}")),
+                match Round::of_outcome(round, k == 0, outcome) {
+                    Ok(r) => row.rounds.push(r),
+                    Err(e) => row.error = Some(format!("round {round}: {e}")),
                 }
             }
         }

@@ -111,6 +111,15 @@ impl Round {
             latency_us,
         })
     }
+
+    /// Round `round`'s figures from a case's outcome; the reason when it
+    /// has none (skipped, failed, or no samples).
+    pub(crate) fn of_outcome(round: u32, first: bool, outcome: Outcome) -> Result<Self, String> {
+        match outcome {
+            Outcome::Done(m) => Self::of(round, first, &m).ok_or_else(|| "no samples".to_owned()),
+            Outcome::Skipped(e) | Outcome::Failed(e) => Err(e),
+        }
+    }
 }
 
 /// Medians over rounds, microseconds (ops/s for `ops_per_s`).

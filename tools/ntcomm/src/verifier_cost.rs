@@ -16,7 +16,7 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::baseline::{median, medians, Medians, Round};
-use crate::bench::{self, BenchCase, Options, Outcome};
+use crate::bench::{self, BenchCase, Options};
 use crate::rig;
 
 /// The whole comparison, as in `--json`.
@@ -109,18 +109,10 @@ pub fn compare(opts: &Options, cases: &[BenchCase], rounds: u32, progress: bool)
                 let bar = bench::progress_bar(progress, &format!("{} r{round} verifier {side}", case.name), per_round);
                 let outcome = case.run_at(&round_opts, &bar, opts.size);
                 bar.finish_and_clear();
-                match outcome {
-                    Outcome::Done(m) => match Round::of(round, on == on_first, &m) {
-                        Some(r) => {
-                            if on {
-                                row.on.push(r);
-                            } else {
-                                row.off.push(r);
-                            }
-                        }
-                        None => row.error = Some(format!("round {round}, verifier {side}: no samples")),
-                    },
-                    Outcome::Skipped(e) | Outcome::Failed(e) => row.error = Some(format!("round {round}, verifier {side}: {e}")),
+                match Round::of_outcome(round, on == on_first, outcome) {
+                    Ok(r) if on => row.on.push(r),
+                    Ok(r) => row.off.push(r),
+                    Err(e) => row.error = Some(format!("round {round}, verifier {side}: {e}")),
                 }
             }
         }

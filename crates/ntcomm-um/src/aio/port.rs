@@ -217,9 +217,7 @@ impl MessageStream {
         }
         issued
     }
-}
 
-impl MessageStream {
     /// Issues the receives owed; a failure ends its slot and is returned
     /// (the other slots are re-armed still).
     fn rearm_all(&mut self) -> Result<()> {
